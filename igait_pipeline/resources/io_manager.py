@@ -1,0 +1,72 @@
+"""Dagster resources over the storage layer: where objects live, and the IO manager that stores stage files."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+from dagster import ConfigurableIOManager, ConfigurableResource, InputContext, OutputContext, ResourceDependency
+
+from igait_pipeline.partitions import validate_job_id
+from igait_pipeline.resources.storage import (
+    STORAGE_ROOT_ENV,
+    DEFAULT_ROOT,
+    StageFiles,
+    Storage,
+    read_stage,
+    storage_from_uri,
+    write_stage,
+)
+
+STAGE_META = "igait/stage"  # asset definition metadata: the stage number N of `stage_N/`
+FILES_META = "igait/files"  # asset definition metadata: the file names a stage always produces
+
+
+class StorageResource(ConfigurableResource):
+    """The object store: a local directory (default) or `gs://bucket/prefix`."""
+
+    root: str = ""
+
+    def get(self) -> Storage:
+        return storage_from_uri(self.root or os.environ.get(STORAGE_ROOT_ENV) or DEFAULT_ROOT)
+
+    def cache_dir(self, run_id: str) -> Path:
+        base = Path(os.environ.get("IGAIT_CACHE_DIR") or Path(tempfile.gettempdir()) / "igait-cache")
+        d = base / run_id
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+
+def _stage_of(metadata: Optional[dict], what: str) -> int:
+    if not metadata or STAGE_META not in metadata:
+        raise ValueError(f"{what} has no '{STAGE_META}' metadata: the IO manager cannot place its files")
+    value = metadata[STAGE_META]
+    return int(getattr(value, "value", value))
+
+
+class StageFilesIOManager(ConfigurableIOManager):
+    """Persists each stage's own files (mp4, json, zip — never pickles) at `jobs/{job_id}/stage_N/<name>`.
+
+    Outputs are `StageFiles`; inputs arrive as `StageFiles` of local paths (in place on local disk, downloaded
+    to a per-run cache on GCS).
+    """
+
+    storage: ResourceDependency[StorageResource]
+
+    def handle_output(self, context: OutputContext, obj: StageFiles) -> None:
+        if not isinstance(obj, StageFiles):
+            raise TypeError(f"{context.asset_key.to_user_string()} returned {type(obj).__name__}, not StageFiles")
+        job_id = validate_job_id(context.partition_key)
+        stage = _stage_of(context.definition_metadata, context.asset_key.to_user_string())
+        keys = write_stage(self.storage.get(), job_id, stage, obj)
+        context.add_output_metadata({"storage_keys": sorted(keys.values())})
+
+    def load_input(self, context: InputContext) -> StageFiles:
+        job_id = validate_job_id(context.asset_partition_key)
+        upstream = context.upstream_output
+        meta = upstream.definition_metadata if upstream else None
+        stage = _stage_of(meta, context.asset_key.to_user_string())
+        required = tuple(getattr(meta.get(FILES_META), "value", meta.get(FILES_META)) or ())
+        return read_stage(self.storage.get(), job_id, stage, self.storage.cache_dir(context.run_id),
+                          required=required)

@@ -1,0 +1,213 @@
+"""Contracts of everything that crosses a boundary: one definition used by writer and reader.
+
+No Dagster import here: the stages, the CLI, the sensors and the web app's readers all share these models.
+"""
+from __future__ import annotations
+
+import re
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+VIEWS = ("front", "side")
+View = Literal["front", "side"]
+
+# MediaPipe BlazePose's 33 landmarks, in model order.
+LANDMARK_NAMES = [
+    "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye", "right_eye_outer",
+    "left_ear", "right_ear", "mouth_left", "mouth_right", "left_shoulder", "right_shoulder", "left_elbow",
+    "right_elbow", "left_wrist", "right_wrist", "left_pinky", "right_pinky", "left_index", "right_index",
+    "left_thumb", "right_thumb", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+    "left_heel", "right_heel", "left_foot_index", "right_foot_index",
+]
+LM = {name: i for i, name in enumerate(LANDMARK_NAMES)}
+
+
+class MetadataError(ValueError):
+    """metadata.json is missing a field or holds a value that cannot be used."""
+
+
+_FT_IN = re.compile(r"""^\s*(\d+(?:\.\d+)?)\s*(?:'|ft|feet|foot)\s*(?:(\d+(?:\.\d+)?)\s*(?:"|''|in|inch|inches)?)?\s*$""",
+                    re.I)
+_UNIT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(cm|m|mm|in|inch|inches|\")?\s*$", re.I)
+
+
+def parse_height_cm(value: object) -> float:
+    """Height as the web app sends it (`4'2"`, `4 ft 2 in`, `127 cm`, `1.27 m`, `50 in`, or a number of cm)."""
+    if isinstance(value, bool):
+        raise MetadataError(f"height {value!r} is not a height")
+    if isinstance(value, (int, float)):
+        cm = float(value)
+    else:
+        text = str(value).strip()
+        m = _FT_IN.match(text)
+        if m:
+            cm = float(m.group(1)) * 30.48 + float(m.group(2) or 0) * 2.54
+        else:
+            m = _UNIT.match(text)
+            if not m:
+                raise MetadataError(f"height {value!r} is not understood (expected e.g. 4'2\" or 127 cm)")
+            number, unit = float(m.group(1)), (m.group(2) or "cm").lower()
+            cm = number * {"cm": 1.0, "m": 100.0, "mm": 0.1, "in": 2.54, "inch": 2.54, "inches": 2.54, '"': 2.54}[unit]
+    if not 40.0 <= cm <= 250.0:
+        raise MetadataError(f"height {value!r} is {cm:.0f} cm, outside 40–250 cm")
+    return round(cm, 1)
+
+
+_WEIGHT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(kg|kgs|lb|lbs|pounds)?\s*$", re.I)
+
+
+def parse_weight_kg(value: object) -> float:
+    if isinstance(value, bool):
+        raise MetadataError(f"weight {value!r} is not a weight")
+    if isinstance(value, (int, float)):
+        kg = float(value)
+    else:
+        m = _WEIGHT.match(str(value))
+        if not m:
+            raise MetadataError(f"weight {value!r} is not understood (expected e.g. 25 kg or 55 lb)")
+        kg = float(m.group(1)) * (0.45359237 if (m.group(2) or "kg").lower().startswith(("lb", "p")) else 1.0)
+    if not 5.0 <= kg <= 300.0:
+        raise MetadataError(f"weight {value!r} is {kg:.0f} kg, outside 5–300 kg")
+    return round(kg, 1)
+
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class JobMetadata(BaseModel):
+    """`stage_0/metadata.json` as the web app writes it, normalised (height in cm, weight in kg)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    age: float = Field(ge=1, le=100, description="years")
+    sex: Literal["M", "F", "O"]
+    height_cm: float
+    weight_kg: float
+    ethnicity: str = Field(min_length=1)
+    email: str
+
+    @field_validator("sex", mode="before")
+    @classmethod
+    def _sex(cls, v: object) -> str:
+        s = str(v).strip().lower()
+        table = {"m": "M", "male": "M", "boy": "M", "f": "F", "female": "F", "girl": "F", "o": "O", "other": "O"}
+        if s not in table:
+            raise ValueError(f"sex {v!r} is not one of M, F, O")
+        return table[s]
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, v: str) -> str:
+        if not _EMAIL.match(v):
+            raise ValueError(f"email {v!r} is not an e-mail address")
+        return v
+
+    @classmethod
+    def parse(cls, raw: dict) -> "JobMetadata":
+        """Parse the raw web-app document; raise MetadataError naming each bad field."""
+        if not isinstance(raw, dict):
+            raise MetadataError("metadata.json is not a JSON object")
+        missing = [k for k in ("age", "sex", "height", "weight", "ethnicity", "email") if k not in raw and
+                   not (k == "height" and "height_cm" in raw) and not (k == "weight" and "weight_kg" in raw)]
+        if missing:
+            raise MetadataError(f"metadata.json lacks {', '.join(missing)}")
+        data = dict(raw)
+        data["height_cm"] = parse_height_cm(raw.get("height", raw.get("height_cm")))
+        data["weight_kg"] = parse_weight_kg(raw.get("weight", raw.get("weight_kg")))
+        try:
+            return cls.model_validate(data)
+        except ValueError as e:  # pydantic.ValidationError is a ValueError
+            errs = getattr(e, "errors", lambda: [])()
+            detail = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in errs) or str(e)
+            raise MetadataError(f"metadata.json is invalid: {detail}") from None
+
+    def patient(self) -> dict:
+        return {"age": self.age, "sex": self.sex, "height": self.height_cm, "weight": self.weight_kg,
+                "ethnicity": self.ethnicity}
+
+
+# ---------- stage 2: validation.json ----------
+class ViewValidation(BaseModel):
+    frames_total: int
+    frames_sampled: int
+    fps: float
+    person_ratio: float
+    full_body_ratio: float
+    multiple_people_ratio: float
+    walking: bool
+    hip_travel: float = Field(description="horizontal travel of the walker's hips, share of frame width")
+    scale_change: float = Field(description="ratio of the walker's last to first body height")
+    walker_box: Optional[list[float]] = Field(None, description="union box [x0, y0, x1, y1], normalised")
+    track: list[list[float]] = Field(default_factory=list, description="[t, x0, y0, x1, y1] per sampled frame")
+    reasons: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+
+class ValidationReport(BaseModel):
+    job_id: str
+    valid: bool
+    views: dict[str, ViewValidation]
+    thresholds: dict[str, float]
+    reasons: list[str]
+
+
+# ---------- stage 4: {view}_keypoints.json ----------
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+
+
+class KeypointFrame(BaseModel):
+    index: int
+    t: float
+    landmarks: Optional[list[list[float]]] = None  # 33 × [x, y, z, visibility]
+
+
+class Keypoints(BaseModel):
+    job_id: str
+    view: View
+    fps: float
+    width: int
+    height: int
+    model: ModelInfo
+    landmark_names: list[str] = Field(default_factory=lambda: list(LANDMARK_NAMES))
+    frames: list[KeypointFrame]
+
+
+# ---------- stage 5: cycles.json ----------
+class Stride(BaseModel):
+    foot: Literal["left", "right"]
+    start: float
+    end: float
+    duration: float
+
+
+class Cycles(BaseModel):
+    job_id: str
+    view_used: View
+    fps: float
+    heel_strikes: dict[str, list[float]]
+    toe_offs: dict[str, list[float]]
+    strides: list[Stride]
+    parameters: dict[str, Optional[float]]
+    quality: dict[str, object]
+
+
+# ---------- stage 6: prediction.json ----------
+class PredictionModel(BaseModel):
+    name: str
+    version: str
+    sha256: str
+    clinically_validated: bool
+    trained_on: str
+
+
+class Prediction(BaseModel):
+    job_id: str
+    score: float = Field(ge=0.0, le=1.0)
+    classification: Literal["ASD", "NO ASD"]
+    threshold: float
+    model: PredictionModel
+    disclaimer: str
+    features: dict[str, object]
