@@ -1,0 +1,302 @@
+"""Pose estimation behind a small interface, and the keypoints stage (stage 4).
+
+`PoseEstimator` is what the stages need: landmarks for one frame. `MediaPipePose` is BlazePose full
+(`mp.solutions.pose`, model_complexity=1, whose weights ship inside the mediapipe 0.10.21 wheel: nothing is
+downloaded). `detect_people` finds several people in one still frame by running the single-person model, masking
+the person it found and running it again.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Protocol
+
+import cv2
+import numpy as np
+
+from igait_pipeline.schemas import LANDMARK_NAMES, LM
+from igait_pipeline.stages import media
+
+VISIBLE = 0.5  # a landmark counts as seen at this visibility or more
+
+# Skeleton edges for the overlay (BlazePose body, without the face detail).
+EDGES = [(11, 12), (11, 13), (13, 15), (12, 14), (14, 16), (11, 23), (12, 24), (23, 24), (23, 25), (25, 27),
+         (27, 29), (29, 31), (27, 31), (24, 26), (26, 28), (28, 30), (30, 32), (28, 32), (0, 11), (0, 12)]
+LEFT = {11, 13, 15, 23, 25, 27, 29, 31}
+
+
+class PoseError(RuntimeError):
+    pass
+
+
+class PoseEstimator(Protocol):
+    name: str
+    version: str
+
+    def process(self, rgb: np.ndarray, t_ms: int) -> Optional[np.ndarray]:
+        """Landmarks of one person as a (33, 4) array of normalised x, y, z and visibility, or None."""
+
+    def close(self) -> None: ...
+
+
+class MediaPipePose:
+    """BlazePose full through `mp.solutions.pose` (CPU; the Python solutions API has no GPU delegate).
+
+    video=True tracks the person from frame to frame (for streams); video=False detects afresh on every image.
+    """
+
+    name = "mediapipe-blazepose-full"
+
+    def __init__(self, video: bool = True, min_detection_confidence: float = 0.5,
+                 min_tracking_confidence: float = 0.5):
+        import mediapipe as mp
+
+        self.version = mp.__version__
+        self._pose = mp.solutions.pose.Pose(static_image_mode=not video, model_complexity=1,
+                                            smooth_landmarks=video, enable_segmentation=False,
+                                            min_detection_confidence=min_detection_confidence,
+                                            min_tracking_confidence=min_tracking_confidence)
+
+    def process(self, rgb: np.ndarray, t_ms: int = 0) -> Optional[np.ndarray]:
+        res = self._pose.process(rgb)
+        if not res.pose_landmarks:
+            return None
+        return np.array([[p.x, p.y, p.z, p.visibility] for p in res.pose_landmarks.landmark], dtype=np.float32)
+
+    def close(self) -> None:
+        self._pose.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def make_estimator(device: Optional[str] = None, video: bool = True,
+                   task_model: Optional[str | os.PathLike] = None) -> PoseEstimator:
+    """The pose estimator for this process. `device` (or $IGAIT_POSE_DEVICE): `cpu` (default) or `gpu`.
+
+    `cpu` runs BlazePose full from the wheel. `gpu` runs MediaPipe Tasks' PoseLandmarker with the GPU delegate;
+    it needs a `pose_landmarker_full.task` bundle (`task_model` or $IGAIT_POSE_TASK_MODEL, e.g. downloaded from
+    the model store) and a GPU with EGL, which exist only on the GPU node pool: elsewhere it fails here, at the
+    device boundary, with a message saying which of the two is missing.
+    """
+    device = (device or os.environ.get("IGAIT_POSE_DEVICE") or "cpu").lower()
+    if device == "cpu":
+        return MediaPipePose(video=video)
+    if device == "gpu":
+        return TasksPose(task_model or os.environ.get("IGAIT_POSE_TASK_MODEL"), gpu=True, video=video)
+    raise PoseError(f"unknown pose device {device!r}: expected cpu or gpu")
+
+
+class TasksPose:
+    """BlazePose full through MediaPipe Tasks (`PoseLandmarker`), on the GPU delegate where asked."""
+
+    name = "mediapipe-pose-landmarker-full"
+
+    def __init__(self, model_path: Optional[str | os.PathLike], gpu: bool = True, video: bool = True):
+        import mediapipe as mp
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        if not model_path or not Path(model_path).is_file():
+            raise PoseError(f"pose device {'gpu' if gpu else 'cpu'} needs a PoseLandmarker .task bundle; "
+                            f"none at {model_path!r} (set IGAIT_POSE_TASK_MODEL)")
+        self.version = mp.__version__
+        self._mp = mp
+        self._video = video
+        delegate = BaseOptions.Delegate.GPU if gpu else BaseOptions.Delegate.CPU
+        opts = vision.PoseLandmarkerOptions(
+            base_options=BaseOptions(model_asset_path=str(model_path), delegate=delegate),
+            running_mode=vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE, num_poses=1)
+        try:
+            self._lm = vision.PoseLandmarker.create_from_options(opts)
+        except RuntimeError as e:
+            raise PoseError(f"MediaPipe could not start PoseLandmarker on the {'GPU' if gpu else 'CPU'}: {e}") from e
+
+    def process(self, rgb: np.ndarray, t_ms: int = 0) -> Optional[np.ndarray]:
+        img = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+        res = self._lm.detect_for_video(img, t_ms) if self._video else self._lm.detect(img)
+        if not res.pose_landmarks:
+            return None
+        return np.array([[p.x, p.y, p.z, p.visibility if p.visibility is not None else 1.0]
+                         for p in res.pose_landmarks[0]], dtype=np.float32)
+
+    def close(self) -> None:
+        self._lm.close()
+
+
+def box_of(lm: np.ndarray, min_vis: float = VISIBLE) -> Optional[tuple[float, float, float, float]]:
+    """Normalised [x0, y0, x1, y1] around the visible landmarks."""
+    seen = lm[lm[:, 3] >= min_vis]
+    if len(seen) < 5:
+        return None
+    x0, y0 = seen[:, 0].min(), seen[:, 1].min()
+    x1, y1 = seen[:, 0].max(), seen[:, 1].max()
+    return float(max(0, x0)), float(max(0, y0)), float(min(1, x1)), float(min(1, y1))
+
+
+def full_body(lm: np.ndarray) -> bool:
+    """Head to ankles visible and inside the frame."""
+    idx = [LM["nose"], LM["left_ankle"], LM["right_ankle"], LM["left_hip"], LM["right_hip"]]
+    pts = lm[idx]
+    return bool((pts[:, 3] >= VISIBLE).all() and (pts[:, 0] >= 0).all() and (pts[:, 0] <= 1).all()
+                and (pts[:, 1] >= 0).all() and (pts[:, 1] <= 1).all())
+
+
+def hip_center(lm: np.ndarray) -> tuple[float, float]:
+    h = (lm[LM["left_hip"], :2] + lm[LM["right_hip"], :2]) / 2
+    return float(h[0]), float(h[1])
+
+
+@dataclass
+class Person:
+    landmarks: np.ndarray
+    box: tuple[float, float, float, float]
+
+    @property
+    def hip(self) -> tuple[float, float]:
+        return hip_center(self.landmarks)
+
+    @property
+    def height(self) -> float:
+        return self.box[3] - self.box[1]
+
+
+def detect_people(estimator: PoseEstimator, rgb: np.ndarray, max_people: int = 3, pad: float = 0.03) -> list[Person]:
+    """Everyone in one still frame (still-image estimator).
+
+    BlazePose looks at a square, so people in a wide frame are small to it: a landscape frame is searched in
+    overlapping square tiles. In each tile the model finds one person; that person is blacked out and the tile
+    searched again. People found twice (in two tiles) are merged.
+    """
+    h, w = rgb.shape[:2]
+    if w > 1.2 * h:
+        n = int(np.ceil(w / h)) + 1
+        tiles = [(int(x), 0, h, h) for x in np.linspace(0, w - h, n)]
+    else:
+        tiles = [(0, 0, w, h)]
+    found: list[Person] = []
+    for tx, ty, tw, th in tiles:
+        img = rgb[ty:ty + th, tx:tx + tw].copy()
+        seen_here: list[tuple[float, float, float, float]] = []
+        for _ in range(2 if len(tiles) > 1 else max_people):
+            lm = estimator.process(img, 0)
+            box = box_of(lm) if lm is not None else None
+            if box is None or any(_iou(box, b) > 0.3 for b in seen_here):
+                break  # nobody more, or the model found the same person through the mask
+            seen_here.append(box)
+            x0, y0 = int(max(0.0, box[0] - pad) * tw), int(max(0.0, box[1] - pad) * th)
+            x1, y1 = int(min(1.0, box[2] + pad) * tw), int(min(1.0, box[3] + pad) * th)
+            img[y0:y1, x0:x1] = 0
+            full = lm.copy()
+            full[:, 0] = (tx + lm[:, 0] * tw) / w
+            full[:, 1] = (ty + lm[:, 1] * th) / h
+            found.append(Person(full, box_of(full)))
+    people: list[Person] = []
+    for p in sorted(found, key=lambda p: -float((p.landmarks[:, 3] >= VISIBLE).sum())):
+        if all(np.hypot(p.hip[0] - q.hip[0], p.hip[1] - q.hip[1]) > 0.05 and _iou(p.box, q.box) < 0.5
+               for q in people):
+            people.append(p)
+    return people[:max_people]
+
+
+def _iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def draw_skeleton(frame: np.ndarray, lm: Optional[np.ndarray]) -> np.ndarray:
+    """Draw the body skeleton (left side orange, right side blue) on a BGR frame in place."""
+    if lm is None:
+        return frame
+    h, w = frame.shape[:2]
+    thick = max(2, int(round(min(h, w) / 250)))
+    pts = [(int(x * w), int(y * h)) for x, y in lm[:, :2]]
+    for a, b in EDGES:
+        if lm[a, 3] >= VISIBLE and lm[b, 3] >= VISIBLE:
+            color = (0, 140, 255) if a in LEFT and b in LEFT else (255, 140, 0) if a not in LEFT and b not in LEFT \
+                else (200, 200, 200)
+            cv2.line(frame, pts[a], pts[b], color, thick, cv2.LINE_AA)
+    for i, p in enumerate(pts):
+        if i >= 11 and lm[i, 3] >= VISIBLE:
+            cv2.circle(frame, p, thick + 1, (255, 255, 255), -1, cv2.LINE_AA)
+    return frame
+
+
+@dataclass
+class KeypointsResult:
+    keypoints_path: Path
+    overlay_path: Path
+    frames: int
+    detected: int
+    rejected: int
+    fps: float
+    width: int
+    height: int
+
+    @property
+    def detection_ratio(self) -> float:
+        return self.detected / self.frames if self.frames else 0.0
+
+
+WalkerGate = Callable[[float, np.ndarray], bool]  # (t, landmarks) -> is this the walker?
+
+
+def extract_keypoints(video: str | os.PathLike, out_dir: str | os.PathLike, view: str, job_id: str,
+                      estimator: Optional[PoseEstimator] = None, is_walker: Optional[WalkerGate] = None,
+                      progress: Optional[Callable[[int, int], None]] = None) -> KeypointsResult:
+    """Pose on every frame, streamed: one frame in memory, keypoints JSON written frame by frame, overlay encoded
+    through an ffmpeg pipe. Writes `{view}_keypoints.json` and `{view}_overlay.mp4` into out_dir.
+
+    is_walker rejects detections that are not the walker (their landmarks become null and are counted).
+    """
+    info = media.probe(video)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    own = estimator is None
+    est = estimator or make_estimator(video=True)
+    kp_path = out_dir / f"{view}_keypoints.json"
+    tmp_kp = kp_path.with_name(f".{kp_path.name}.partial")
+    writer = media.VideoWriter(out_dir / f"{view}_overlay.mp4", info.width, info.height, info.fps)
+    n = detected = rejected = 0
+    try:
+        with open(tmp_kp, "w") as f:
+            head = {"job_id": job_id, "view": view, "fps": info.fps, "width": info.width, "height": info.height,
+                    "model": {"name": est.name, "version": est.version}, "landmark_names": LANDMARK_NAMES}
+            f.write(json.dumps(head)[:-1] + ', "frames": [')
+            for i, t, frame in media.iter_frames(video):
+                rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                lm = est.process(rgb, int(t * 1000))
+                if lm is not None and is_walker is not None and not is_walker(t, lm):
+                    lm, rejected = None, rejected + 1
+                if lm is not None:
+                    detected += 1
+                writer.write(draw_skeleton(frame, lm))
+                rec = {"index": i, "t": round(t, 4),
+                       "landmarks": None if lm is None else np.round(lm, 5).tolist()}
+                f.write(("," if n else "") + json.dumps(rec, separators=(",", ":")))
+                n += 1
+                if progress and (n % 60 == 0):
+                    progress(n, info.frames)
+            f.write("]}")
+        if n == 0:
+            raise media.MediaError(f"{Path(video).name}: no frame could be decoded")
+        writer.close()
+        os.replace(tmp_kp, kp_path)
+    except BaseException:
+        writer.abort()
+        tmp_kp.unlink(missing_ok=True)
+        raise
+    finally:
+        if own:
+            est.close()
+    if progress:
+        progress(n, n)
+    return KeypointsResult(kp_path, out_dir / f"{view}_overlay.mp4", n, detected, rejected, info.fps,
+                           info.width, info.height)
