@@ -39,8 +39,13 @@ class Storage(ABC):
     def exists(self, key: str) -> bool: ...
 
     @abstractmethod
-    def list(self, prefix: str, start_after: str = "") -> Iterator[ObjectInfo]:
-        """Objects whose key starts with prefix, in key order, after `start_after` if given."""
+    def list(self, prefix: str, start_after: str = "", match_glob: Optional[str] = None) -> Iterator[ObjectInfo]:
+        """Objects whose key starts with prefix, in key order, after `start_after` if given.
+
+        match_glob (e.g. `jobs/*/stage_0/metadata.json`, `*` never crossing a `/`) keeps only the keys it matches;
+        backends filter on the server side where they can (GCS `matchGlob`), so a scan for one file name does
+        not enumerate every object.
+        """
 
     @abstractmethod
     def download(self, key: str, dest: Path) -> Path:
@@ -89,7 +94,16 @@ class LocalStorage(Storage):
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
-    def list(self, prefix: str, start_after: str = "") -> Iterator[ObjectInfo]:
+    def list(self, prefix: str, start_after: str = "", match_glob: Optional[str] = None) -> Iterator[ObjectInfo]:
+        if match_glob:
+            found = []
+            for p in self.root.glob(match_glob):
+                key = p.relative_to(self.root).as_posix()
+                if p.is_file() and key.startswith(prefix) and key > start_after:
+                    st = p.stat()
+                    found.append(ObjectInfo(key, st.st_size, st.st_mtime))
+            yield from sorted(found, key=lambda o: o.key)
+            return
         # Walk only the directories that can hold the prefix, in key order.
         base_dir, _, _ = prefix.rpartition("/")
         top = self.root / base_dir if base_dir else self.root
