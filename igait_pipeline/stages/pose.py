@@ -248,11 +248,63 @@ class KeypointsResult:
 WalkerGate = Callable[[float, np.ndarray], bool]  # (t, landmarks) -> is this the walker?
 
 
+OVERLAY_MAX_WIDTH = 960  # the overlay is for people to look at; smaller keeps its encoding off pose's back
+
+
+class _OverlayWriter:
+    """Draws and encodes the overlay on a worker thread, fed through a bounded queue (memory stays flat)."""
+
+    def __init__(self, dst: Path, width: int, height: int, fps: float):
+        import queue
+        import threading
+
+        scale = min(1.0, OVERLAY_MAX_WIDTH / width)
+        self.size = (int(round(width * scale / 2) * 2), int(round(height * scale / 2) * 2))
+        self.resize = scale < 1.0
+        self.writer = media.VideoWriter(dst, *self.size, fps)
+        self.queue: "queue.Queue" = queue.Queue(maxsize=16)
+        self.error: Optional[BaseException] = None
+        self.thread = threading.Thread(target=self._run, name="overlay-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (item := self.queue.get()) is not None:
+            if self.error is not None:
+                continue  # drain, so the producer never blocks on a dead consumer
+            try:
+                frame, lm = item
+                if self.resize:
+                    frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_LINEAR)
+                self.writer.write(draw_skeleton(frame, lm))
+            except BaseException as e:  # reported to the producer by put()/close()
+                self.error = e
+
+    def put(self, frame: np.ndarray, lm: Optional[np.ndarray]) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put((frame, lm))
+
+    def close(self) -> Path:
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            self.writer.abort()
+            raise self.error
+        return self.writer.close()
+
+    def abort(self) -> None:
+        self.error = self.error or RuntimeError("aborted")
+        self.queue.put(None)
+        self.thread.join()
+        self.writer.abort()
+
+
 def extract_keypoints(video: str | os.PathLike, out_dir: str | os.PathLike, view: str, job_id: str,
                       estimator: Optional[PoseEstimator] = None, is_walker: Optional[WalkerGate] = None,
                       progress: Optional[Callable[[int, int], None]] = None) -> KeypointsResult:
-    """Pose on every frame, streamed: one frame in memory, keypoints JSON written frame by frame, overlay encoded
-    through an ffmpeg pipe. Writes `{view}_keypoints.json` and `{view}_overlay.mp4` into out_dir.
+    """Pose on every frame, streamed: a bounded number of frames in memory, keypoints JSON written frame by
+    frame, overlay drawn and encoded on a worker thread through an ffmpeg pipe. Writes `{view}_keypoints.json`
+    and `{view}_overlay.mp4` (at most OVERLAY_MAX_WIDTH wide) into out_dir.
 
     is_walker rejects detections that are not the walker (their landmarks become null and are counted).
     """
@@ -263,7 +315,7 @@ def extract_keypoints(video: str | os.PathLike, out_dir: str | os.PathLike, view
     est = estimator or make_estimator(video=True)
     kp_path = out_dir / f"{view}_keypoints.json"
     tmp_kp = kp_path.with_name(f".{kp_path.name}.partial")
-    writer = media.VideoWriter(out_dir / f"{view}_overlay.mp4", info.width, info.height, info.fps)
+    overlay = _OverlayWriter(out_dir / f"{view}_overlay.mp4", info.width, info.height, info.fps)
     n = detected = rejected = 0
     try:
         with open(tmp_kp, "w") as f:
@@ -271,13 +323,12 @@ def extract_keypoints(video: str | os.PathLike, out_dir: str | os.PathLike, view
                     "model": {"name": est.name, "version": est.version}, "landmark_names": LANDMARK_NAMES}
             f.write(json.dumps(head)[:-1] + ', "frames": [')
             for i, t, frame in media.iter_frames(video):
-                rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-                lm = est.process(rgb, int(t * 1000))
+                lm = est.process(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), int(t * 1000))
                 if lm is not None and is_walker is not None and not is_walker(t, lm):
                     lm, rejected = None, rejected + 1
                 if lm is not None:
                     detected += 1
-                writer.write(draw_skeleton(frame, lm))
+                overlay.put(frame, lm)
                 rec = {"index": i, "t": round(t, 4),
                        "landmarks": None if lm is None else np.round(lm, 5).tolist()}
                 f.write(("," if n else "") + json.dumps(rec, separators=(",", ":")))
@@ -287,10 +338,10 @@ def extract_keypoints(video: str | os.PathLike, out_dir: str | os.PathLike, view
             f.write("]}")
         if n == 0:
             raise media.MediaError(f"{Path(video).name}: no frame could be decoded")
-        writer.close()
+        overlay.close()
         os.replace(tmp_kp, kp_path)
     except BaseException:
-        writer.abort()
+        overlay.abort()
         tmp_kp.unlink(missing_ok=True)
         raise
     finally:
