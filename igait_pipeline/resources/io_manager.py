@@ -1,12 +1,11 @@
 """Dagster resources over the storage layer: where objects live, and the IO manager that stores stage files."""
-from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
 from typing import Optional
 
-from dagster import ConfigurableIOManager, ConfigurableResource, InputContext, OutputContext, ResourceDependency
+from dagster import ConfigurableIOManager, ConfigurableResource, InputContext, OutputContext
 
 from igait_pipeline.partitions import validate_job_id
 from igait_pipeline.resources.storage import (
@@ -31,9 +30,9 @@ class StorageResource(ConfigurableResource):
     def get(self) -> Storage:
         return storage_from_uri(self.root or os.environ.get(STORAGE_ROOT_ENV) or DEFAULT_ROOT)
 
-    def cache_dir(self, run_id: str) -> Path:
+    def cache_dir(self, job_id: str) -> Path:
         base = Path(os.environ.get("IGAIT_CACHE_DIR") or Path(tempfile.gettempdir()) / "igait-cache")
-        d = base / run_id
+        d = base / job_id
         d.mkdir(parents=True, exist_ok=True)
         return d
 
@@ -52,7 +51,7 @@ class StageFilesIOManager(ConfigurableIOManager):
     to a per-run cache on GCS).
     """
 
-    storage: ResourceDependency[StorageResource]
+    storage: StorageResource
 
     def handle_output(self, context: OutputContext, obj: StageFiles) -> None:
         if not isinstance(obj, StageFiles):
@@ -68,5 +67,5 @@ class StageFilesIOManager(ConfigurableIOManager):
         meta = upstream.definition_metadata if upstream else None
         stage = _stage_of(meta, context.asset_key.to_user_string())
         required = tuple(getattr(meta.get(FILES_META), "value", meta.get(FILES_META)) or ())
-        return read_stage(self.storage.get(), job_id, stage, self.storage.cache_dir(context.run_id),
+        return read_stage(self.storage.get(), job_id, stage, self.storage.cache_dir(job_id),
                           required=required)

@@ -1,0 +1,242 @@
+"""The iGait stages as software-defined assets, one per stage, partitioned by job ID.
+
+Thin wrappers: each takes the previous stages' files as `StageFiles` (local paths, through the IO manager), calls
+a stage function from `igait_pipeline.stages`, and returns its own files plus the metadata the UI shows.
+"""
+
+import base64
+import json
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+from dagster import (
+    AssetExecutionContext,
+    AssetSpec,
+    Failure,
+    MetadataValue,
+    Output,
+    asset,
+)
+
+from igait_pipeline import placement
+from igait_pipeline.partitions import JobIdError, job_partitions, validate_job_id
+from igait_pipeline.resources.io_manager import FILES_META, STAGE_META, StorageResource
+from igait_pipeline.resources.storage import StageFiles, job_key, write_stage
+from igait_pipeline.schemas import VIEWS, JobMetadata, MetadataError, ValidationReport
+from igait_pipeline.stages import archive, media, pose, reframe, validity
+
+GROUP = "igait"
+UPLOAD_FILES = ["front.mp4", "side.mp4", "metadata.json"]
+
+
+def _meta(stage: int, files: list[str]) -> dict:
+    return {STAGE_META: stage, FILES_META: files}
+
+
+def _asset_kwargs(name: str) -> dict:
+    """Placement (k8s resources, GPU node pool, concurrency pool) comes from configuration, not code."""
+    kw = {"op_tags": placement.op_tags_for(name)}
+    pool = placement.pool_for(name)
+    if pool:
+        kw["pool"] = pool
+    return kw
+
+
+upload = AssetSpec(
+    "upload",
+    description="Stage 0: the job as uploaded by the web app: front.mp4, side.mp4 and metadata.json "
+                "(patient age, sex, height, weight, ethnicity; e-mail). Written by the web back end or "
+                "`igait submit`; the uploads sensor records it.",
+    group_name=GROUP,
+    partitions_def=job_partitions,
+    metadata=_meta(0, UPLOAD_FILES),
+    kinds={"video", "json"},
+)
+
+
+@contextmanager
+def stage_errors(context: AssetExecutionContext, stage: str) -> Iterator[None]:
+    """Turn a stage function's input errors into a Failure naming the job, the stage and the cause."""
+    try:
+        yield
+    except Failure:
+        raise
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        job = context.partition_key
+        raise Failure(description=f"job {job}: {stage} failed: {e}",
+                      metadata={"job_id": job, "stage": stage, "cause": str(e)}, allow_retries=False) from e
+
+
+def _scratch(context: AssetExecutionContext, stage: int) -> Path:
+    return Path(tempfile.mkdtemp(prefix=f"igait-{context.partition_key}-stage{stage}-"))
+
+
+def _job_id(context: AssetExecutionContext) -> str:
+    try:
+        return validate_job_id(context.partition_key)
+    except JobIdError as e:
+        raise Failure(description=str(e), allow_retries=False) from e
+
+
+def read_metadata(job_id: str, files: StageFiles) -> JobMetadata:
+    try:
+        raw = json.loads(files["metadata.json"].read_text())
+    except json.JSONDecodeError as e:
+        raise MetadataError(f"metadata.json is not valid JSON ({e.msg} at line {e.lineno})") from None
+    return JobMetadata.parse(raw)
+
+
+def _sizes(files: dict[str, Path]) -> dict:
+    return {f"size_bytes/{name}": Path(p).stat().st_size for name, p in sorted(files.items())}
+
+
+def _thumbnail_md(image, title: str, width: int = 480) -> MetadataValue:
+    h, w = image.shape[:2]
+    small = cv2.resize(image, (width, max(1, int(h * width / w))))
+    ok, buf = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    return MetadataValue.md(f"![{title}](data:image/jpeg;base64,{base64.b64encode(buf.tobytes()).decode()})")
+
+
+@asset(
+    description="Stage 1: each view converted with ffmpeg to 1920×1080 (aspect kept, padded), 60 fps, "
+                "H.264 yuv420p, no audio.",
+    group_name=GROUP, partitions_def=job_partitions, code_version="1", kinds={"ffmpeg", "video"},
+    metadata=_meta(1, ["front.mp4", "side.mp4"]), **_asset_kwargs("converted_video"),
+)
+def converted_video(context: AssetExecutionContext, upload: StageFiles) -> Output[StageFiles]:
+    job_id = _job_id(context)
+    out = _scratch(context, 1)
+    meta: dict = {}
+    with stage_errors(context, "conversion"):
+        read_metadata(job_id, upload)  # refuse a job whose metadata is unusable before any heavy work
+        for view in VIEWS:
+            src = upload[f"{view}.mp4"]
+            try:
+                before = media.probe(src)
+                context.log.info(f"job {job_id}: converting {view} video ({before.width}×{before.height}, "
+                                 f"{before.fps:.2f} fps, {before.codec}, {before.duration:.1f} s)")
+                info = media.convert(src, out / f"{view}.mp4", progress=lambda p, v=view: context.log.info(
+                    f"job {job_id}: {v} conversion {p:.0%}"))
+            except media.MediaError as e:
+                raise media.MediaError(f"{view} video: {e}") from None
+            meta.update({f"{view}/{k}": v for k, v in info.as_metadata().items()})
+            meta[f"{view}/source"] = f"{before.width}×{before.height} {before.codec} {before.fps:.2f} fps"
+    files = {f"{v}.mp4": out / f"{v}.mp4" for v in VIEWS}
+    meta.update(_sizes(files))
+    meta["duration_s"] = meta["side/duration_s"]
+    meta["frame_count"] = meta["side/frames"]
+    meta["fps"] = meta["side/fps"]
+    return Output(StageFiles(files, scratch=out), metadata=meta)
+
+
+@asset(
+    description="Stage 2: is one whole person visible enough, and walking, in each view? MediaPipe pose on "
+                "sampled frames, every person found and tracked; fails the run (after writing validation.json) "
+                "when a view is unusable, so later stages never start on a rejected job.",
+    group_name=GROUP, partitions_def=job_partitions, code_version="1", kinds={"mediapipe", "json"},
+    metadata=_meta(2, ["validation.json"]), **_asset_kwargs("validation_report"),
+)
+def validation_report(context: AssetExecutionContext, storage: StorageResource,
+                      converted_video: StageFiles) -> Output[StageFiles]:
+    job_id = _job_id(context)
+    out = _scratch(context, 2)
+    with stage_errors(context, "validation"):
+        report = validity.validate({v: converted_video[f"{v}.mp4"] for v in VIEWS}, job_id,
+                                   progress=lambda v, d, t: context.log.info(
+                                       f"job {job_id}: validating {v} view, {d}/{t} samples"))
+    (out / "validation.json").write_text(report.model_dump_json(indent=1))
+    files = StageFiles({"validation.json": out / "validation.json"}, scratch=out)
+    meta = {"valid": report.valid, "reasons": MetadataValue.json(report.reasons)}
+    for view, v in report.views.items():
+        meta.update({f"{view}/person_ratio": v.person_ratio, f"{view}/full_body_ratio": v.full_body_ratio,
+                     f"{view}/multiple_people_ratio": v.multiple_people_ratio, f"{view}/walking": v.walking,
+                     f"{view}/frames_sampled": v.frames_sampled})
+        for w in v.warnings:
+            context.log.warning(f"job {job_id}: {w}")
+    if not report.valid:
+        # validation.json is written either way: store it, then stop this job here.
+        write_stage(storage.get(), job_id, 2, files)
+        raise Failure(description=f"job {job_id}: validation rejected the videos: " + "; ".join(report.reasons),
+                      metadata={**meta, "validation_key": job_key(job_id, 2, "validation.json")},
+                      allow_retries=False)
+    return Output(files, metadata=meta)
+
+
+@asset(
+    description="Stage 3: each view cropped around the walker (union of the walker's box over time plus a "
+                "margin), with crop.json describing the crop and the walker's track.",
+    group_name=GROUP, partitions_def=job_partitions, code_version="1", kinds={"ffmpeg", "video"},
+    metadata=_meta(3, ["front.mp4", "side.mp4", "crop.json"]), **_asset_kwargs("reframed_video"),
+)
+def reframed_video(context: AssetExecutionContext, converted_video: StageFiles,
+                   validation_report: StageFiles) -> Output[StageFiles]:
+    job_id = _job_id(context)
+    out = _scratch(context, 3)
+    report = ValidationReport.model_validate_json(validation_report["validation.json"].read_text())
+    with stage_errors(context, "reframing"):
+        crops = reframe.reframe({v: converted_video[f"{v}.mp4"] for v in VIEWS}, report, out,
+                                progress=lambda v, p: context.log.info(f"job {job_id}: cropping {v} view {p:.0%}"))
+    files = {n: out / n for n in ("front.mp4", "side.mp4", "crop.json")}
+    meta = {f"{v}/crop_box_px": MetadataValue.json(c["box_px"]) for v, c in crops.items()}
+    meta.update({f"{v}/size": f"{c['output']['width']}×{c['output']['height']}" for v, c in crops.items()})
+    meta.update(_sizes(files))
+    return Output(StageFiles(files, scratch=out), metadata=meta)
+
+
+@asset(
+    description="Stage 4 (GPU): MediaPipe BlazePose (full) on every frame of each reframed view, streamed; "
+                "per view a keypoints JSON (33 named landmarks, normalised x/y/z, visibility, time) and an "
+                "overlay video with the skeleton drawn. Detections that are not the walker are dropped.",
+    group_name=GROUP, partitions_def=job_partitions, code_version="1", kinds={"mediapipe", "video", "json"},
+    metadata=_meta(4, ["front_keypoints.json", "side_keypoints.json", "front_overlay.mp4", "side_overlay.mp4"]),
+    **_asset_kwargs("keypoints"),
+)
+def keypoints(context: AssetExecutionContext, reframed_video: StageFiles) -> Output[StageFiles]:
+    job_id = _job_id(context)
+    out = _scratch(context, 4)
+    crops = json.loads(reframed_video["crop.json"].read_text())
+    meta: dict = {}
+    estimator = None
+    with stage_errors(context, "pose estimation"):
+        estimator = pose.make_estimator(video=True)
+        try:
+            for view in VIEWS:
+                # A fresh tracker per view: the tracking state of one video must not leak into the other.
+                if view != VIEWS[0]:
+                    estimator.close()
+                    estimator = pose.make_estimator(video=True)
+                res = pose.extract_keypoints(
+                    reframed_video[f"{view}.mp4"], out, view, job_id, estimator=estimator,
+                    is_walker=reframe.walker_gate(crops[view]["walker_track"]),
+                    progress=lambda n, total, v=view: context.log.info(
+                        f"job {job_id}: pose {v} view, frame {n}/{total}"))
+                if res.detected == 0:
+                    raise pose.PoseError(f"{view} view: no person detected in any frame")
+                meta.update({f"{view}/frames": res.frames, f"{view}/detection_ratio": round(res.detection_ratio, 4),
+                             f"{view}/rejected_not_walker": res.rejected, f"{view}/fps": res.fps})
+                meta[f"{view}/overlay_preview"] = _overlay_preview(res)
+        finally:
+            if estimator is not None:
+                estimator.close()
+    meta["model"] = f"{estimator.name} {estimator.version}"
+    meta["detection_ratio"] = min(meta[f"{v}/detection_ratio"] for v in VIEWS)
+    files = {n: out / n for n in ("front_keypoints.json", "side_keypoints.json",
+                                  "front_overlay.mp4", "side_overlay.mp4")}
+    meta.update(_sizes(files))
+    return Output(StageFiles(files, scratch=out), metadata=meta)
+
+
+def _overlay_preview(res: pose.KeypointsResult) -> MetadataValue:
+    """A still from the middle of the walker's passage in the overlay video."""
+    frames = json.loads(res.keypoints_path.read_text())["frames"]
+    seen = [f["index"] for f in frames if f["landmarks"] is not None]
+    target = seen[len(seen) // 2] if seen else 0
+    cap = cv2.VideoCapture(str(res.overlay_path))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, target)
+    ok, frame = cap.read()
+    cap.release()
+    return _thumbnail_md(frame, "overlay") if ok else MetadataValue.text("no frame")

@@ -1,0 +1,58 @@
+"""The uploads sensor: complete uploads in storage become partitions and runs, once per job."""
+
+from dagster import (
+    AssetMaterialization,
+    DefaultSensorStatus,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    define_asset_job,
+    sensor,
+)
+
+from igait_pipeline.assets import GROUP
+from igait_pipeline.partitions import job_partitions
+from igait_pipeline.resources.io_manager import StorageResource
+from igait_pipeline.resources.storage import stage_prefix
+from igait_pipeline.uploads import scan_uploads
+
+JOB_NAME = "igait_job"
+
+# Every stage asset of one job, run together for one partition.
+igait_job = define_asset_job(
+    JOB_NAME,
+    selection=f"group:{GROUP}",
+    partitions_def=job_partitions,
+    description="The whole iGait pipeline for one job (partition = job ID): stage 1 to results.zip.",
+)
+
+
+@sensor(job=igait_job, minimum_interval_seconds=10, default_status=DefaultSensorStatus.RUNNING,
+        description="Watches jobs/*/stage_0/ for complete uploads (metadata.json written last); adds the job's "
+                    "partition and requests one run per job, never a second one.")
+def uploads_sensor(context: SensorEvaluationContext, storage: StorageResource):
+    scan = scan_uploads(storage.get(), context.cursor)
+    for bad in scan.bad:
+        context.log.error(f"job {bad.job_id}: upload refused: {bad.reason}")
+    fresh = [job for job in scan.ready
+             if not context.instance.has_dynamic_partition(job_partitions.name, job.job_id)]
+    for job in scan.ready:
+        if job not in fresh:
+            context.log.info(f"job {job.job_id}: already known (re-upload or re-scan); no new run")
+    if not fresh:
+        return SensorResult(skip_reason=SkipReason(
+            f"no new complete uploads ({scan.listed} listed, {len(scan.bad)} refused)"), cursor=scan.cursor)
+    ids = [job.job_id for job in fresh]
+    return SensorResult(
+        run_requests=[RunRequest(run_key=job_id, partition_key=job_id, tags={"igait/job_id": job_id})
+                      for job_id in ids],
+        dynamic_partitions_requests=[job_partitions.build_add_request(ids)],
+        asset_events=[AssetMaterialization(
+            "upload", partition=job.job_id,
+            description=f"upload of job {job.job_id} found in storage",
+            metadata={"prefix": stage_prefix(job.job_id, 0),
+                      **{f"size_bytes/{n}": s for n, s in job.sizes.items()}})
+            for job in fresh],
+        cursor=scan.cursor,
+    )
