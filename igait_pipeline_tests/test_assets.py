@@ -1,0 +1,115 @@
+"""Real Dagster materializations of the asset graph on real video, and bad inputs that must fail clearly."""
+import json
+import zipfile
+
+import pytest
+from dagster import AssetKey, instance_for_test, materialize
+
+from igait_pipeline import assets
+from igait_pipeline.definitions import build_resources, defs
+from igait_pipeline.resources.storage import job_key
+from igait_pipeline.schemas import Cycles, Prediction, ValidationReport
+from igait_pipeline_tests.fixtures.media import GOOD_METADATA, put_job
+
+FIRST_STAGES = [assets.upload, assets.converted_video, assets.validation_report]
+
+
+def _run(selection, storage, job_id):
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions("jobs", [job_id])
+        result = materialize(selection, partition_key=job_id, instance=instance,
+                             resources=build_resources(str(storage.root)), raise_on_error=False)
+        failures = [e.event_specific_data.error.message for e in result.all_events if e.is_step_failure]
+        return result, failures
+
+
+def _stage_keys(storage, job_id, stage):
+    return [o.key for o in storage.list(f"jobs/{job_id}/stage_{stage}/")]
+
+
+@pytest.mark.slow
+def test_whole_graph_on_the_sample_video(local_storage, sample_video):
+    """The main job: one partition, every stage materialized, results.zip with everything and a summary."""
+    put_job(local_storage, "user123_5", sample_video, sample_video, GOOD_METADATA)
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions("jobs", ["user123_5"])
+        job = defs.get_job_def("igait_job")
+        result = job.execute_in_process(instance=instance, partition_key="user123_5",
+                                        resources=build_resources(str(local_storage.root)))
+        assert result.success
+        for name in ["converted_video", "validation_report", "reframed_video", "keypoints", "gait_cycles",
+                     "prediction", "results_archive"]:
+            rec = instance.get_latest_materialization_event(AssetKey(name))
+            assert rec is not None and rec.asset_materialization.partition == "user123_5", name
+        kp_meta = instance.get_latest_materialization_event(AssetKey("keypoints")).asset_materialization.metadata
+        assert kp_meta["side/detection_ratio"].value > 0.5
+        assert kp_meta["side/rejected_not_walker"].value >= 0
+    report = ValidationReport.model_validate_json(local_storage.read_bytes(job_key("user123_5", 2, "validation.json")))
+    assert report.valid and report.views["side"].multiple_people_ratio > 0
+    cycles = Cycles.model_validate_json(local_storage.read_bytes(job_key("user123_5", 5, "cycles.json")))
+    assert len(cycles.strides) >= 2
+    assert 60 <= cycles.parameters["cadence_spm"] <= 180
+    pred = Prediction.model_validate_json(local_storage.read_bytes(job_key("user123_5", 6, "prediction.json")))
+    assert 0 <= pred.score <= 1 and pred.model.clinically_validated is False
+    with zipfile.ZipFile(local_storage.local_path(job_key("user123_5", 7, "results.zip"))) as z:
+        names = set(z.namelist())
+        assert {"SUMMARY.txt", "stage_0/metadata.json", "stage_1/side.mp4", "stage_2/validation.json",
+                "stage_4/side_keypoints.json", "stage_4/side_overlay.mp4", "stage_5/cycles.json",
+                "stage_6/prediction.json"} <= names
+        summary = z.read("SUMMARY.txt").decode()
+        assert "user123_5" in summary and "not clinically validated" in summary.lower()
+
+
+def test_corrupt_video_fails_conversion_naming_job_and_cause(local_storage, short_clip, corrupt_video):
+    put_job(local_storage, "user1_7", corrupt_video, short_clip, GOOD_METADATA)
+    result, failures = _run([assets.upload, assets.converted_video], local_storage, "user1_7")
+    assert not result.success
+    assert "job user1_7: conversion failed: front video: front.mp4: not a readable video" in failures[0]
+    assert _stage_keys(local_storage, "user1_7", 1) == []  # nothing half-written
+
+
+def test_missing_side_video_fails_naming_job_and_file(local_storage, short_clip):
+    put_job(local_storage, "user1_8", short_clip, None, GOOD_METADATA)
+    result, failures = _run([assets.upload, assets.converted_video], local_storage, "user1_8")
+    assert not result.success
+    assert "job user1_8: stage 0 has no side.mp4 in storage" in failures[0]
+    assert _stage_keys(local_storage, "user1_8", 1) == []
+
+
+def test_malformed_metadata_fails_before_any_video_work(local_storage, short_clip):
+    put_job(local_storage, "user1_9", short_clip, short_clip, {**GOOD_METADATA, "email": "not-an-address"})
+    result, failures = _run([assets.upload, assets.converted_video], local_storage, "user1_9")
+    assert not result.success
+    assert "job user1_9: conversion failed: metadata.json is invalid: email" in failures[0]
+    assert _stage_keys(local_storage, "user1_9", 1) == []
+
+
+def test_malformed_job_id_is_refused_before_storage(local_storage, short_clip):
+    result, failures = _run([assets.upload, assets.converted_video], local_storage, "user 1/x_2")
+    assert not result.success
+    assert "job ID 'user 1/x_2' is malformed" in failures[0]
+    assert list(local_storage.list("jobs/")) == []
+
+
+def test_no_person_fails_validation_and_stops_the_job_with_report_written(local_storage, empty_scene_video,
+                                                                          short_clip):
+    put_job(local_storage, "user1_10", empty_scene_video, short_clip, GOOD_METADATA)
+    result, failures = _run([*FIRST_STAGES, assets.reframed_video], local_storage, "user1_10")
+    assert not result.success
+    assert failures == ["job user1_10: validation rejected the videos: front view: no person found in the video"]
+    report = json.loads(local_storage.read_bytes(job_key("user1_10", 2, "validation.json")))
+    assert report["valid"] is False and report["views"]["side"]["walking"] is True
+    assert _stage_keys(local_storage, "user1_10", 3) == []  # stage 3 never started
+
+
+def test_rematerializing_replaces_stage_outputs(local_storage, short_clip):
+    put_job(local_storage, "user1_11", short_clip, short_clip, GOOD_METADATA)
+    stale = local_storage.root / "jobs/user1_11/stage_1/leftover.mp4"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"from an older code version")
+    result, failures = _run([assets.upload, assets.converted_video], local_storage, "user1_11")
+    assert result.success, failures
+    assert _stage_keys(local_storage, "user1_11", 1) == ["jobs/user1_11/stage_1/front.mp4",
+                                                        "jobs/user1_11/stage_1/side.mp4"]
+    meta = result.asset_materializations_for_node("converted_video")[0].metadata
+    assert meta["fps"].value == 60.0 and meta["side/width"].value == 1920
