@@ -1,0 +1,80 @@
+"""The production job store: Firestore, through the official `google-cloud-firestore` client.
+
+Each change is a Firestore transaction: read the document, compute the new one, and write only the leaf fields
+that changed as dotted-path updates (`stages.3.status`, `result.score`, ...), so fields this pipeline did not
+change are never overwritten; `updated_at` is a server timestamp. A new document is written with `create`,
+which fails if another writer created it first (the transaction then retries and sees it).
+
+Credentials and project come from the environment as usual for Google clients (Application Default
+Credentials, GOOGLE_CLOUD_PROJECT); FIRESTORE_EMULATOR_HOST points the client at an emulator. No Dagster import.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Iterable, Optional
+
+from google.cloud import firestore
+from google.cloud.firestore_v1.field_path import FieldPath
+
+from igait_pipeline.status.jobdoc import COLLECTION, Change, JobStore, changed_paths, same_content
+
+_IN_LIMIT = 30  # Firestore's limit on the values of one `in` filter
+
+
+class FirestoreJobStore(JobStore):
+    def __init__(self, project: Optional[str] = None, database: Optional[str] = None,
+                 collection: str = COLLECTION, client: Optional[firestore.Client] = None):
+        self.client = client or firestore.Client(project=project, database=database)
+        self.collection = collection
+        self._coll = self.client.collection(collection)
+
+    def get(self, job_id: str) -> Optional[dict]:
+        snap = self._coll.document(job_id).get()
+        return snap.to_dict() if snap.exists else None
+
+    def update(self, job_id: str, change: Change) -> Optional[dict]:
+        ref = self._coll.document(job_id)
+        wrote: list[bool] = []
+
+        @firestore.transactional
+        def run(txn: firestore.Transaction) -> Optional[dict]:
+            wrote.clear()
+            snap = ref.get(transaction=txn)
+            old = snap.to_dict() if snap.exists else None
+            new = change(copy.deepcopy(old))
+            if new is None or same_content(old, new):
+                return old
+            if new.get("job_id") != job_id:
+                raise ValueError(f"document for {job_id!r} names job {new.get('job_id')!r}")
+            if old is None:
+                txn.create(ref, {**new, "updated_at": firestore.SERVER_TIMESTAMP})
+            else:
+                paths = {FieldPath(*p).to_api_repr(): v
+                         for p, v in changed_paths(old, new).items() if p != ("updated_at",)}
+                txn.update(ref, {**paths, "updated_at": firestore.SERVER_TIMESTAMP})
+            wrote.append(True)
+            return new
+
+        result = run(self.client.transaction())
+        # Read back after a write so that updated_at is the server's value, as any reader will see it.
+        return self.get(job_id) if wrote else result
+
+    def find(self, *, status: Optional[Iterable[str]] = None, email_sent: Optional[bool] = None,
+             user_id: Optional[str] = None, limit: int = 100) -> list[dict]:
+        query = self._coll
+        if status is not None:
+            status = list(status)
+            if not 0 < len(status) <= _IN_LIMIT:
+                raise ValueError(f"status takes 1 to {_IN_LIMIT} values")
+            query = query.where(filter=firestore.FieldFilter("status", "in", status))
+        if email_sent is not None:
+            query = query.where(filter=firestore.FieldFilter("email_sent", "==", bool(email_sent)))
+        if user_id is not None:
+            query = query.where(filter=firestore.FieldFilter("user_id", "==", user_id))
+        # Equality and `in` filters only, no order_by: served by Firestore's single-field indexes, no composite
+        # index to deploy. Sorted here for a stable order.
+        docs = [d.to_dict() for d in query.limit(int(limit)).stream()]
+        return sorted(docs, key=lambda d: d.get("job_id") or "")
+
+    def close(self) -> None:
+        self.client.close()

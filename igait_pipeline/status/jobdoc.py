@@ -1,0 +1,361 @@
+"""The job document the iGait web app reads, how pipeline events change it, and where it is kept.
+
+One document per job ID in the collection `jobs` (shape fixed: the web app reads it):
+
+    job_id, user_id, created_at, updated_at,
+    patient {age, sex, height, weight, ethnicity},
+    status: submitted | processing | completed | failed,
+    current_stage: 0..7,
+    stages {"1".."7": {status: pending | processing | success | failed | skipped,
+                       started_at, completed_at, duration_ms, output_keys, error}},
+    result {score, classification, archive_key},
+    email, email_sent
+
+`JobEvent` is the plain record of one thing the pipeline did (an upload seen, a run started, a stage started,
+succeeded or failed, a run ended); `apply_events` folds events into a document. Every event sets absolute values
+taken from the event itself (its time, its stage, its error), so applying the same events again, in the same
+order, gives the same document: that is what makes a replayed sensor tick harmless. `updated_at` is the store's
+own clock (a Firestore server timestamp) and changes only when a write changes something.
+
+`JobStore` is the interface of the backends: Firestore in production (`status.firestore_store`), an embedded
+SQLite file by default (`status.sqlite_store`). No Dagster import here.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, Iterable, Literal, Optional, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field
+
+COLLECTION = "jobs"
+STAGES = tuple(range(1, 8))  # the stages a job document tracks; stage 0 is the upload itself
+FINAL_STAGE = 7
+JOB_STATUSES = ("submitted", "processing", "completed", "failed")
+STAGE_STATUSES = ("pending", "processing", "success", "failed", "skipped")
+FINAL_JOB_STATUSES = ("completed", "failed")
+TIME_FIELDS = ("created_at", "updated_at")
+STAGE_TIME_FIELDS = ("started_at", "completed_at")
+ERROR_MAX_CHARS = 1000
+
+STATUS_URI_ENV = "IGAIT_STATUS_URI"
+DEFAULT_STATUS_URI = "sqlite:data/status.sqlite3"
+
+JobStatus = Literal["submitted", "processing", "completed", "failed"]
+StageStatus = Literal["pending", "processing", "success", "failed", "skipped"]
+
+
+# ---------- the document, as a model (for readers and tests; the fold works on plain dicts) ----------
+class StageState(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: StageStatus
+    started_at: Optional[datetime]
+    completed_at: Optional[datetime]
+    duration_ms: Optional[int]
+    output_keys: list[str]
+    error: Optional[str]
+
+
+class Patient(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    age: Optional[float]
+    sex: Optional[str]
+    height: Optional[float] = Field(description="cm")
+    weight: Optional[float] = Field(description="kg")
+    ethnicity: Optional[str]
+
+
+class Result(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    score: Optional[float]
+    classification: Optional[str]
+    archive_key: Optional[str]
+
+
+class JobDocument(BaseModel):
+    """The exact shape of `jobs/{job_id}`; `JobDocument.model_validate(doc)` checks a document."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_id: str
+    user_id: str
+    created_at: datetime
+    updated_at: Optional[datetime]
+    patient: Patient
+    status: JobStatus
+    current_stage: int = Field(ge=0, le=7)
+    stages: dict[Literal["1", "2", "3", "4", "5", "6", "7"], StageState] = Field(min_length=7, max_length=7)
+    result: Result
+    email: Optional[str]
+    email_sent: bool
+
+
+EMPTY_PATIENT = {"age": None, "sex": None, "height": None, "weight": None, "ethnicity": None}
+EMPTY_RESULT = {"score": None, "classification": None, "archive_key": None}
+
+
+def fresh_stage(status: str = "pending") -> dict:
+    return {"status": status, "started_at": None, "completed_at": None, "duration_ms": None, "output_keys": [],
+            "error": None}
+
+
+def new_job_doc(job_id: str, user_id: str, created_at: datetime, patient: Optional[dict],
+                email: Optional[str]) -> dict:
+    """A job as the uploads sensor first sees it: submitted, every stage pending, no e-mail sent."""
+    pat = dict(EMPTY_PATIENT)
+    pat.update({k: v for k, v in (patient or {}).items() if k in EMPTY_PATIENT})
+    return {
+        "job_id": job_id,
+        "user_id": user_id,
+        "created_at": created_at,
+        "updated_at": None,  # set by the store when it writes
+        "patient": pat,
+        "status": "submitted",
+        "current_stage": 0,
+        "stages": {str(n): fresh_stage() for n in STAGES},
+        "result": dict(EMPTY_RESULT),
+        "email": email,
+        "email_sent": False,
+    }
+
+
+def utc(ts: float | datetime) -> datetime:
+    if isinstance(ts, datetime):
+        return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
+    return datetime.fromtimestamp(ts, tz=timezone.utc)
+
+
+# ---------- events ----------
+EventKind = Literal["upload", "run_start", "step_start", "materialized", "step_success", "step_failure",
+                    "step_retry", "step_skipped", "run_end"]
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """One thing the pipeline did to one job, in the order the pipeline did it."""
+
+    kind: EventKind
+    job_id: str
+    at: datetime
+    run_id: Optional[str] = None
+    stage: Optional[int] = None
+    duration_ms: Optional[int] = None
+    output_keys: tuple[str, ...] = ()
+    error: Optional[str] = None
+    outcome: Optional[Literal["success", "failure", "canceled"]] = None  # run_end
+    will_retry: bool = False  # run_end: Dagster will launch a retry of this run
+    planned: tuple[int, ...] = ()  # run_start / run_end: the stages this run was to execute
+    # filled in by the sensor from storage, never by the event log:
+    user_id: Optional[str] = None  # upload
+    patient: Optional[dict] = None  # upload
+    email: Optional[str] = None  # upload
+    result: Optional[dict] = field(default=None, hash=False)  # run_end: {score, classification, archive_key}
+
+
+def plain_error(text: Optional[str]) -> Optional[str]:
+    if not text:
+        return None
+    text = " ".join(text.strip().split())
+    return text if len(text) <= ERROR_MAX_CHARS else text[: ERROR_MAX_CHARS - 1] + "…"
+
+
+def _ms_between(start: Optional[datetime], end: datetime) -> Optional[int]:
+    if start is None:
+        return None
+    return max(0, round((utc(end) - utc(start)).total_seconds() * 1000))
+
+
+def apply_event(doc: dict, ev: JobEvent) -> dict:
+    """Apply one event to a document (in place) and return it. Deterministic: depends on the event and doc only."""
+    stages = doc["stages"]
+    st = stages.get(str(ev.stage)) if ev.stage is not None else None
+    if ev.kind == "upload":
+        return doc  # creation is `new_job_doc`; a second sighting of the same upload changes nothing
+    if ev.kind == "run_start":
+        for n in ev.planned:
+            if str(n) in stages:
+                stages[str(n)] = fresh_stage()
+        if any(n >= 6 for n in ev.planned):
+            doc["result"] = dict(EMPTY_RESULT)  # a new prediction or archive is coming: the old one is void
+        doc["status"] = "processing"
+        return doc
+    if ev.kind == "run_end":
+        return _end_run(doc, ev)
+    if st is None:
+        return doc  # a step that is not a tracked stage
+    if ev.kind == "step_start":
+        stages[str(ev.stage)] = {**fresh_stage("processing"), "started_at": ev.at}
+        doc["status"] = "processing"
+        doc["current_stage"] = ev.stage
+    elif ev.kind == "materialized":
+        st["output_keys"] = sorted(set(ev.output_keys))
+    elif ev.kind == "step_success":
+        st.update(status="success", completed_at=ev.at, error=None,
+                  duration_ms=ev.duration_ms if ev.duration_ms is not None else _ms_between(st["started_at"], ev.at))
+    elif ev.kind == "step_failure":
+        st.update(status="failed", completed_at=ev.at, duration_ms=_ms_between(st["started_at"], ev.at),
+                  error=plain_error(ev.error) or "the stage failed")
+        if ev.output_keys:
+            st["output_keys"] = sorted(set(ev.output_keys))
+    elif ev.kind == "step_retry":
+        st.update(status="processing", error=plain_error(f"retrying after: {ev.error or 'an error'}"))
+    elif ev.kind == "step_skipped":
+        st.update(status="skipped", completed_at=None, duration_ms=None)
+    return doc
+
+
+def _end_run(doc: dict, ev: JobEvent) -> dict:
+    stages = doc["stages"]
+    for n in ev.planned:
+        st = stages.get(str(n))
+        if st is None:
+            continue
+        if st["status"] == "pending":
+            st["status"] = "skipped"  # never started: an earlier stage failed or the run was stopped
+        elif st["status"] == "processing":
+            st.update(status="failed", completed_at=ev.at, duration_ms=_ms_between(st["started_at"], ev.at),
+                      error=st["error"] or f"the run ended ({ev.outcome}) while this stage was running")
+    final = stages[str(FINAL_STAGE)]
+    any_failed = any(s["status"] == "failed" for s in stages.values())
+    if final["status"] == "success" and not any_failed:
+        doc["status"] = "completed"
+        doc["current_stage"] = FINAL_STAGE
+        if ev.result is not None:
+            doc["result"] = {**EMPTY_RESULT, **{k: v for k, v in ev.result.items() if k in EMPTY_RESULT}}
+    elif ev.outcome == "success":
+        pass  # a partial run (not up to the archive) that succeeded: the job is where it was
+    elif ev.will_retry:
+        doc["status"] = "processing"  # Dagster launches a retry of this run: not final yet
+    else:
+        doc["status"] = "failed"
+    return doc
+
+
+def apply_events(doc: Optional[dict], events: Sequence[JobEvent], seed: Optional[JobEvent] = None) -> Optional[dict]:
+    """Fold events (of one job, in order) into a copy of doc. A missing document is created from the first
+    upload event, else from `seed` (an upload event the caller reconstructed), else left missing."""
+    out = copy.deepcopy(doc) if doc is not None else None
+    for ev in events:
+        if out is None:
+            src = ev if ev.kind == "upload" else seed
+            if src is None:
+                continue
+            out = new_job_doc(src.job_id, src.user_id or src.job_id.rpartition("_")[0], src.at, src.patient,
+                              src.email)
+        out = apply_event(out, ev)
+    return out
+
+
+def finalized_at(doc: dict) -> datetime:
+    """When the job last did something: the latest stage time, or its creation."""
+    times = [utc(doc["created_at"])]
+    for st in doc["stages"].values():
+        times += [utc(t) for t in (st.get("started_at"), st.get("completed_at")) if t is not None]
+    return max(times)
+
+
+def needs_email(doc: dict) -> bool:
+    return doc.get("status") in FINAL_JOB_STATUSES and not doc.get("email_sent") and bool(doc.get("email"))
+
+
+# ---------- comparing and diffing documents ----------
+def same_content(a: Optional[dict], b: Optional[dict]) -> bool:
+    """Equal apart from `updated_at` (timestamps compared as instants)."""
+    if a is None or b is None:
+        return a is b
+    return _norm({k: v for k, v in a.items() if k != "updated_at"}) == _norm(
+        {k: v for k, v in b.items() if k != "updated_at"})
+
+
+def _norm(v):
+    if isinstance(v, dict):
+        return {k: _norm(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_norm(x) for x in v]
+    if isinstance(v, datetime):
+        return utc(v).timestamp().__round__(6)
+    return v
+
+
+def changed_paths(old: dict, new: dict, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], object]:
+    """Leaf paths whose value differs between old and new (maps are descended, everything else compared whole)."""
+    out: dict[tuple[str, ...], object] = {}
+    for k, v in new.items():
+        path = prefix + (k,)
+        if k not in old:
+            out[path] = v
+        elif isinstance(v, dict) and isinstance(old[k], dict) and v:
+            out.update(changed_paths(old[k], v, path))
+        elif _norm(old[k]) != _norm(v):
+            out[path] = v
+    return out
+
+
+# ---------- the backends' interface ----------
+Change = Callable[[Optional[dict]], Optional[dict]]
+
+
+class JobStore(ABC):
+    """Where job documents live. Every change is a read-modify-write in one transaction, written only if it
+    changes something; `updated_at` is stamped by the store (server time) on each real write."""
+
+    collection: str = COLLECTION
+
+    @abstractmethod
+    def get(self, job_id: str) -> Optional[dict]: ...
+
+    @abstractmethod
+    def update(self, job_id: str, change: Change) -> Optional[dict]:
+        """In one transaction: read the document (None if absent), call change on a copy, and write the result
+        (create it if it was absent) unless it equals what was read. Returns the document as it now is."""
+
+    @abstractmethod
+    def find(self, *, status: Optional[Iterable[str]] = None, email_sent: Optional[bool] = None,
+             user_id: Optional[str] = None, limit: int = 100) -> list[dict]:
+        """Documents matching every given condition (status is one of the given values), in job ID order."""
+
+    def close(self) -> None:
+        pass
+
+    # -- the e-mail claim: `email_sent` is set before the e-mail goes out, in a transaction --
+    def claim_email(self, job_id: str) -> bool:
+        """Set email_sent from false to true; True if this caller won (and must send), False if already set."""
+        won = []
+
+        def claim(doc: Optional[dict]) -> Optional[dict]:
+            won.clear()
+            if doc is None or doc.get("email_sent"):
+                return doc
+            won.append(True)
+            return {**doc, "email_sent": True}
+
+        self.update(job_id, claim)
+        return bool(won)
+
+    def release_email(self, job_id: str) -> None:
+        """Undo a claim when the e-mail certainly did not leave (refused before the message was handed over)."""
+        self.update(job_id, lambda doc: None if doc is None else {**doc, "email_sent": False})
+
+
+def job_store_from_uri(uri: Optional[str] = None, collection: str = COLLECTION) -> JobStore:
+    """`firestore://PROJECT[/DATABASE]` chooses Firestore (FIRESTORE_EMULATOR_HOST is honoured by the client);
+    `sqlite:PATH` (or a bare path) an embedded SQLite file. Default: $IGAIT_STATUS_URI, else
+    `sqlite:data/status.sqlite3`."""
+    uri = uri or os.environ.get(STATUS_URI_ENV) or DEFAULT_STATUS_URI
+    if uri.startswith("firestore://"):
+        from igait_pipeline.status.firestore_store import FirestoreJobStore
+
+        project, _, database = uri[len("firestore://"):].partition("/")
+        return FirestoreJobStore(project=project or None, database=database or None, collection=collection)
+    from igait_pipeline.status.sqlite_store import SqliteJobStore
+
+    path = uri[len("sqlite:"):] if uri.startswith("sqlite:") else uri
+    if path.startswith("//"):
+        path = path[2:]  # sqlite:///abs/path and sqlite://rel/path both work
+    return SqliteJobStore(path, collection=collection)

@@ -1,0 +1,251 @@
+"""The one e-mail a family gets when its job is completed or has failed, sent over SMTP.
+
+What the e-mail says: the job ID, the result (classification and score, with the model's disclaimer) or a plain
+reason and what to do next, and where to fetch the results archive. Nothing else about the child: no age, sex,
+height, weight or ethnicity, and the address appears only as the recipient. Logs name the job ID only.
+
+Never twice: `deliver` first claims the job (`email_sent` false -> true in a store transaction), then sends.
+ - Refused before the message was handed over (cannot connect, login refused, sender or recipient refused, the
+   server answers DATA with an error): the e-mail certainly did not leave, the claim is released and the next
+   sensor tick tries again.
+ - The connection breaks while the message is being handed over, or the process dies between the claim and the
+   server's "250 OK": the e-mail may or may not have left. The claim stays: the family may miss this e-mail
+   but never gets it twice. Such jobs are logged as errors ("delivery uncertain"); an operator who finds it was
+   not delivered sets `email_sent` back to false and the sensor sends it again.
+
+SMTP settings come from configuration (`SmtpSettings`, or the SmtpResource of the Dagster definitions) or from
+the environment: IGAIT_SMTP_HOST, IGAIT_SMTP_PORT, IGAIT_SMTP_SECURITY (none | starttls | ssl),
+IGAIT_SMTP_USERNAME, IGAIT_SMTP_PASSWORD, IGAIT_SMTP_FROM. No host: no e-mail (jobs wait, email_sent false).
+No Dagster import here.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import smtplib
+import socket
+import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import make_msgid
+import re
+from typing import Literal, Mapping, Optional
+
+from igait_pipeline.status.jobdoc import JobStore, needs_email
+
+log = logging.getLogger(__name__)
+
+Security = Literal["none", "starttls", "ssl"]
+_DEFAULT_PORTS = {"none": 25, "starttls": 587, "ssl": 465}
+
+STAGE_NAMES = {1: "video conversion", 2: "video check", 3: "reframing", 4: "pose estimation", 5: "gait cycles",
+               6: "prediction", 7: "results archive"}
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int = 0  # 0: the usual port for `security`
+    security: Security = "none"
+    username: str = ""
+    password: str = ""
+    sender: str = "iGait <no-reply@igait.local>"
+    timeout: float = 30.0
+
+    def __post_init__(self):
+        if self.security not in _DEFAULT_PORTS:
+            raise ValueError(f"SMTP security {self.security!r} is not one of none, starttls, ssl")
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or _DEFAULT_PORTS[self.security]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ, **overrides) -> Optional["SmtpSettings"]:
+        """Settings from IGAIT_SMTP_*; keyword arguments that are not empty win. None if no host is set."""
+        values = {
+            "host": env.get("IGAIT_SMTP_HOST", ""),
+            "port": int(env.get("IGAIT_SMTP_PORT") or 0),
+            "security": env.get("IGAIT_SMTP_SECURITY") or "none",
+            "username": env.get("IGAIT_SMTP_USERNAME", ""),
+            "password": env.get("IGAIT_SMTP_PASSWORD", ""),
+            "sender": env.get("IGAIT_SMTP_FROM") or cls.sender,
+            "timeout": float(env.get("IGAIT_SMTP_TIMEOUT") or cls.timeout),
+        }
+        values.update({k: v for k, v in overrides.items() if v not in (None, "", 0)})
+        return cls(**values) if values["host"] else None
+
+
+_ADDRESS = re.compile(r"[^@\s<>()\[\]'\",;:]+@[^@\s<>()\[\]'\",;:]+")
+
+
+def redact(text: str) -> str:
+    """Drop e-mail addresses from a text bound for the logs (servers quote the recipient in their replies)."""
+    return _ADDRESS.sub("<address>", text)
+
+
+class SendError(Exception):
+    """The e-mail was not accepted. `uncertain`: it may have left anyway (the connection broke mid-message)."""
+
+    def __init__(self, message: str, uncertain: bool):
+        super().__init__(redact(message))
+        self.uncertain = uncertain
+
+
+# ---------- the message ----------
+@dataclass(frozen=True)
+class Outcome:
+    """What the e-mail reports, gathered by the caller from the job document and the job's files."""
+
+    archive_url: Optional[str] = None  # a signed URL on GCS, a path locally
+    threshold: Optional[float] = None
+    disclaimer: Optional[str] = None
+    reasons: tuple[str, ...] = ()  # plain reasons the videos were refused (validation), if that is why it failed
+
+
+def compose(doc: dict, outcome: Outcome, sender: str) -> EmailMessage:
+    job_id = doc["job_id"]
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = doc["email"]
+    msg["Message-ID"] = make_msgid(idstring=f"igait.{job_id}")
+    if doc["status"] == "completed":
+        msg["Subject"] = f"Your iGait screening result is ready (job {job_id})"
+        body = _completed_body(doc, outcome)
+    else:
+        msg["Subject"] = f"Your iGait screening could not be completed (job {job_id})"
+        body = _failed_body(doc, outcome)
+    msg.set_content(body)
+    return msg
+
+
+def _completed_body(doc: dict, o: Outcome) -> str:
+    res = doc.get("result") or {}
+    score, cls = res.get("score"), res.get("classification")
+    lines = [
+        "Hello,",
+        "",
+        f"The iGait screening of the walking videos you sent us (job {doc['job_id']}) is complete.",
+        "",
+    ]
+    if cls is not None:
+        score_txt = f"{score:.2f} on a scale from 0 to 1" if isinstance(score, (int, float)) else "not available"
+        lines.append(f"Screening result: {cls} (score {score_txt}"
+                     + (f"; results at or above {o.threshold:g} are reported as ASD" if o.threshold is not None
+                        else "") + ").")
+    else:
+        lines.append("The screening finished; the result is in the archive below.")
+    lines += [
+        "",
+        "This is a screening result, not a diagnosis. Please talk about it with your child's doctor, who can "
+        "decide whether a full assessment is needed.",
+    ]
+    if o.disclaimer:
+        lines += ["", o.disclaimer]
+    if o.archive_url:
+        lines += ["", "Your results (a ZIP archive) can be downloaded here:", o.archive_url]
+    lines += ["", "Thank you for using iGait.", ""]
+    return "\n".join(lines)
+
+
+def _failed_body(doc: dict, o: Outcome) -> str:
+    failed = [int(n) for n, st in sorted(doc["stages"].items(), key=lambda kv: int(kv[0]))
+              if st["status"] == "failed"]
+    stage = failed[0] if failed else None
+    lines = ["Hello,", "", f"We could not complete the iGait screening of the videos you sent us "
+                           f"(job {doc['job_id']}).", ""]
+    if o.reasons:
+        lines += ["Our automatic check found a problem with the videos:"]
+        lines += [f"  - {r}" for r in o.reasons]
+        lines += ["", "What to do next: please record both videos again (one from the front, one from the side) "
+                      "with only your child in the picture, walking the whole way across, with the whole body "
+                      "visible from head to feet, and send them in a new submission."]
+    elif stage == 1:
+        lines += ["We could not read one of the videos, or the details sent with them were incomplete.",
+                  "", "What to do next: please check the details and send the two videos again in a new "
+                      "submission (common phone formats such as MP4 or MOV are fine)."]
+    else:
+        where = f" (during {STAGE_NAMES[stage]})" if stage in STAGE_NAMES else ""
+        lines += [f"Something went wrong on our side while processing the videos{where}.", "",
+                  "What to do next: nothing for now. We have been notified and will look into it; you do not "
+                  "need to record the videos again unless we ask you to."]
+    if o.archive_url:
+        lines += ["", "What was produced so far can be downloaded here:", o.archive_url]
+    lines += ["", "If you have questions, reply to this e-mail and mention the job number above.", ""]
+    return "\n".join(lines)
+
+
+# ---------- sending ----------
+def send(settings: SmtpSettings, msg: EmailMessage) -> None:
+    """Hand the message to the SMTP server; raise SendError saying whether it may have left anyway."""
+    recipients = [a.strip() for a in str(msg["To"]).split(",") if a.strip()]
+    try:
+        if settings.security == "ssl":
+            smtp = smtplib.SMTP_SSL(settings.host, settings.effective_port, timeout=settings.timeout,
+                                    context=ssl.create_default_context())
+        else:
+            smtp = smtplib.SMTP(settings.host, settings.effective_port, timeout=settings.timeout)
+    except (OSError, smtplib.SMTPException) as e:
+        raise SendError(f"cannot connect to {settings.host}:{settings.effective_port}: {e}", uncertain=False)
+    try:
+        try:
+            smtp.ehlo()
+            if settings.security == "starttls":
+                smtp.starttls(context=ssl.create_default_context())
+                smtp.ehlo()
+            if settings.username:
+                smtp.login(settings.username, settings.password)
+            code, resp = smtp.mail(_addr(msg["From"]))
+            if code != 250:
+                raise SendError(f"sender refused: {code} {resp!r}", uncertain=False)
+            for rcpt in recipients:
+                code, resp = smtp.rcpt(rcpt)
+                if code not in (250, 251):
+                    raise SendError(f"recipient refused: {code} {resp!r}", uncertain=False)
+        except (OSError, smtplib.SMTPException) as e:
+            raise SendError(f"refused before the message was sent: {e}", uncertain=False)
+        try:
+            smtp.data(msg.as_bytes())
+        except smtplib.SMTPDataError as e:  # an explicit error reply: the server did not take the message
+            raise SendError(f"message refused: {e.smtp_code} {e.smtp_error!r}", uncertain=False)
+        except (OSError, smtplib.SMTPException, socket.timeout) as e:
+            raise SendError(f"connection lost while sending the message: {e}", uncertain=True)
+    finally:
+        try:
+            smtp.quit()
+        except (OSError, smtplib.SMTPException):
+            smtp.close()
+
+
+def _addr(header: str) -> str:
+    from email.utils import parseaddr
+
+    return parseaddr(str(header))[1]
+
+
+DeliveryResult = Literal["sent", "already_sent", "retry_later", "uncertain"]
+
+
+def deliver(store: JobStore, doc: dict, settings: SmtpSettings, outcome: Outcome) -> DeliveryResult:
+    """Claim the job's e-mail, then send it (see the module docstring for the guarantees)."""
+    job_id = doc["job_id"]
+    if not needs_email(doc):
+        return "already_sent"
+    msg = compose(doc, outcome, settings.sender)
+    if not store.claim_email(job_id):
+        return "already_sent"
+    log.info("job %s: e-mail claimed, sending (%s)", job_id, doc["status"])
+    try:
+        send(settings, msg)
+    except SendError as e:
+        if e.uncertain:
+            log.error("job %s: e-mail delivery uncertain (%s); email_sent stays true, it is not resent", job_id, e)
+            return "uncertain"
+        store.release_email(job_id)
+        log.warning("job %s: e-mail not sent (%s); will try again", job_id, e)
+        return "retry_later"
+    except BaseException:
+        log.error("job %s: e-mail delivery uncertain (unexpected error); email_sent stays true", job_id)
+        raise
+    log.info("job %s: e-mail sent", job_id)
+    return "sent"

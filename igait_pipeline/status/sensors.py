@@ -1,0 +1,227 @@
+"""The Dagster side of job status: resources for the store and SMTP, and the sensor that keeps documents current.
+
+`job_status_sensor` reads what the pipeline did since its cursor (`events.JobEventReader`: upload
+materializations, run starts and ends, each run's step events), folds each job's events into its document in one
+store transaction per job (`jobdoc.apply_events`), then sends the e-mail of every finished job that has not had
+one (`notify.deliver`). The cursor moves only when the whole tick succeeded; a tick that fails or crashes is read
+again from the same cursor, and since the fold sets absolute values from the events and the store writes only
+real changes, the documents end the same (see docs/status.md).
+
+Wire it into the Definitions with `sensors=[..., *status_sensors()]` and `resources={..., **status_resources()}`
+(it also uses the `storage` resource, a StorageResource, to read metadata.json, prediction.json and
+validation.json and to make the archive link).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from collections import defaultdict
+from datetime import datetime, timedelta, timezone
+from typing import Optional
+
+from dagster import (
+    AssetRecordsFilter,
+    ConfigurableResource,
+    DefaultSensorStatus,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+from pydantic import PrivateAttr
+
+from igait_pipeline.partitions import user_id_of
+from igait_pipeline.resources.io_manager import StorageResource
+from igait_pipeline.resources.storage import Storage, job_key
+from igait_pipeline.schemas import JobMetadata, MetadataError, Prediction, ValidationReport
+from igait_pipeline.status.events import JobEventReader, ReaderCursor, StageMap
+from igait_pipeline.status.jobdoc import (
+    COLLECTION,
+    FINAL_JOB_STATUSES,
+    FINAL_STAGE,
+    JobEvent,
+    JobStore,
+    apply_events,
+    finalized_at,
+    job_store_from_uri,
+    needs_email,
+)
+from igait_pipeline.status.notify import Outcome, SmtpSettings, deliver
+
+SENSOR_NAME = "job_status_sensor"
+
+
+class JobStatusResource(ConfigurableResource):
+    """Where job documents live: `firestore://PROJECT[/DATABASE]` or `sqlite:PATH`; empty: $IGAIT_STATUS_URI,
+    else `sqlite:data/status.sqlite3`."""
+
+    uri: str = ""
+    collection: str = COLLECTION
+    email_max_age_hours: float = 168.0  # no e-mail for jobs that finished longer ago (e.g. a fresh store's backfill)
+    max_emails_per_tick: int = 50
+
+    _store: Optional[JobStore] = PrivateAttr(default=None)
+
+    def store(self) -> JobStore:
+        if self._store is None:
+            self._store = job_store_from_uri(self.uri or None, collection=self.collection)
+        return self._store
+
+
+class SmtpResource(ConfigurableResource):
+    """SMTP settings; an empty field takes its value from IGAIT_SMTP_* (see status.notify). No host: no e-mail."""
+
+    host: str = ""
+    port: int = 0
+    security: str = ""
+    username: str = ""
+    password: str = ""
+    sender: str = ""
+    timeout: float = 0.0
+
+    def settings(self) -> Optional[SmtpSettings]:
+        return SmtpSettings.from_env(host=self.host, port=self.port, security=self.security,
+                                     username=self.username, password=self.password, sender=self.sender,
+                                     timeout=self.timeout)
+
+
+# ---------- reading the job's own files (facts the event log does not hold) ----------
+def _read_json(storage: Storage, key: str) -> Optional[dict]:
+    try:
+        return json.loads(storage.read_bytes(key))
+    except (FileNotFoundError, ValueError):
+        return None
+    except Exception as e:  # a backend's "not found" (e.g. GCS NotFound) is not a FileNotFoundError
+        if type(e).__name__ == "NotFound":
+            return None
+        raise
+
+
+def upload_event(storage: Storage, job_id: str, at: datetime) -> JobEvent:
+    """The upload as a JobEvent, with the patient details and e-mail from stage_0/metadata.json."""
+    raw = _read_json(storage, job_key(job_id, 0, "metadata.json"))
+    patient, email = None, None
+    if raw is not None:
+        try:
+            meta = JobMetadata.parse(raw)
+            patient, email = meta.patient(), meta.email
+        except MetadataError:
+            pass  # the uploads sensor refuses such jobs; if one gets here, the document shows no details
+    return JobEvent("upload", job_id, at, user_id=user_id_of(job_id), patient=patient, email=email)
+
+
+def job_result(storage: Storage, job_id: str) -> dict:
+    """result {score, classification, archive_key} from stage_6/prediction.json and the stage 7 archive key."""
+    pred = _read_json(storage, job_key(job_id, 6, "prediction.json"))
+    score = classification = None
+    if pred is not None:
+        try:
+            p = Prediction.model_validate(pred)
+            score, classification = p.score, p.classification
+        except ValueError:
+            pass
+    return {"score": score, "classification": classification, "archive_key": job_key(job_id, FINAL_STAGE,
+                                                                                       "results.zip")}
+
+
+def outcome_for(storage: Storage, doc: dict) -> Outcome:
+    job_id = doc["job_id"]
+    archive_key = (doc.get("result") or {}).get("archive_key")
+    url = storage.url(archive_key) if archive_key and storage.exists(archive_key) else None
+    threshold = disclaimer = None
+    reasons: tuple[str, ...] = ()
+    if doc["status"] == "completed":
+        pred = _read_json(storage, job_key(job_id, 6, "prediction.json"))
+        if pred is not None:
+            threshold, disclaimer = pred.get("threshold"), pred.get("disclaimer")
+    else:
+        report = _read_json(storage, job_key(job_id, 2, "validation.json"))
+        if report is not None:
+            try:
+                rep = ValidationReport.model_validate(report)
+                if not rep.valid:
+                    reasons = tuple(rep.reasons)
+            except ValueError:
+                pass
+    return Outcome(archive_url=url, threshold=threshold, disclaimer=disclaimer, reasons=reasons)
+
+
+# ---------- one tick ----------
+def _created_at(instance, stages: StageMap, job_id: str, fallback: datetime) -> datetime:
+    recs = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=stages.upload_key, asset_partitions=[job_id]), limit=1, ascending=True).records
+    return datetime.fromtimestamp(recs[0].timestamp, tz=timezone.utc) if recs else fallback
+
+
+def update_documents(instance, stages: StageMap, store: JobStore, storage: Storage, events: list[JobEvent],
+                     log) -> dict[str, str]:
+    """Fold events into their jobs' documents: one transaction per job. Returns job ID -> status now."""
+    by_job: dict[str, list[JobEvent]] = defaultdict(list)
+    for ev in events:
+        if ev.kind == "upload":
+            ev = upload_event(storage, ev.job_id, ev.at)
+        elif ev.kind == "run_end" and ev.outcome == "success":
+            ev = replace(ev, result=job_result(storage, ev.job_id))
+        by_job[ev.job_id].append(ev)
+    statuses = {}
+    for job_id, evs in by_job.items():
+        seed = None
+        if evs[0].kind != "upload":  # a document may be missing (new store): rebuild its start from the upload
+            seed = upload_event(storage, job_id, _created_at(instance, stages, job_id, evs[0].at))
+        doc = store.update(job_id, lambda d, evs=evs, seed=seed: apply_events(d, evs, seed=seed))
+        if doc is not None:
+            statuses[job_id] = doc["status"]
+            changed = ", ".join(f"{e.kind}{'' if e.stage is None else ' ' + str(e.stage)}" for e in evs)
+            log.info(f"job {job_id}: {doc['status']}, stage {doc['current_stage']} ({changed})")
+    return statuses
+
+
+def send_pending_emails(store: JobStore, storage: Storage, settings: Optional[SmtpSettings], log,
+                        max_age: timedelta, limit: int) -> dict[str, str]:
+    """Deliver the e-mail of every finished job that has none yet (finished within max_age)."""
+    if settings is None:
+        return {}
+    now = datetime.now(timezone.utc)
+    results = {}
+    for doc in store.find(status=FINAL_JOB_STATUSES, email_sent=False, limit=limit):
+        if not needs_email(doc):
+            continue
+        if now - finalized_at(doc) > max_age:
+            continue
+        results[doc["job_id"]] = deliver(store, doc, settings, outcome_for(storage, doc))
+        log.info(f"job {doc['job_id']}: e-mail {results[doc['job_id']]}")
+    return results
+
+
+def evaluate(context: SensorEvaluationContext, job_status: JobStatusResource, smtp: SmtpResource,
+             storage: StorageResource) -> SensorResult:
+    stages = StageMap.from_repository(context.repository_def)
+    reader = JobEventReader(context.instance, stages)
+    cursor = ReaderCursor.from_json(context.cursor)
+    events, new_cursor = reader.read(cursor)
+    store = job_status.store()
+    st = storage.get()
+    statuses = update_documents(context.instance, stages, store, st, events, context.log)
+    mails = send_pending_emails(store, st, smtp.settings(), context.log,
+                                timedelta(hours=job_status.email_max_age_hours), job_status.max_emails_per_tick)
+    summary = (f"{len(events)} events for {len(statuses)} jobs; "
+               f"{sum(1 for r in mails.values() if r == 'sent')} e-mails sent; {len(new_cursor.runs)} runs active")
+    return SensorResult(skip_reason=SkipReason(summary), cursor=new_cursor.to_json())
+
+
+@sensor(name=SENSOR_NAME, minimum_interval_seconds=15, default_status=DefaultSensorStatus.RUNNING,
+        description="Keeps each job's status document (Firestore `jobs/{job_id}` or the embedded store) current "
+                    "from upload, run and step events, and sends the family's one e-mail when a job ends.")
+def job_status_sensor(context: SensorEvaluationContext, job_status: JobStatusResource, smtp: SmtpResource,
+                      storage: StorageResource):
+    return evaluate(context, job_status, smtp, storage)
+
+
+def status_sensors() -> list[SensorDefinition]:
+    return [job_status_sensor]
+
+
+def status_resources() -> dict:
+    """The resources the status sensor needs besides `storage`; values come from the environment."""
+    return {"job_status": JobStatusResource(), "smtp": SmtpResource()}

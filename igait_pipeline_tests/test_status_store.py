@@ -1,0 +1,142 @@
+"""Both job stores behind one interface: the embedded SQLite file directly, Firestore against the real emulator
+(`@firestore-emulator/server` started by the `firestore` fixture) through the official client."""
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from igait_pipeline.status.firestore_store import FirestoreJobStore
+from igait_pipeline.status.jobdoc import JobDocument, JobEvent, apply_events, job_store_from_uri, new_job_doc
+from igait_pipeline.status.sqlite_store import SqliteJobStore
+
+T0 = datetime(2026, 5, 4, 12, 0, 0, 654321, tzinfo=timezone.utc)
+PATIENT = {"age": 7.0, "sex": "F", "height": 127.0, "weight": 24.9, "ethnicity": "Hispanic or Latino"}
+
+
+@pytest.fixture(params=["sqlite", "firestore"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        s = job_store_from_uri(f"sqlite:{tmp_path}/status.sqlite3")
+        assert isinstance(s, SqliteJobStore)
+    else:
+        fs = request.getfixturevalue("firestore")
+        s = job_store_from_uri(fs.uri)
+        assert isinstance(s, FirestoreJobStore)
+    yield s
+    s.close()
+
+
+def doc_for(job_id: str, **changes) -> dict:
+    doc = new_job_doc(job_id, job_id.rpartition("_")[0], T0, PATIENT, f"{job_id}@example.org")
+    doc.update(changes)
+    return doc
+
+
+def create(store, job_id: str, **changes) -> dict:
+    return store.update(job_id, lambda old: doc_for(job_id, **changes) if old is None else old)
+
+
+def test_create_read_back_exact_shape_and_timestamps(store):
+    before = datetime.now(timezone.utc)
+    doc = create(store, "alice_1")
+    after = datetime.now(timezone.utc)
+    JobDocument.model_validate(doc)
+    got = store.get("alice_1")
+    assert got == doc
+    assert got["created_at"] == T0  # microseconds survive the round trip
+    assert got["created_at"].tzinfo is not None
+    # updated_at is stamped by the store (a server timestamp on Firestore), never by the caller
+    assert before - timedelta(seconds=5) <= got["updated_at"] <= after + timedelta(seconds=5)
+    assert store.get("nobody_1") is None
+
+
+def test_update_changes_nested_fields_and_keeps_the_rest(store):
+    create(store, "bob_1")
+    first = store.get("bob_1")
+    ev = [JobEvent("run_start", "bob_1", T0 + timedelta(seconds=1), planned=(1, 2)),
+          JobEvent("step_start", "bob_1", T0 + timedelta(seconds=2), stage=1)]
+    doc = store.update("bob_1", lambda d: apply_events(d, ev))
+    assert doc["status"] == "processing" and doc["current_stage"] == 1
+    assert doc["stages"]["1"]["status"] == "processing"
+    assert doc["stages"]["1"]["started_at"] == T0 + timedelta(seconds=2)
+    assert doc["stages"]["2"] == first["stages"]["2"] and doc["patient"] == PATIENT
+    assert doc["updated_at"] >= first["updated_at"]
+    assert store.get("bob_1") == doc
+
+
+def test_a_change_that_changes_nothing_writes_nothing(store):
+    create(store, "carol_1")
+    stamped = store.get("carol_1")["updated_at"]
+    again = create(store, "carol_1")  # the same creation, replayed
+    assert again["updated_at"] == stamped
+    store.update("carol_1", lambda d: {**d, "updated_at": datetime(2000, 1, 1, tzinfo=timezone.utc)})
+    assert store.get("carol_1")["updated_at"] == stamped  # updated_at alone is no change
+    assert store.update("nobody_2", lambda d: None) is None and store.get("nobody_2") is None
+
+
+def test_a_failing_change_rolls_back(store):
+    create(store, "dave_1")
+    before = store.get("dave_1")
+
+    def broken(doc):
+        doc["status"] = "failed"
+        raise RuntimeError("crash in the middle of a change")
+
+    with pytest.raises(RuntimeError):
+        store.update("dave_1", broken)
+    assert store.get("dave_1") == before
+    with pytest.raises(ValueError):
+        store.update("dave_2", lambda d: doc_for("someone_else_1"))
+
+
+def test_queries_by_status_email_sent_and_user(store):
+    create(store, "erin_1", status="completed")
+    create(store, "erin_2", status="failed", email_sent=True)
+    create(store, "erin_3", status="processing")
+    create(store, "frank_1", status="failed")
+    ids = lambda docs: [d["job_id"] for d in docs]  # noqa: E731
+    assert ids(store.find(status=["completed", "failed"], email_sent=False)) == ["erin_1", "frank_1"]
+    assert ids(store.find(status=["completed", "failed"])) == ["erin_1", "erin_2", "frank_1"]
+    assert ids(store.find(user_id="erin")) == ["erin_1", "erin_2", "erin_3"]
+    assert ids(store.find(email_sent=True)) == ["erin_2"]
+    assert ids(store.find(status=["submitted"])) == []
+    assert len(store.find(limit=2)) == 2
+
+
+def test_email_claim_is_taken_once(store):
+    create(store, "gina_1", status="completed")
+    assert store.claim_email("gina_1") is True
+    assert store.claim_email("gina_1") is False
+    assert store.get("gina_1")["email_sent"] is True
+    store.release_email("gina_1")
+    assert store.get("gina_1")["email_sent"] is False
+    assert store.claim_email("gina_1") is True
+    assert store.claim_email("nobody_3") is False
+
+
+def test_firestore_writes_only_changed_fields_with_dotted_paths(firestore):
+    """Another writer (the web app) changes a field while our transaction runs: our commit updates only the
+    fields it changed (dotted paths), so the other write survives; on real Firestore the transaction would
+    also be retried on the contention."""
+    store = FirestoreJobStore(project=firestore.project)
+    create(store, "hank_1")
+    raw = firestore.client().collection("jobs").document("hank_1")
+
+    def change(doc):
+        raw.update({"patient.ethnicity": "Asian", "stages.`5`.error": "set by someone else"})
+        doc["stages"]["1"]["status"] = "processing"
+        doc["result"]["score"] = 0.5
+        return doc
+
+    store.update("hank_1", change)
+    got = raw.get().to_dict()
+    assert got["stages"]["1"]["status"] == "processing" and got["result"]["score"] == 0.5
+    assert got["patient"]["ethnicity"] == "Asian"
+    assert got["stages"]["5"]["error"] == "set by someone else"
+
+
+def test_firestore_documents_are_where_the_web_app_reads_them(firestore):
+    store = job_store_from_uri(firestore.uri)
+    create(store, "ivy_1", status="completed")
+    snap = firestore.client().collection("jobs").document("ivy_1").get()
+    assert snap.exists and snap.to_dict()["status"] == "completed"
+    assert type(snap.to_dict()["updated_at"]).__name__ == "DatetimeWithNanoseconds"  # a Firestore timestamp
