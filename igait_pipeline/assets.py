@@ -26,7 +26,7 @@ from igait_pipeline import placement
 from igait_pipeline.partitions import JobIdError, job_partitions, validate_job_id
 from igait_pipeline.resources.io_manager import FILES_META, STAGE_META, StorageResource
 from igait_pipeline.resources.storage import StageFiles, job_key, write_stage
-from igait_pipeline.schemas import VIEWS, JobMetadata, MetadataError, ValidationReport
+from igait_pipeline.schemas import VIEWS, Cycles, JobMetadata, MetadataError, Prediction, ValidationReport
 from igait_pipeline.stages import archive, media, pose, reframe, validity
 
 GROUP = "igait"
@@ -240,3 +240,30 @@ def _overlay_preview(res: pose.KeypointsResult) -> MetadataValue:
     ok, frame = cap.read()
     cap.release()
     return _thumbnail_md(frame, "overlay") if ok else MetadataValue.text("no frame")
+
+
+@asset(
+    description="Stage 7: results.zip with every stage's files (stage 0 metadata, stages 1–6) and a short "
+                "human-readable SUMMARY.txt.",
+    group_name=GROUP, partitions_def=job_partitions, code_version="1", kinds={"zip"},
+    metadata=_meta(7, ["results.zip"]), **_asset_kwargs("results_archive"),
+)
+def results_archive(context: AssetExecutionContext, upload: StageFiles, converted_video: StageFiles,
+                    validation_report: StageFiles, reframed_video: StageFiles, keypoints: StageFiles,
+                    gait_cycles: StageFiles, prediction: StageFiles) -> Output[StageFiles]:
+    job_id = _job_id(context)
+    out = _scratch(context, 7)
+    stages = {0: {"metadata.json": upload["metadata.json"]}, 1: converted_video.files,
+              2: validation_report.files, 3: reframed_video.files, 4: keypoints.files, 5: gait_cycles.files,
+              6: prediction.files}
+    summary = archive.summary_text(
+        job_id, ValidationReport.model_validate_json(validation_report["validation.json"].read_text()),
+        Cycles.model_validate_json(gait_cycles["cycles.json"].read_text()),
+        Prediction.model_validate_json(prediction["prediction.json"].read_text()))
+    manifest = archive.build_archive(job_id, stages, summary, out / "results.zip")
+    files = {"results.zip": out / "results.zip"}
+    return Output(StageFiles(files, scratch=out), metadata={
+        "files": len(manifest), "summary": MetadataValue.md(f"```\n{summary}\n```"), **_sizes(files)})
+
+
+STAGE_ASSETS = [converted_video, validation_report, reframed_video, keypoints]

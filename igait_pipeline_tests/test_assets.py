@@ -19,8 +19,16 @@ def _run(selection, storage, job_id):
         instance.add_dynamic_partitions("jobs", [job_id])
         result = materialize(selection, partition_key=job_id, instance=instance,
                              resources=build_resources(str(storage.root)), raise_on_error=False)
-        failures = [e.event_specific_data.error.message for e in result.all_events if e.is_step_failure]
-        return result, failures
+        return result, [_flatten(e.event_specific_data.error) for e in result.all_events if e.is_step_failure]
+
+
+def _flatten(err) -> str:
+    """An error's message with its causes', as the run log shows them."""
+    parts = []
+    while err is not None:
+        parts.append(err.message.strip())
+        err = err.cause
+    return " <- ".join(parts)
 
 
 def _stage_keys(storage, job_id, stage):
@@ -96,7 +104,8 @@ def test_no_person_fails_validation_and_stops_the_job_with_report_written(local_
     put_job(local_storage, "user1_10", empty_scene_video, short_clip, GOOD_METADATA)
     result, failures = _run([*FIRST_STAGES, assets.reframed_video], local_storage, "user1_10")
     assert not result.success
-    assert failures == ["job user1_10: validation rejected the videos: front view: no person found in the video"]
+    assert failures == ["dagster._core.definitions.events.Failure: job user1_10: validation rejected the videos: "
+                        "front view: no person found in the video"]
     report = json.loads(local_storage.read_bytes(job_key("user1_10", 2, "validation.json")))
     assert report["valid"] is False and report["views"]["side"]["walking"] is True
     assert _stage_keys(local_storage, "user1_10", 3) == []  # stage 3 never started
