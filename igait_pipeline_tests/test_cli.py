@@ -1,0 +1,88 @@
+"""The igait command and the embedded dagster.yaml."""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance, instance_for_test, materialize
+
+from igait_pipeline import cli
+from igait_pipeline.resources.storage import job_key
+from igait_pipeline_tests.fixtures.media import GOOD_METADATA, REPO
+
+
+@pytest.fixture
+def meta_file(tmp_path):
+    p = tmp_path / "meta.json"
+    p.write_text(json.dumps(GOOD_METADATA))
+    return p
+
+
+def test_submit_writes_videos_then_metadata_and_prints_the_id(local_storage, short_clip, meta_file, capsys):
+    assert cli.main(["submit", "--front", str(short_clip), "--side", str(short_clip), "--metadata", str(meta_file),
+                     "--user-id", "user123"]) == 0
+    assert capsys.readouterr().out.strip() == "user123_1"
+    assert cli.main(["submit", "--front", str(short_clip), "--side", str(short_clip), "--metadata", str(meta_file),
+                     "--user-id", "user123"]) == 0
+    assert capsys.readouterr().out.strip() == "user123_2"
+    objs = {o.key: o for o in local_storage.list("jobs/user123_1/")}
+    assert set(objs) == {job_key("user123_1", 0, n) for n in ("front.mp4", "side.mp4", "metadata.json")}
+    meta = objs[job_key("user123_1", 0, "metadata.json")]
+    assert all(meta.updated >= o.updated for o in objs.values())  # metadata.json last
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--job-id", "user 1/2"], "job ID 'user 1/2' is malformed"),
+    (["--metadata", "BAD"], "metadata.json is invalid: email"),
+    (["--side", "CORRUPT"], "side video"),
+])
+def test_submit_refuses_bad_input_before_storing_anything(local_storage, short_clip, corrupt_video, meta_file,
+                                                          tmp_path, capsys, args, message):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**GOOD_METADATA, "email": "nope"}))
+    base = {"--front": str(short_clip), "--side": str(short_clip), "--metadata": str(meta_file)}
+    extra = dict(zip(args[::2], args[1::2]))
+    extra = {k: {"BAD": str(bad), "CORRUPT": str(corrupt_video)}.get(v, v) for k, v in extra.items()}
+    argv = ["submit"] + [x for kv in {**base, **extra}.items() for x in kv]
+    assert cli.main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert list(local_storage.list("jobs/")) == []
+
+
+def test_submit_refuses_an_existing_job(local_storage, short_clip, meta_file, capsys):
+    argv = ["submit", "--front", str(short_clip), "--side", str(short_clip), "--metadata", str(meta_file),
+            "--job-id", "user9_1"]
+    assert cli.main(argv) == 0
+    assert cli.main(argv) == 2
+    assert "job user9_1 already exists" in capsys.readouterr().err
+
+
+def test_status_reports_stages_from_the_instance(local_storage, short_clip, meta_file):
+    from igait_pipeline import assets
+    from igait_pipeline.definitions import build_resources
+
+    job_id = cli.submit(short_clip, short_clip, meta_file, job_id="user7_1", storage=local_storage)
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions("jobs", [job_id])
+        assert materialize([assets.upload, assets.converted_video], partition_key=job_id, instance=instance,
+                           resources=build_resources(str(local_storage.root))).success
+        st = cli.job_status(job_id, instance)
+    assert st["stages"]["converted_video"]["state"] == "materialized"
+    assert st["stages"]["keypoints"]["state"] == "not materialized"
+    assert st["uploaded"] and st["result"] is None
+
+
+def test_embedded_dagster_yaml_gives_sqlite_and_a_queued_coordinator(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    instance = DagsterInstance.get()
+    try:
+        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        assert instance.run_coordinator.get_run_queue_config().max_concurrent_runs == 2
+        assert type(instance.run_storage).__name__ == "ConsolidatedSqliteEventLogStorage" or \
+            "Sqlite" in type(instance.run_storage).__name__
+        assert Path(instance.root_directory) == home
+    finally:
+        instance.dispose()
