@@ -62,7 +62,7 @@ def probe(path: str | os.PathLike, min_duration: float = 0.5) -> VideoInfo:
     if path.stat().st_size == 0:
         raise MediaError(f"{path.name}: file is empty")
     try:
-        info = ffmpeg.probe(str(path), count_packets=None)
+        info = ffmpeg.probe(str(path))
     except ffmpeg.Error as e:
         detail = (e.stderr or b"").decode(errors="replace").strip().splitlines()
         raise MediaError(f"{path.name}: not a readable video ({detail[-1] if detail else 'ffprobe failed'})") from None
