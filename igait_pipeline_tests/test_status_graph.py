@@ -177,7 +177,7 @@ def submit(instance: DagsterInstance, storage_root: str | Path, job_id: str, met
 
 def run_job(d: Definitions, instance: DagsterInstance, job_id: str, tags: dict | None = None):
     """One run of igait_job for the job, in process (as the run worker would run it)."""
-    return d.get_job_def("igait_job").execute_in_process(
+    return d.resolve_job_def("igait_job").execute_in_process(
         partition_key=job_id, instance=instance, raise_on_error=False, tags=tags or {})
 
 

@@ -29,8 +29,6 @@ from dagster import (
     SkipReason,
     sensor,
 )
-from pydantic import PrivateAttr
-
 from igait_pipeline.partitions import user_id_of
 from igait_pipeline.resources.io_manager import StorageResource
 from igait_pipeline.resources.storage import Storage, job_key
@@ -58,15 +56,12 @@ class JobStatusResource(ConfigurableResource):
 
     uri: str = ""
     collection: str = COLLECTION
-    email_max_age_hours: float = 168.0  # no e-mail for jobs that finished longer ago (e.g. a fresh store's backfill)
+    email_max_age_hours: float = 168.0  # jobs that finished longer ago get no e-mail (see send_pending_emails)
     max_emails_per_tick: int = 50
 
-    _store: Optional[JobStore] = PrivateAttr(default=None)
-
     def store(self) -> JobStore:
-        if self._store is None:
-            self._store = job_store_from_uri(self.uri or None, collection=self.collection)
-        return self._store
+        """A store for one sensor tick (the caller closes it)."""
+        return job_store_from_uri(self.uri or None, collection=self.collection)
 
 
 class SmtpResource(ConfigurableResource):
@@ -179,32 +174,48 @@ def update_documents(instance, stages: StageMap, store: JobStore, storage: Stora
 
 def send_pending_emails(store: JobStore, storage: Storage, settings: Optional[SmtpSettings], log,
                         max_age: timedelta, limit: int) -> dict[str, str]:
-    """Deliver the e-mail of every finished job that has none yet (finished within max_age)."""
+    """Deliver the e-mail of every finished job that has none yet.
+
+    A job that finished more than max_age ago (its latest stage time) gets no e-mail: its email_sent is set
+    without sending ("no e-mail is due"), once, with a log line. That happens when a new, empty store is filled
+    from the instance's history, or after SMTP was unconfigured for longer than max_age; an operator who wants
+    such an e-mail sent sets email_sent back to false. Without SMTP settings nothing is sent or marked.
+    """
     if settings is None:
         return {}
     now = datetime.now(timezone.utc)
     results = {}
     for doc in store.find(status=FINAL_JOB_STATUSES, email_sent=False, limit=limit):
+        job_id = doc["job_id"]
         if not needs_email(doc):
-            continue
+            continue  # no address: nothing to send (the document shows email null)
         if now - finalized_at(doc) > max_age:
+            if store.claim_email(job_id):
+                results[job_id] = "too_old"
+                log.warning(f"job {job_id}: finished {finalized_at(doc):%Y-%m-%d %H:%M} UTC, more than "
+                            f"{max_age} ago: no e-mail (email_sent set without sending)")
             continue
-        results[doc["job_id"]] = deliver(store, doc, settings, outcome_for(storage, doc))
-        log.info(f"job {doc['job_id']}: e-mail {results[doc['job_id']]}")
+        results[job_id] = deliver(store, doc, settings, outcome_for(storage, doc))
+        log.info(f"job {job_id}: e-mail {results[job_id]}")
     return results
 
 
 def evaluate(context: SensorEvaluationContext, job_status: JobStatusResource, smtp: SmtpResource,
              storage: StorageResource) -> SensorResult:
+    if context.repository_def is None:
+        raise ValueError(f"{SENSOR_NAME} needs the code location's definitions (for the assets' stage numbers)")
     stages = StageMap.from_repository(context.repository_def)
     reader = JobEventReader(context.instance, stages)
     cursor = ReaderCursor.from_json(context.cursor)
     events, new_cursor = reader.read(cursor)
     store = job_status.store()
-    st = storage.get()
-    statuses = update_documents(context.instance, stages, store, st, events, context.log)
-    mails = send_pending_emails(store, st, smtp.settings(), context.log,
-                                timedelta(hours=job_status.email_max_age_hours), job_status.max_emails_per_tick)
+    try:
+        st = storage.get()
+        statuses = update_documents(context.instance, stages, store, st, events, context.log)
+        mails = send_pending_emails(store, st, smtp.settings(), context.log,
+                                    timedelta(hours=job_status.email_max_age_hours), job_status.max_emails_per_tick)
+    finally:
+        store.close()
     summary = (f"{len(events)} events for {len(statuses)} jobs; "
                f"{sum(1 for r in mails.values() if r == 'sent')} e-mails sent; {len(new_cursor.runs)} runs active")
     return SensorResult(skip_reason=SkipReason(summary), cursor=new_cursor.to_json())
