@@ -26,8 +26,8 @@ from igait_pipeline import placement
 from igait_pipeline.partitions import JobIdError, job_partitions, validate_job_id
 from igait_pipeline.resources.io_manager import FILES_META, STAGE_META, StorageResource
 from igait_pipeline.resources.storage import StageFiles, job_key, write_stage
-from igait_pipeline.schemas import VIEWS, Cycles, JobMetadata, MetadataError, Prediction, ValidationReport
-from igait_pipeline.stages import archive, media, pose, reframe, validity
+from igait_pipeline.schemas import VIEWS, Cycles, JobMetadata, Keypoints, MetadataError, Prediction, ValidationReport
+from igait_pipeline.stages import archive, cycles, media, pose, reframe, validity
 
 GROUP = "igait"
 UPLOAD_FILES = ["front.mp4", "side.mp4", "metadata.json"]
@@ -242,6 +242,43 @@ def _overlay_preview(res: pose.KeypointsResult) -> MetadataValue:
     return _thumbnail_md(frame, "overlay") if ok else MetadataValue.text("no frame")
 
 
+def _png_md(png: bytes, title: str) -> MetadataValue:
+    return MetadataValue.md(f"![{title}](data:image/png;base64,{base64.b64encode(png).decode()})")
+
+
+def _keypoints_of(files: StageFiles, view: str) -> Keypoints:
+    return Keypoints.model_validate_json(files[f"{view}_keypoints.json"].read_text())
+
+
+@asset(
+    description="Stage 5: heel strikes and toe-offs per foot from the keypoints (side view first, front view as "
+                "support), strides and gait parameters (cadence, stride time mean and CV, step-time asymmetry, "
+                "stance ratio, normalised step length, ...), and a plot of the signals with the events.",
+    group_name=GROUP, partitions_def=job_partitions, code_version="1", kinds={"numpy", "json"},
+    metadata=_meta(5, ["cycles.json", "cycles.png"]), **_asset_kwargs("gait_cycles"),
+)
+def gait_cycles(context: AssetExecutionContext, keypoints: StageFiles) -> Output[StageFiles]:
+    job_id = _job_id(context)
+    out = _scratch(context, 5)
+    side, front = _keypoints_of(keypoints, "side"), _keypoints_of(keypoints, "front")
+    with stage_errors(context, "gait cycle detection"):
+        result = cycles.detect_cycles(side, front, job_id)
+        png = cycles.plot_cycles(side if result.view_used == "side" else front, result)
+    (out / "cycles.json").write_text(result.model_dump_json(indent=1))
+    (out / "cycles.png").write_bytes(png)
+    p = result.parameters
+    meta = {"num_cycles": len(result.strides), "view_used": result.view_used,
+            "heel_strikes/left": len(result.heel_strikes.get("left", [])),
+            "heel_strikes/right": len(result.heel_strikes.get("right", [])),
+            **{f"param/{k}": float(v) for k, v in p.items() if v is not None},
+            "plot": _png_md(png, "gait signals and events")}
+    for w in result.quality.get("warnings", []) or []:
+        context.log.warning(f"job {job_id}: {w}")
+    files = {"cycles.json": out / "cycles.json", "cycles.png": out / "cycles.png"}
+    meta.update(_sizes(files))
+    return Output(StageFiles(files, scratch=out), metadata=meta)
+
+
 @asset(
     description="Stage 7: results.zip with every stage's files (stage 0 metadata, stages 1–6) and a short "
                 "human-readable SUMMARY.txt.",
@@ -266,4 +303,4 @@ def results_archive(context: AssetExecutionContext, upload: StageFiles, converte
         "files": len(manifest), "summary": MetadataValue.md(f"```\n{summary}\n```"), **_sizes(files)})
 
 
-STAGE_ASSETS = [converted_video, validation_report, reframed_video, keypoints]
+STAGE_ASSETS = [converted_video, validation_report, reframed_video, keypoints, gait_cycles]
