@@ -11,7 +11,6 @@ from igait_pipeline.status.jobdoc import (
     finalized_at,
     job_store_from_uri,
     needs_email,
-    new_job_doc,
     same_content,
 )
 from igait_pipeline.status.sqlite_store import SqliteJobStore

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Optional
+from typing import Mapping, Optional
 
 from dagster import (
     AssetKey,
@@ -298,9 +298,3 @@ def _failure_keys(data, job_id: str) -> tuple[str, ...]:
                 keys.append(item)
     return tuple(sorted(set(keys)))
 
-
-def distinct_jobs(events: Iterable[JobEvent]) -> list[str]:
-    seen: dict[str, None] = {}
-    for ev in events:
-        seen.setdefault(ev.job_id, None)
-    return list(seen)

@@ -83,14 +83,12 @@ class SmtpResource(ConfigurableResource):
 
 # ---------- reading the job's own files (facts the event log does not hold) ----------
 def _read_json(storage: Storage, key: str) -> Optional[dict]:
+    """The JSON object at key, or None if there is none or it is not JSON (other storage errors propagate: the
+    tick fails and is retried)."""
     try:
         return json.loads(storage.read_bytes(key))
     except (FileNotFoundError, ValueError):
         return None
-    except Exception as e:  # a backend's "not found" (e.g. GCS NotFound) is not a FileNotFoundError
-        if type(e).__name__ == "NotFound":
-            return None
-        raise
 
 
 def upload_event(storage: Storage, job_id: str, at: datetime) -> JobEvent:
