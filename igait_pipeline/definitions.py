@@ -12,6 +12,7 @@ from igait_pipeline.execution import executor_from_env
 from igait_pipeline.resources.io_manager import StageFilesIOManager, StorageResource
 from igait_pipeline.resources.model_store import ModelStoreResource
 from igait_pipeline.sensors import igait_job, uploads_sensor
+from igait_pipeline.status.sensors import status_resources, status_sensors
 
 
 def build_resources(storage_root: str = "") -> dict:
@@ -20,13 +21,14 @@ def build_resources(storage_root: str = "") -> dict:
         "storage": storage,
         "io_manager": StageFilesIOManager(storage=storage),
         "model_store": ModelStoreResource(storage=storage),
+        **status_resources(),  # job documents and e-mail: read by the status sensor, never by assets
     }
 
 
 defs = Definitions(
     assets=[assets.upload, *assets.STAGE_ASSETS],
     jobs=[igait_job],
-    sensors=[uploads_sensor],
+    sensors=[uploads_sensor, *status_sensors()],
     resources=build_resources(),
     executor=executor_from_env(),
 )
