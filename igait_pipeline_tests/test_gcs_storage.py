@@ -327,3 +327,4 @@ def test_uploads_sensor_tick_on_gcs(gcs_root):
         instance.add_dynamic_partitions("jobs", ["ann_1"])
         again = uploads_sensor(build_sensor_context(instance=instance, resources=resources, cursor=result.cursor))
         assert not again.run_requests
+

@@ -1,9 +1,10 @@
 """deploy/dagster.prod.yaml on a real PostgreSQL server, and its Kubernetes run launcher built without a cluster.
 
-The instance test loads the production file as it is, swapping only what needs a cluster or a bucket: the
-K8sRunLauncher becomes Dagster's DefaultRunLauncher and the GCS compute log manager a local one. PostgreSQL is
-reached through the same DAGSTER_PG_* variables production sets (the `postgres_db` fixture points them at a fresh
-database), and a real stage (`converted_video`, ffmpeg) is materialized for one job partition.
+The instance test loads the production file as it is, swapping only what needs a cluster: the K8sRunLauncher
+becomes Dagster's DefaultRunLauncher and the GCS compute log manager a local one. PostgreSQL is reached through
+the same DAGSTER_PG_* variables production sets (the `postgres_db` fixture points them at a fresh database), job
+data lives in GCS (the emulator) as in production, and a real stage (`converted_video`, ffmpeg) is materialized
+for one job partition: the IO manager downloads stage_0 from the bucket and uploads stage_1 back.
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from dagster._core.test_utils import instance_for_test
 
 from igait_pipeline import assets
 from igait_pipeline.resources.io_manager import StageFilesIOManager, StorageResource
-from igait_pipeline.resources.storage import job_key
+from igait_pipeline.resources.storage import job_key, storage_from_uri
+from igait_pipeline.stages import media
 from igait_pipeline_tests.fixtures.media import GOOD_METADATA, put_job
 
 PROD = Path(__file__).resolve().parents[1] / "deploy" / "dagster.prod.yaml"
@@ -88,16 +90,17 @@ def instance_overrides(prod: dict, compute_log_dir: Path) -> dict:
 
 
 @pytest.mark.timeout(120)
-def test_materialize_a_partition_on_the_postgres_instance(postgres_db, local_storage, short_clip, tmp_path,
+def test_materialize_a_partition_on_the_postgres_instance(postgres_db, gcs_root, short_clip, tmp_path,
                                                           monkeypatch):
     for k, v in K8S_ENV.items():
         monkeypatch.setenv(k, v)
     prod = load_prod()
     job_id = "pgtest_1"
-    put_job(local_storage, job_id, short_clip, short_clip, GOOD_METADATA)
+    storage = storage_from_uri(gcs_root)
+    put_job(storage, job_id, short_clip, short_clip, GOOD_METADATA)
     cfg = instance_overrides(prod, tmp_path / "compute_logs")
-    storage = StorageResource(root=str(local_storage.root))
-    resources = {"io_manager": StageFilesIOManager(storage=storage), "storage": storage}
+    resource = StorageResource(root=gcs_root)
+    resources = {"io_manager": StageFilesIOManager(storage=resource), "storage": resource}
 
     with instance_for_test(overrides=cfg) as instance:
         from dagster._core.run_coordinator import QueuedRunCoordinator
@@ -120,18 +123,22 @@ def test_materialize_a_partition_on_the_postgres_instance(postgres_db, local_sto
         assert result.success
         run_id = result.run_id
 
-    # The stage's files are in storage, and everything Dagster recorded is in PostgreSQL: a new instance
-    # loaded from the same file (new connections) sees the run, its partition and its materialization.
-    assert [o.key for o in local_storage.list(f"jobs/{job_id}/stage_1/")] == [
-        job_key(job_id, 1, "front.mp4"), job_key(job_id, 1, "side.mp4")]
+    # The stage's files are in the bucket (the inputs came down from it into the cache)...
+    stage1 = [job_key(job_id, 1, "front.mp4"), job_key(job_id, 1, "side.mp4")]
+    assert [o.key for o in storage.list(f"jobs/{job_id}/stage_1/")] == stage1
+    cached = tmp_path / "cache" / job_id / "jobs" / job_id / "stage_0" / "front.mp4"
+    assert cached.read_bytes() == short_clip.read_bytes()
+    info = media.probe(storage.download(stage1[1], tmp_path / "side.mp4"))
+    assert (info.width, info.height, info.codec) == (1920, 1080, "h264") and round(info.fps) == 60
+    # ...and everything Dagster recorded is in PostgreSQL: a new instance loaded from the same file (new
+    # connections) sees the run, its partition and its materialization.
     with instance_for_test(overrides=cfg) as again:
         run = again.get_run_by_id(run_id)
         assert run is not None and run.status == DagsterRunStatus.SUCCESS
         assert again.get_dynamic_partitions("jobs") == [job_id]
         event = again.get_latest_materialization_event(AssetKey("converted_video"))
         assert event is not None and event.asset_materialization.partition == job_id
-        assert sorted(event.asset_materialization.metadata["storage_keys"].value) == [
-            job_key(job_id, 1, "front.mp4"), job_key(job_id, 1, "side.mp4")]
+        assert sorted(event.asset_materialization.metadata["storage_keys"].value) == stage1
     conn = postgres_db.connect()
     with conn, conn.cursor() as cur:
         cur.execute("SELECT status FROM runs WHERE run_id = %s", (run_id,))
