@@ -4,6 +4,7 @@ Cheap on purpose: the "videos" are not videos, so stage 1 refuses them after one
 processed; what is tested is how the real graph's events land in the job document and the e-mail.
 """
 import json
+import re
 
 from dagster import Definitions, SensorResult, build_sensor_context, instance_for_test
 
@@ -69,4 +70,6 @@ def test_real_uploads_sensor_and_real_job_drive_the_document(tmp_path, smtp_serv
     body = mail.message.get_content()
     assert mail.rcpt_tos == ["family@example.org"]
     assert "We could not read one of the videos" in body and "kid-42_1" in body
-    assert forbidden_details(body) == [] and "119" not in body and "21" not in body.replace("kid-42_1", "")
+    # Paths (the archive link, pytest's numbered temp dirs) may hold any digits: check the prose around them.
+    prose = re.sub(r"\S*/\S*", "", body).replace("kid-42_1", "")
+    assert forbidden_details(prose) == [] and "119" not in prose and "21" not in prose

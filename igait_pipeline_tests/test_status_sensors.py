@@ -89,7 +89,7 @@ def test_document_follows_a_job_from_upload_to_result_and_one_e_mail(env, smtp_s
     assert "Screening result: NO ASD (score 0.27" in body and "not a clinically validated test" in body
     archive = LocalStorage(env.storage_root).url(job_key("user1_1", 7, "results.zip"))
     assert archive in body  # locally the link is the archive's path
-    assert forbidden_details(body) == []
+    assert forbidden_details(body.replace(archive, "")) == []  # the temp path may hold any digits
 
 
 def test_each_stage_shows_up_as_it_starts(env):
