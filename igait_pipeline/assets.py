@@ -25,9 +25,10 @@ from dagster import (
 from igait_pipeline import placement
 from igait_pipeline.partitions import JobIdError, job_partitions, validate_job_id
 from igait_pipeline.resources.io_manager import FILES_META, STAGE_META, StorageResource
+from igait_pipeline.resources.model_store import ModelStoreResource
 from igait_pipeline.resources.storage import StageFiles, job_key, write_stage
 from igait_pipeline.schemas import VIEWS, Cycles, JobMetadata, Keypoints, MetadataError, Prediction, ValidationReport
-from igait_pipeline.stages import archive, cycles, media, pose, reframe, validity
+from igait_pipeline.stages import archive, cycles, features, media, pose, predict, reframe, validity
 
 GROUP = "igait"
 UPLOAD_FILES = ["front.mp4", "side.mp4", "metadata.json"]
@@ -280,6 +281,38 @@ def gait_cycles(context: AssetExecutionContext, keypoints: StageFiles) -> Output
 
 
 @asset(
+    description="Stage 6: features (hip and knee flexion/extension from the side view, hip and knee "
+                "abduction/adduction from the front view, each averaged over time-normalised gait cycles; gait "
+                "parameters; patient data) scored by the torch model from the model store. prediction.json holds "
+                "score, classification, threshold, model name/version/sha256 and what the model was trained on.",
+    group_name=GROUP, partitions_def=job_partitions, code_version="1", kinds={"pytorch", "json"},
+    metadata=_meta(6, ["prediction.json"]), **_asset_kwargs("prediction"),
+)
+def prediction(context: AssetExecutionContext, model_store: ModelStoreResource, upload: StageFiles,
+               keypoints: StageFiles, gait_cycles: StageFiles) -> Output[StageFiles]:
+    job_id = _job_id(context)
+    out = _scratch(context, 6)
+    with stage_errors(context, "prediction"):
+        meta_in = read_metadata(job_id, upload)
+        result = Cycles.model_validate_json(gait_cycles["cycles.json"].read_text())
+        fs = features.compute_features(_keypoints_of(keypoints, "side"), _keypoints_of(keypoints, "front"),
+                                       result, meta_in)
+        model = model_store.load()
+        pred = predict.predict(fs, model, job_id, threshold=float(model.card.get("threshold", 0.5)))
+    for note in model.notes + fs.warnings:
+        context.log.warning(f"job {job_id}: {note}")
+    context.log.info(f"job {job_id}: {pred.disclaimer}")
+    (out / "prediction.json").write_text(pred.model_dump_json(indent=1))
+    files = {"prediction.json": out / "prediction.json"}
+    return Output(StageFiles(files, scratch=out), metadata={
+        "score": pred.score, "classification": pred.classification, "threshold": pred.threshold,
+        "model": f"{pred.model.name} {pred.model.version}", "model_sha256": pred.model.sha256,
+        "clinically_validated": pred.model.clinically_validated,
+        "imputed_features": MetadataValue.json(pred.features.get("imputed_with_training_mean", [])),
+        "disclaimer": pred.disclaimer, **_sizes(files)})
+
+
+@asset(
     description="Stage 7: results.zip with every stage's files (stage 0 metadata, stages 1–6) and a short "
                 "human-readable SUMMARY.txt.",
     group_name=GROUP, partitions_def=job_partitions, code_version="1", kinds={"zip"},
@@ -303,4 +336,5 @@ def results_archive(context: AssetExecutionContext, upload: StageFiles, converte
         "files": len(manifest), "summary": MetadataValue.md(f"```\n{summary}\n```"), **_sizes(files)})
 
 
-STAGE_ASSETS = [converted_video, validation_report, reframed_video, keypoints, gait_cycles]
+STAGE_ASSETS = [converted_video, validation_report, reframed_video, keypoints, gait_cycles, prediction,
+                results_archive]

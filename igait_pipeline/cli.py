@@ -142,7 +142,7 @@ def run_demo(job_id: str | None = None) -> int:
     print(f"submitted {job_id} ({sample.SAMPLE_LICENSE}); running the pipeline…", flush=True)
     instance = DagsterInstance.get()
     instance.add_dynamic_partitions(job_partitions.name, [job_id])
-    job = defs.get_job_def("igait_job")
+    job = defs.resolve_job_def("igait_job")
     result = job.execute_in_process(instance=instance, partition_key=job_id, raise_on_error=False)
     print_status(job_status(job_id, instance))
     return 0 if result.success else 1

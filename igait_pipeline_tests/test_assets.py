@@ -41,7 +41,7 @@ def test_whole_graph_on_the_sample_video(local_storage, sample_video):
     put_job(local_storage, "user123_5", sample_video, sample_video, GOOD_METADATA)
     with instance_for_test() as instance:
         instance.add_dynamic_partitions("jobs", ["user123_5"])
-        job = defs.get_job_def("igait_job")
+        job = defs.resolve_job_def("igait_job")
         result = job.execute_in_process(instance=instance, partition_key="user123_5",
                                         resources=build_resources(str(local_storage.root)))
         assert result.success
