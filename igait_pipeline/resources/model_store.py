@@ -1,0 +1,137 @@
+"""The model store: scoring models kept in object storage at `models/{name}/{version}/model.pt` + `model_card.json`.
+
+`ModelStore` (no Dagster) downloads a model through the `Storage` interface, checks model.pt against the sha256
+its card records (ModelIntegrityError on a mismatch; a card without one gets the hash computed and reported),
+and builds a `LoadedModel` (igait_pipeline.stages.predict). The bundled reference model
+(igait_pipeline/reference_model, trained on synthetic walkers) is copied into storage the first time it is
+asked for; any other name/version must have been published there (`ModelStore.publish` or by copying the two
+files), e.g. a model trained on real data later.
+
+`ModelStoreResource` is the Dagster resource: which model (name, version) the prediction asset uses.
+"""
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+from dagster import ConfigurableResource, ResourceDependency
+
+from igait_pipeline.reference_model import BUNDLED_DIR, REFERENCE_NAME, REFERENCE_VERSION
+from igait_pipeline.resources.io_manager import StorageResource
+from igait_pipeline.resources.storage import Storage, model_prefix
+from igait_pipeline.stages.predict import LoadedModel, ModelError, load_model, sha256_file
+
+MODEL_FILE = "model.pt"
+CARD_FILE = "model_card.json"
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """The requested model is not in storage (and is not the bundled reference model)."""
+
+
+class ModelIntegrityError(ModelError):
+    """model.pt does not match the sha256 its card records, or the card does not describe the model asked for."""
+
+
+def _clean(part: str, what: str) -> str:
+    if not part or "/" in part or part in (".", ".."):
+        raise ValueError(f"model {what} {part!r} cannot be part of a storage key")
+    return part
+
+
+class ModelStore:
+    def __init__(self, storage: Storage, bundled_dir: Path = BUNDLED_DIR):
+        self.storage = storage
+        self.bundled_dir = Path(bundled_dir)
+
+    # ---------- keys ----------
+    @staticmethod
+    def keys(name: str, version: str) -> tuple[str, str]:
+        prefix = model_prefix(_clean(name, "name"), _clean(version, "version"))
+        return prefix + MODEL_FILE, prefix + CARD_FILE
+
+    def bundled_card(self) -> dict:
+        return json.loads((self.bundled_dir / CARD_FILE).read_text())
+
+    def is_bundled(self, name: str, version: str) -> bool:
+        card = self.bundled_card()
+        return (name, version) == (card.get("name"), card.get("version"))
+
+    def versions(self, name: str) -> list[str]:
+        prefix = f"models/{_clean(name, 'name')}/"
+        return sorted({o.key[len(prefix):].split("/")[0] for o in self.storage.list(prefix)
+                       if o.key.endswith("/" + CARD_FILE)})
+
+    # ---------- writing ----------
+    def publish(self, directory: str | Path, name: Optional[str] = None, version: Optional[str] = None) -> dict:
+        """Upload model.pt and model_card.json from a local directory; model first, card last (a reader that finds
+        the card finds the model). The card gets the model's sha256 if it lacks one; a wrong one is refused."""
+        d = Path(directory)
+        card = json.loads((d / CARD_FILE).read_text())
+        name, version = name or card.get("name"), version or card.get("version")
+        if (card.get("name"), card.get("version")) != (name, version):
+            raise ModelIntegrityError(f"the card in {d} describes {card.get('name')} {card.get('version')}, "
+                                      f"not {name} {version}")
+        digest = sha256_file(d / MODEL_FILE)
+        if card.get("sha256") and card["sha256"] != digest:
+            raise ModelIntegrityError(f"{d / MODEL_FILE}: sha256 {digest} does not match its card's "
+                                      f"{card['sha256']}")
+        card["sha256"] = digest
+        model_key, card_key = self.keys(name, version)
+        self.storage.upload(d / MODEL_FILE, model_key)
+        self.storage.write_bytes(card_key, (json.dumps(card, indent=1) + "\n").encode())
+        return card
+
+    def seed_bundled(self) -> bool:
+        """Copy the bundled reference model into storage unless it is there; True if it was copied."""
+        card = self.bundled_card()
+        model_key, card_key = self.keys(card["name"], card["version"])
+        have_model, have_card = self.storage.exists(model_key), self.storage.exists(card_key)
+        if have_model and have_card:
+            return False
+        if have_model != have_card:
+            raise ModelIntegrityError(f"storage holds only one of {model_key} and {card_key}; remove it or "
+                                      f"publish the model completely")
+        self.publish(self.bundled_dir)
+        return True
+
+    # ---------- reading ----------
+    def load(self, name: str = REFERENCE_NAME, version: str = REFERENCE_VERSION) -> LoadedModel:
+        """Download, verify and load a model. Seeds the bundled reference model if it is the one asked for."""
+        model_key, card_key = self.keys(name, version)
+        seeded = False
+        if not self.storage.exists(card_key) and self.is_bundled(name, version):
+            seeded = self.seed_bundled()
+        if not self.storage.exists(card_key) or not self.storage.exists(model_key):
+            have = self.versions(name)
+            raise ModelNotFoundError(f"model {name} {version} is not in storage (looked for {card_key} and "
+                                     f"{model_key}); versions of {name} in storage: {', '.join(have) or 'none'}")
+        card = json.loads(self.storage.read_bytes(card_key))
+        if (card.get("name"), card.get("version")) != (name, version):
+            raise ModelIntegrityError(f"{card_key} describes {card.get('name')} {card.get('version')}, "
+                                      f"not {name} {version}")
+        with tempfile.TemporaryDirectory(prefix="igait-model-") as tmp:
+            local = self.storage.download(model_key, Path(tmp) / MODEL_FILE)
+            digest = sha256_file(local)
+            if card.get("sha256") and card["sha256"] != digest:
+                raise ModelIntegrityError(f"{model_key}: sha256 {digest} does not match the {card['sha256']} "
+                                          f"recorded in {card_key}; the model file was changed or corrupted")
+            model = load_model(local, card, sha256=digest)
+        model.notes.append(f"loaded from {self.storage.url(model_key)}" + (" (seeded from the bundled copy)"
+                                                                             if seeded else ""))
+        return model
+
+
+class ModelStoreResource(ConfigurableResource):
+    """Which scoring model the prediction asset uses, loaded from the model store in `storage`."""
+
+    storage: ResourceDependency[StorageResource]
+    model_name: str = REFERENCE_NAME
+    model_version: str = REFERENCE_VERSION
+
+    def store(self) -> ModelStore:
+        return ModelStore(self.storage.get())
+
+    def load(self) -> LoadedModel:
+        return self.store().load(self.model_name, self.model_version)

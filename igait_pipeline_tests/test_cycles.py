@@ -1,0 +1,183 @@
+"""Stage 5 on simulated walkers whose heel strikes and stride times are known (igait_pipeline.stages.synthetic)."""
+import numpy as np
+import pytest
+
+from igait_pipeline.schemas import LM, Cycles, Keypoints
+from igait_pipeline.stages import cycles, synthetic
+from igait_pipeline.stages.cycles import CyclesError, detect_cycles
+
+
+def params(**kw) -> synthetic.WalkerParams:
+    base = dict(age=7.0, sex="F", height_m=1.22, weight_kg=23.0, stride_time_s=0.9, stride_cv=0.02, asymmetry=0.0,
+                stance_ratio=0.6, hip_rom=1.0, knee_rom=1.0, amp_cv=0.02, ankle_offset_deg=0.0, base_ratio=1.0,
+                trunk_lean_deg=4.0, hip_offset_deg=0.0, knee_offset_deg=0.0, arm_swing_deg=20.0, noise=0.01)
+    base.update(kw)
+    return synthetic.WalkerParams(**base)
+
+
+def side(p, seed=1, **kw) -> tuple[Keypoints, dict]:
+    return synthetic.side_recording(p, np.random.default_rng(seed), job_id="t1", **kw)
+
+
+def front(p, seed=2) -> tuple[Keypoints, dict]:
+    return synthetic.front_recording(p, np.random.default_rng(seed), job_id="t1")
+
+
+def assert_matches_truth(c: Cycles, truth: dict, tol_event=0.05, tol_duration=0.04, lag=0.0):
+    """Every detected stride is a true stride of that foot: start near a true heel strike (at most `lag` s late
+    besides the tolerance), same duration."""
+    assert c.strides
+    for s in c.strides:
+        hs = np.array(truth["heel_strikes"][s.foot])
+        k = int(np.argmin(np.abs(hs + lag / 2 - s.start)))
+        assert -tol_event < s.start - hs[k] < tol_event + lag, (s, hs)
+        assert k + 1 < len(hs)
+        assert abs((hs[k + 1] - hs[k]) - s.duration) < tol_duration, (s, hs[k + 1] - hs[k])
+
+
+@pytest.mark.parametrize("direction", [1, -1])
+def test_recovers_stride_time_and_cadence_both_directions(direction):
+    p = params(stride_time_s=0.85, stride_cv=0.03)
+    kp, truth = side(p, seed=11, direction=direction)
+    c = detect_cycles(kp, None, "t1")
+    assert c.view_used == "side"
+    assert c.quality["direction"] == ("left_to_right" if direction > 0 else "right_to_left")
+    true_strides = truth["stride_times"]["left"] + truth["stride_times"]["right"]
+    true_mean = float(np.mean(true_strides))
+    pm = c.parameters
+    assert pm["stride_time_mean_s"] == pytest.approx(true_mean, rel=0.03)
+    assert pm["cadence_spm"] == pytest.approx(120 / true_mean, rel=0.03)
+    assert pm["strides_left"] >= 2 and pm["strides_right"] >= 2
+    assert pm["step_time_mean_s"] == pytest.approx(true_mean / 2, rel=0.05)
+    assert pm["step_time_asymmetry"] < 0.06
+    # Zeni toe-offs (toe furthest behind the pelvis) land a little after the model's toe-off.
+    assert 0.55 < pm["stance_ratio"] < 0.7
+    assert 0.6 < pm["step_length_norm"] < 1.2 and pm["walking_speed_norm"] > 0.5
+    assert_matches_truth(c, truth)
+    Cycles.model_validate_json(c.model_dump_json())
+
+
+def test_other_cadence_and_frame_rate_and_asymmetry():
+    p = params(stride_time_s=1.15, stride_cv=0.015, asymmetry=0.05)
+    kp, truth = side(p, seed=5, direction=-1, fps=30.0)
+    c = detect_cycles(kp, None, "t1")
+    true_mean = float(np.mean(truth["stride_times"]["left"] + truth["stride_times"]["right"]))
+    assert c.fps == 30.0
+    assert c.parameters["cadence_spm"] == pytest.approx(120 / true_mean, rel=0.03)
+    # Right heel strike at 0.55 of the left cycle: steps of 0.45 T and 0.55 T, asymmetry 2|L-R|/(L+R) = 0.2.
+    assert c.parameters["step_time_asymmetry"] == pytest.approx(0.2, abs=0.05)
+    assert_matches_truth(c, truth, tol_event=0.07, tol_duration=0.06)
+
+
+def test_stride_variability_is_measured():
+    steady = detect_cycles(side(params(stride_cv=0.01), seed=3, direction=1)[0], None, "t1")
+    irregular = detect_cycles(side(params(stride_cv=0.08), seed=3, direction=1)[0], None, "t1")
+    assert steady.parameters["stride_time_cv"] < 0.03
+    assert irregular.parameters["stride_time_cv"] > 2 * steady.parameters["stride_time_cv"]
+
+
+def _edit(kp: Keypoints, frames, fn) -> Keypoints:
+    kp = kp.model_copy(deep=True)
+    for i in frames:
+        fn(kp.frames[i])
+    return kp
+
+
+def _present(kp: Keypoints) -> np.ndarray:
+    return np.array([i for i, f in enumerate(kp.frames) if f.landmarks is not None])
+
+
+def test_gaps_are_bridged_or_split_and_no_stride_spans_a_long_gap():
+    kp, truth = side(params(), seed=4, direction=1, dropout=0.0)
+    idx = _present(kp)
+    mid = idx[len(idx) // 2]
+    short = range(mid - 80, mid - 77)  # 0.05 s: bridged
+    long = range(mid, mid + 36)  # 0.6 s: splits the walk
+
+    def drop(f):
+        f.landmarks = None
+
+    gapped = _edit(kp, list(short) + list(long), drop)
+    c = detect_cycles(gapped, None, "t1")
+    t_gap0, t_gap1 = kp.frames[long[0]].t, kp.frames[long[-1]].t
+    assert len(c.quality["segments"]) == 2
+    for s in c.strides:
+        assert s.end <= t_gap0 or s.start >= t_gap1, s
+    q = c.quality
+    assert q["frames_detected"] == len(idx) - len(short) - len(long)
+    assert q["frames_visible"] + len(short) <= q["frames_used"] <= len(idx) - len(long)
+    assert_matches_truth(c, truth)
+
+
+def test_frames_with_invisible_ankles_at_the_ends_are_not_used():
+    kp, truth = side(params(), seed=6, direction=-1, dropout=0.0)
+    idx = _present(kp)
+    ends = list(idx[:48]) + list(idx[-48:])  # 0.8 s at each end: the child's feet are out of view
+
+    def hide_ankles(f):
+        for name in ("left_ankle", "right_ankle"):
+            f.landmarks[LM[name]][3] = 0.2
+
+    c = detect_cycles(_edit(kp, ends, hide_ankles), None, "t1")
+    q = c.quality
+    assert q["frames_used"] <= len(idx) - 96
+    assert q["visible_ratio"] < q["frames_detected"] / q["frames_total"]
+    t_first, t_last = kp.frames[idx[48]].t, kp.frames[idx[-49]].t
+    assert q["segments"][0][0] >= t_first - 1e-6 and q["segments"][-1][1] <= t_last + 1e-6
+    assert all(t_first <= s.start and s.end <= t_last for s in c.strides)
+    assert_matches_truth(c, truth)
+
+
+def test_too_few_strides_raises_with_the_cause():
+    kp, _ = side(params(), seed=7, direction=1, dropout=0.0)
+    idx = _present(kp)
+    keep = set(idx[len(idx) // 2: len(idx) // 2 + 66].tolist())  # 1.1 s of walking: at most one stride per foot
+
+    def drop(f):
+        f.landmarks = None
+
+    short = _edit(kp, [i for i in range(len(kp.frames)) if i not in keep], drop)
+    with pytest.raises(CyclesError, match="too few gait cycles"):
+        detect_cycles(short, None, "t1")
+    nobody = _edit(kp, range(len(kp.frames)), drop)
+    with pytest.raises(CyclesError, match="both ankles are visible in only 0"):
+        detect_cycles(nobody, None, "t1")
+    with pytest.raises(CyclesError, match="labelled view"):
+        detect_cycles(front(params())[0], None, "t1")
+
+
+def test_front_view_is_the_fallback_and_gives_the_base_of_support():
+    p = params(base_ratio=1.4)
+    kp_side, _ = side(p, seed=8, direction=1, dropout=0.0)
+
+    def drop(f):
+        f.landmarks = None
+
+    blank_side = _edit(kp_side, range(len(kp_side.frames)), drop)
+    kp_front, truth = front(p, seed=9)
+    c = detect_cycles(blank_side, kp_front, "t1")
+    assert c.view_used == "front"
+    assert "front view used" in c.quality["reasons"][0]
+    assert c.quality["direction"] == "towards_camera"
+    # Front-view heel strikes come late (the other foot lifting keeps the height difference growing after the
+    # strike), by a roughly constant share of the cycle; stride durations are unaffected.
+    assert_matches_truth(c, truth, tol_event=0.05, tol_duration=0.06, lag=0.15)
+    assert c.parameters["stance_ratio"] is None and c.parameters["step_length_norm"] is None
+    narrow = detect_cycles(kp_side, front(params(base_ratio=0.8), seed=9)[0], "t1")
+    assert narrow.view_used == "side"
+    assert c.parameters["base_width_ratio"] > narrow.parameters["base_width_ratio"] + 0.3
+
+
+def test_a_side_view_given_as_front_is_flagged():
+    kp, _ = side(params(), seed=10, direction=1)
+    as_front = Keypoints.model_validate({**kp.model_dump(), "view": "front"})
+    res = cycles.analyse_view(as_front)
+    assert any("looks like a side view" in w for w in res.warnings)
+    assert res.extras["base_width_ratio"] is None
+
+
+def test_plot_is_a_png():
+    kp, _ = side(params(), seed=12, direction=1)
+    c = detect_cycles(kp, None, "t1")
+    png = cycles.plot_cycles(kp, c)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
