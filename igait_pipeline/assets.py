@@ -299,8 +299,14 @@ def prediction(context: AssetExecutionContext, model_store: ModelStoreResource, 
                                        result, meta_in)
         model = model_store.load()
         pred = predict.predict(fs, model, job_id, threshold=float(model.card.get("threshold", 0.5)))
-    for note in model.notes + fs.warnings:
+    for note in model.notes:
+        context.log.info(f"job {job_id}: model {note}")
+    for note in fs.warnings:
         context.log.warning(f"job {job_id}: {note}")
+    outside = (pred.features.get("outside_training_range") or {}).get("count", 0)
+    if outside:
+        context.log.warning(f"job {job_id}: {outside} of {len(fs.names)} model inputs lie more than 4 SD outside "
+                            f"the model's training data; the score is an extrapolation")
     context.log.info(f"job {job_id}: {pred.disclaimer}")
     (out / "prediction.json").write_text(pred.model_dump_json(indent=1))
     files = {"prediction.json": out / "prediction.json"}
@@ -309,6 +315,7 @@ def prediction(context: AssetExecutionContext, model_store: ModelStoreResource, 
         "model": f"{pred.model.name} {pred.model.version}", "model_sha256": pred.model.sha256,
         "clinically_validated": pred.model.clinically_validated,
         "imputed_features": MetadataValue.json(pred.features.get("imputed_with_training_mean", [])),
+        "inputs_outside_training_range": outside,
         "disclaimer": pred.disclaimer, **_sizes(files)})
 
 
