@@ -198,6 +198,11 @@ def test_list_agrees_with_local_storage(gcs_root, tmp_path):
         assert on_gcs == on_disk, (prefix, start_after, glob)
     assert [o.key for o in gcs_store.list("jobs/", match_glob="jobs/*/stage_0/metadata.json")] == [
         "jobs/a_1/stage_0/metadata.json", "jobs/a_10/stage_0/metadata.json", "jobs/b_2/stage_0/metadata.json"]
+    # The emulator pages like GCS (see fixtures/gcs.py): following nextPageToken yields every name once, in order.
+    root = gcs_root.split("/", 3)[3] + "/"
+    pages = gcs_store.client.list_blobs(gcs_store.bucket, prefix=root, page_size=3).pages
+    assert [[b.name[len(root):] for b in page] for page in pages] == [sorted(LAYOUT)[i:i + 3] for i in (0, 3, 6)]
+
     observed, session = _recording_storage(gcs_root)
     assert [o.key for o in observed.list("jobs/", start_after="jobs/a_10/stage_0/metadata.json")] == [
         "jobs/b_2/stage_0/metadata.json", "jobs/b_2/stage_0/notes/extra.txt"]
@@ -205,7 +210,6 @@ def test_list_agrees_with_local_storage(gcs_root, tmp_path):
     # bucket's metadata once, for its tracing attributes.)
     (call,) = [c for c in session.calls if "/o?" in c.url]
     query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(call.url).query))
-    root = gcs_root.split("/", 3)[3] + "/"
     assert query["startOffset"] == root + "jobs/a_10/stage_0/metadata.json" and query["prefix"] == root + "jobs/"
     assert query["fields"] == "items(name,size,updated),nextPageToken"
 
