@@ -38,13 +38,17 @@ def _meta(stage: int, files: list[str]) -> dict:
     return {STAGE_META: stage, FILES_META: files}
 
 
-def _asset_kwargs(name: str) -> dict:
-    """Placement (k8s resources, GPU node pool, concurrency pool) comes from configuration, not code."""
-    kw = {"op_tags": placement.op_tags_for(name)}
-    pool = placement.pool_for(name)
-    if pool:
-        kw["pool"] = pool
-    return kw
+def stage_asset(stage: int, files: list[str], description: str, kinds: set[str], code_version: str = "1"):
+    """@asset for one stage, named after the function: partitioned by job, stage number and file names in its
+    metadata (for the IO manager), placement (k8s resources, GPU node pool, concurrency pool) from
+    configuration, not code."""
+    def decorate(fn):
+        name = fn.__name__
+        pool = placement.pool_for(name)
+        return asset(name=name, description=description, group_name=GROUP, partitions_def=job_partitions,
+                     code_version=code_version, kinds=kinds, metadata=_meta(stage, files),
+                     op_tags=placement.op_tags_for(name), **({"pool": pool} if pool else {}))(fn)
+    return decorate
 
 
 upload = AssetSpec(
@@ -102,11 +106,10 @@ def _thumbnail_md(image, title: str, width: int = 480) -> MetadataValue:
     return MetadataValue.md(f"![{title}](data:image/jpeg;base64,{base64.b64encode(buf.tobytes()).decode()})")
 
 
-@asset(
+@stage_asset(
+    1, ["front.mp4", "side.mp4"], kinds={"ffmpeg", "video"},
     description="Stage 1: each view converted with ffmpeg to 1920×1080 (aspect kept, padded), 60 fps, "
                 "H.264 yuv420p, no audio.",
-    group_name=GROUP, partitions_def=job_partitions, code_version="1", kinds={"ffmpeg", "video"},
-    metadata=_meta(1, ["front.mp4", "side.mp4"]), **_asset_kwargs("converted_video"),
 )
 def converted_video(context: AssetExecutionContext, upload: StageFiles) -> Output[StageFiles]:
     job_id = _job_id(context)
@@ -134,12 +137,11 @@ def converted_video(context: AssetExecutionContext, upload: StageFiles) -> Outpu
     return Output(StageFiles(files, scratch=out), metadata=meta)
 
 
-@asset(
+@stage_asset(
+    2, ["validation.json"], kinds={"mediapipe", "json"},
     description="Stage 2: is one whole person visible enough, and walking, in each view? MediaPipe pose on "
                 "sampled frames, every person found and tracked; fails the run (after writing validation.json) "
                 "when a view is unusable, so later stages never start on a rejected job.",
-    group_name=GROUP, partitions_def=job_partitions, code_version="1", kinds={"mediapipe", "json"},
-    metadata=_meta(2, ["validation.json"]), **_asset_kwargs("validation_report"),
 )
 def validation_report(context: AssetExecutionContext, storage: StorageResource,
                       converted_video: StageFiles) -> Output[StageFiles]:
@@ -167,11 +169,10 @@ def validation_report(context: AssetExecutionContext, storage: StorageResource,
     return Output(files, metadata=meta)
 
 
-@asset(
+@stage_asset(
+    3, ["front.mp4", "side.mp4", "crop.json"], kinds={"ffmpeg", "video"},
     description="Stage 3: each view cropped around the walker (union of the walker's box over time plus a "
                 "margin), with crop.json describing the crop and the walker's track.",
-    group_name=GROUP, partitions_def=job_partitions, code_version="1", kinds={"ffmpeg", "video"},
-    metadata=_meta(3, ["front.mp4", "side.mp4", "crop.json"]), **_asset_kwargs("reframed_video"),
 )
 def reframed_video(context: AssetExecutionContext, converted_video: StageFiles,
                    validation_report: StageFiles) -> Output[StageFiles]:
@@ -188,13 +189,11 @@ def reframed_video(context: AssetExecutionContext, converted_video: StageFiles,
     return Output(StageFiles(files, scratch=out), metadata=meta)
 
 
-@asset(
+@stage_asset(
+    4, ["front_keypoints.json", "side_keypoints.json", "front_overlay.mp4", "side_overlay.mp4"], kinds={"mediapipe", "video", "json"},
     description="Stage 4 (GPU): MediaPipe BlazePose (full) on every frame of each reframed view, streamed; "
                 "per view a keypoints JSON (33 named landmarks, normalised x/y/z, visibility, time) and an "
                 "overlay video with the skeleton drawn. Detections that are not the walker are dropped.",
-    group_name=GROUP, partitions_def=job_partitions, code_version="1", kinds={"mediapipe", "video", "json"},
-    metadata=_meta(4, ["front_keypoints.json", "side_keypoints.json", "front_overlay.mp4", "side_overlay.mp4"]),
-    **_asset_kwargs("keypoints"),
 )
 def keypoints(context: AssetExecutionContext, reframed_video: StageFiles) -> Output[StageFiles]:
     job_id = _job_id(context)
@@ -251,12 +250,11 @@ def _keypoints_of(files: StageFiles, view: str) -> Keypoints:
     return Keypoints.model_validate_json(files[f"{view}_keypoints.json"].read_text())
 
 
-@asset(
+@stage_asset(
+    5, ["cycles.json", "cycles.png"], kinds={"numpy", "json"},
     description="Stage 5: heel strikes and toe-offs per foot from the keypoints (side view first, front view as "
                 "support), strides and gait parameters (cadence, stride time mean and CV, step-time asymmetry, "
                 "stance ratio, normalised step length, ...), and a plot of the signals with the events.",
-    group_name=GROUP, partitions_def=job_partitions, code_version="1", kinds={"numpy", "json"},
-    metadata=_meta(5, ["cycles.json", "cycles.png"]), **_asset_kwargs("gait_cycles"),
 )
 def gait_cycles(context: AssetExecutionContext, keypoints: StageFiles) -> Output[StageFiles]:
     job_id = _job_id(context)
@@ -280,13 +278,12 @@ def gait_cycles(context: AssetExecutionContext, keypoints: StageFiles) -> Output
     return Output(StageFiles(files, scratch=out), metadata=meta)
 
 
-@asset(
+@stage_asset(
+    6, ["prediction.json"], kinds={"pytorch", "json"},
     description="Stage 6: features (hip and knee flexion/extension from the side view, hip and knee "
                 "abduction/adduction from the front view, each averaged over time-normalised gait cycles; gait "
                 "parameters; patient data) scored by the torch model from the model store. prediction.json holds "
                 "score, classification, threshold, model name/version/sha256 and what the model was trained on.",
-    group_name=GROUP, partitions_def=job_partitions, code_version="1", kinds={"pytorch", "json"},
-    metadata=_meta(6, ["prediction.json"]), **_asset_kwargs("prediction"),
 )
 def prediction(context: AssetExecutionContext, model_store: ModelStoreResource, upload: StageFiles,
                keypoints: StageFiles, gait_cycles: StageFiles) -> Output[StageFiles]:
@@ -319,11 +316,10 @@ def prediction(context: AssetExecutionContext, model_store: ModelStoreResource, 
         "disclaimer": pred.disclaimer, **_sizes(files)})
 
 
-@asset(
+@stage_asset(
+    7, ["results.zip"], kinds={"zip"},
     description="Stage 7: results.zip with every stage's files (stage 0 metadata, stages 1–6) and a short "
                 "human-readable SUMMARY.txt.",
-    group_name=GROUP, partitions_def=job_partitions, code_version="1", kinds={"zip"},
-    metadata=_meta(7, ["results.zip"]), **_asset_kwargs("results_archive"),
 )
 def results_archive(context: AssetExecutionContext, upload: StageFiles, converted_video: StageFiles,
                     validation_report: StageFiles, reframed_video: StageFiles, keypoints: StageFiles,

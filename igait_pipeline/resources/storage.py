@@ -133,26 +133,23 @@ class LocalStorage(Storage):
         os.replace(tmp, dest)
         return dest
 
-    def upload(self, src: Path, key: str) -> None:
+    def _put(self, src: Path, key: str, transfer) -> None:
+        """transfer(src, tmp) next to the final key, then an atomic rename onto it; no partial file survives."""
         dest = self._path(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.partial")
         try:
-            shutil.copyfile(src, tmp)
+            transfer(src, tmp)
             os.replace(tmp, dest)
         finally:
             tmp.unlink(missing_ok=True)
 
+    def upload(self, src: Path, key: str) -> None:
+        self._put(src, key, shutil.copyfile)
+
     def move_in(self, src: Path, key: str) -> None:
         """Like upload, but moves a scratch file (cheap on one file system)."""
-        dest = self._path(key)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.partial")
-        try:
-            shutil.move(src, tmp)
-            os.replace(tmp, dest)
-        finally:
-            tmp.unlink(missing_ok=True)
+        self._put(src, key, shutil.move)
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
