@@ -1,0 +1,35 @@
+"""The whole graph on GCS (the real google-cloud-storage client against the emulator): the same layout as local."""
+import json
+import zipfile
+
+import pytest
+from dagster import instance_for_test
+
+from igait_pipeline.definitions import build_resources, defs
+from igait_pipeline.resources.storage import job_key, storage_from_uri
+from igait_pipeline_tests.fixtures.media import GOOD_METADATA, put_job
+
+
+@pytest.mark.slow
+def test_whole_graph_materializes_on_gcs(gcs_root, short_clip, tmp_path):
+    storage = storage_from_uri(gcs_root)
+    assert type(storage).__name__ == "GCSStorage"
+    put_job(storage, "gcsuser_1", short_clip, short_clip, GOOD_METADATA)
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions("jobs", ["gcsuser_1"])
+        result = defs.resolve_job_def("igait_job").execute_in_process(
+            instance=instance, partition_key="gcsuser_1", resources=build_resources(gcs_root))
+        assert result.success
+    keys = {o.key for o in storage.list("jobs/gcsuser_1/")}
+    for stage, names in {1: ["front.mp4", "side.mp4"], 2: ["validation.json"], 3: ["crop.json", "side.mp4"],
+                         4: ["side_keypoints.json", "side_overlay.mp4"], 5: ["cycles.json", "cycles.png"],
+                         6: ["prediction.json"], 7: ["results.zip"]}.items():
+        for name in names:
+            assert job_key("gcsuser_1", stage, name) in keys
+    assert not any(".partial" in k for k in keys)
+    pred = json.loads(storage.read_bytes(job_key("gcsuser_1", 6, "prediction.json")))
+    assert pred["model"]["clinically_validated"] is False
+    assert {o.key for o in storage.list("models/")} >= {"models/igait-reference-mlp/0.1.0/model.pt"}
+    local_zip = storage.download(job_key("gcsuser_1", 7, "results.zip"), tmp_path / "results.zip")
+    with zipfile.ZipFile(local_zip) as z:
+        assert "stage_4/side_keypoints.json" in z.namelist()
