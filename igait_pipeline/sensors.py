@@ -35,11 +35,13 @@ def uploads_sensor(context: SensorEvaluationContext, storage: StorageResource):
     scan = scan_uploads(storage.get(), context.cursor)
     for bad in scan.bad:
         context.log.error(f"job {bad.job_id}: upload refused: {bad.reason}")
-    fresh = [job for job in scan.ready
-             if not context.instance.has_dynamic_partition(job_partitions.name, job.job_id)]
+    known = set(context.instance.get_dynamic_partitions(job_partitions.name)) if scan.ready else set()
+    fresh = [job for job in scan.ready if job.job_id not in known]
     for job in scan.ready:
-        if job not in fresh:
+        if job.job_id in known:
             context.log.info(f"job {job.job_id}: already known (re-upload or re-scan); no new run")
+    if scan.backlog:
+        context.log.info(f"{scan.backlog} more new uploads wait for the next tick")
     if not fresh:
         return SensorResult(skip_reason=SkipReason(
             f"no new complete uploads ({scan.listed} listed, {len(scan.bad)} refused)"), cursor=scan.cursor)

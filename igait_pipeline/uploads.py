@@ -7,15 +7,18 @@ only those newer than the cursor: a high-water mark of their update time plus th
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Optional
 
 from igait_pipeline.partitions import JobIdError, validate_job_id
-from igait_pipeline.resources.storage import ObjectInfo, Storage, job_key
+from igait_pipeline.resources.storage import ObjectInfo, Storage, job_key, stage_prefix
 from igait_pipeline.schemas import JobMetadata, MetadataError
 
 METADATA_GLOB = "jobs/*/stage_0/metadata.json"
 VIDEO_NAMES = ("front.mp4", "side.mp4")
+MAX_JOBS_PER_TICK = 500  # a backlog (first start, lost cursor, burst) is worked off over several short ticks
+CHECK_THREADS = 16  # each check is a few small object-store requests: overlap their latency
 
 
 @dataclass
@@ -37,6 +40,7 @@ class ScanResult:
     bad: list[BadJob] = field(default_factory=list)
     cursor: str = ""
     listed: int = 0
+    backlog: int = 0  # new uploads left for the next tick
 
 
 def _load_cursor(cursor: Optional[str]) -> tuple[float, set[str]]:
@@ -49,15 +53,14 @@ def _load_cursor(cursor: Optional[str]) -> tuple[float, set[str]]:
 def check_upload(storage: Storage, job_id: str, meta_obj: Optional[ObjectInfo] = None) -> ReadyJob:
     """Validate one job's upload; raise MetadataError / FileNotFoundError / JobIdError with the reason."""
     validate_job_id(job_id)
+    present = {o.key.rsplit("/", 1)[1]: o for o in storage.list(stage_prefix(job_id, 0))}  # one listing
     sizes = {}
     for name in VIDEO_NAMES:
-        key = job_key(job_id, 0, name)
-        infos = list(storage.list(key))
-        if not infos or infos[0].key != key:
+        if name not in present:
             raise FileNotFoundError(f"{name} is missing (metadata.json arrived without it)")
-        if infos[0].size == 0:
+        if present[name].size == 0:
             raise FileNotFoundError(f"{name} is empty")
-        sizes[name] = infos[0].size
+        sizes[name] = present[name].size
     try:
         raw = json.loads(storage.read_bytes(job_key(job_id, 0, "metadata.json")))
     except json.JSONDecodeError as e:
@@ -66,7 +69,17 @@ def check_upload(storage: Storage, job_id: str, meta_obj: Optional[ObjectInfo] =
     return ReadyJob(job_id, JobMetadata.parse(raw), sizes)
 
 
-def scan_uploads(storage: Storage, cursor: Optional[str] = None) -> ScanResult:
+def _check(storage: Storage, obj: ObjectInfo):
+    job_id = obj.key.split("/")[1]
+    try:
+        return check_upload(storage, job_id, obj)
+    except (JobIdError, MetadataError, FileNotFoundError) as e:
+        return BadJob(job_id, str(e))
+
+
+def scan_uploads(storage: Storage, cursor: Optional[str] = None, max_jobs: int = MAX_JOBS_PER_TICK) -> ScanResult:
+    """Complete uploads newer than the cursor, oldest first, at most max_jobs of them (the cursor then stops at
+    the last one checked, so the next tick goes on from there)."""
     since, seen_at_mark = _load_cursor(cursor)
     result = ScanResult()
     new: list[ObjectInfo] = []
@@ -75,15 +88,15 @@ def scan_uploads(storage: Storage, cursor: Optional[str] = None) -> ScanResult:
         job_id = obj.key.split("/")[1]
         if obj.updated > since or (obj.updated == since and job_id not in seen_at_mark):
             new.append(obj)
+    batch = sorted(new, key=lambda o: (o.updated, o.key))[:max_jobs]
+    result.backlog = len(new) - len(batch)
+    with ThreadPoolExecutor(max_workers=min(CHECK_THREADS, max(1, len(batch)))) as pool:
+        checked = list(pool.map(lambda o: _check(storage, o), batch))
     mark, at_mark = since, set(seen_at_mark)
-    for obj in sorted(new, key=lambda o: (o.updated, o.key)):
-        job_id = obj.key.split("/")[1]
-        try:
-            result.ready.append(check_upload(storage, job_id, obj))
-        except (JobIdError, MetadataError, FileNotFoundError) as e:
-            result.bad.append(BadJob(job_id, str(e)))
+    for obj, outcome in zip(batch, checked):
+        (result.bad if isinstance(outcome, BadJob) else result.ready).append(outcome)
         if obj.updated > mark:
             mark, at_mark = obj.updated, set()
-        at_mark.add(job_id)
+        at_mark.add(obj.key.split("/")[1])
     result.cursor = json.dumps({"t": mark, "seen": sorted(at_mark)})
     return result

@@ -85,3 +85,19 @@ def test_scanner_reports_bad_jobs_with_reason_and_reads_only_new_metadata(local_
     assert second.listed == 4
     cursor = json.loads(second.cursor)
     assert cursor == json.loads(first.cursor)
+
+
+def test_a_backlog_is_worked_off_over_several_ticks_without_loss(local_storage, short_clip):
+    for i in range(5):
+        put_job(local_storage, f"user{i}_1", short_clip, short_clip, GOOD_METADATA)
+        _bump(local_storage, f"user{i}_1", i)  # distinct upload times, oldest first
+    put_job(local_storage, "late_1", short_clip, short_clip, GOOD_METADATA)
+    _bump(local_storage, "late_1", 2)  # the same time as user2_1: the cursor must keep both
+    seen, cursor = [], None
+    for _ in range(4):
+        scan = scan_uploads(local_storage, cursor, max_jobs=2)
+        seen += [j.job_id for j in scan.ready]
+        cursor = scan.cursor
+    assert sorted(seen) == sorted([f"user{i}_1" for i in range(5)] + ["late_1"])
+    assert len(seen) == len(set(seen))
+    assert scan_uploads(local_storage, cursor).ready == []

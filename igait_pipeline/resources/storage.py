@@ -160,6 +160,12 @@ class LocalStorage(Storage):
     def local_path(self, key: str) -> Optional[Path]:
         return self._path(key)
 
+    def read_bytes(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{key} is not in storage ({self.root})") from None
+
 
 def storage_from_uri(uri: Optional[str] = None) -> Storage:
     """`gs://bucket/prefix` chooses GCS; anything else is a local directory. Default: $IGAIT_STORAGE_ROOT."""
