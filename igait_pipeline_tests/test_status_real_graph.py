@@ -9,7 +9,7 @@ import re
 from dagster import Definitions, SensorResult, build_sensor_context, instance_for_test
 
 from igait_pipeline import assets
-from igait_pipeline.resources.io_manager import StageFilesIOManager, StorageResource
+from igait_pipeline.definitions import build_resources
 from igait_pipeline.resources.storage import LocalStorage, job_key
 from igait_pipeline.sensors import igait_job, uploads_sensor
 from igait_pipeline.status.jobdoc import JobDocument, job_store_from_uri
@@ -26,8 +26,7 @@ def test_real_uploads_sensor_and_real_job_drive_the_document(tmp_path, smtp_serv
     for view in ("front", "side"):
         st.write_bytes(job_key("kid-42_1", 0, f"{view}.mp4"), b"these bytes are not a video")
     st.write_bytes(job_key("kid-42_1", 0, "metadata.json"), json.dumps(METADATA).encode())
-    storage = StorageResource(root=str(root))
-    resources = {"storage": storage, "io_manager": StageFilesIOManager(storage=storage),
+    resources = {**build_resources(str(root)),
                  "job_status": JobStatusResource(uri=f"sqlite:{tmp_path}/status.sqlite3"),
                  "smtp": SmtpResource(host=smtp_server.host, port=smtp_server.port, timeout=5)}
     defs = Definitions(assets=[assets.upload, *assets.STAGE_ASSETS], jobs=[igait_job],
