@@ -82,6 +82,7 @@ def render_instance(values: dict[str, Any]) -> dict[str, Any]:
         "db_name": pg["postgresqlDatabase"],
         "port": pg["service"]["port"],
         "params": pg.get("postgresqlParams", {}),
+        **({"scheme": pg["postgresqlScheme"]} if pg.get("postgresqlScheme") else {}),
     }}
     inst: dict[str, Any] = {
         "run_launcher": {"module": "dagster_k8s", "class": "K8sRunLauncher",
@@ -253,6 +254,15 @@ def _postgres_kind(inst: dict[str, Any]) -> set[str]:
     return kinds
 
 
+def _find_key(tree: Any, key: str) -> list:
+    """Every value stored under `key` anywhere in a nested dict/list."""
+    if isinstance(tree, dict):
+        return [v for k, v in tree.items() if k == key] + [x for v in tree.values() for x in _find_key(v, key)]
+    if isinstance(tree, list):
+        return [x for v in tree for x in _find_key(v, key)]
+    return []
+
+
 def test_values_agree_with_prod_dagster_yaml(instance_yaml):
     if not PROD_INSTANCE.exists():
         pytest.skip("deploy/dagster.prod.yaml not written yet (another part of issue 4)")
@@ -260,6 +270,8 @@ def test_values_agree_with_prod_dagster_yaml(instance_yaml):
     assert _postgres_kind(prod) == _postgres_kind(instance_yaml) == {"postgres"}
     pg_text = json.dumps({k: prod.get(k) for k in ("storage", "run_storage", "event_log_storage")})
     assert PG_PASSWORD_ENV in pg_text, f"dagster.prod.yaml must read the password from ${PG_PASSWORD_ENV}"
+    schemes = {json.dumps(s) for tree in (prod, instance_yaml) for s in _find_key(tree, "scheme")}
+    assert schemes == {'"postgresql+psycopg2"'}, f"both must name the psycopg2 driver: {schemes}"
     disagreements = []
     for path, required in SHARED_SETTINGS:
         ours, theirs = _get(instance_yaml, path), _get(prod, path)
