@@ -190,7 +190,8 @@ def reframed_video(context: AssetExecutionContext, converted_video: StageFiles,
 
 
 @stage_asset(
-    4, ["front_keypoints.json", "side_keypoints.json", "front_overlay.mp4", "side_overlay.mp4"], kinds={"mediapipe", "video", "json"},
+    4, ["front_keypoints.json", "side_keypoints.json", "front_overlay.mp4", "side_overlay.mp4"],
+    kinds={"mediapipe", "video", "json"},
     description="Stage 4 (GPU): MediaPipe BlazePose (full) on every frame of each reframed view, streamed; "
                 "per view a keypoints JSON (33 named landmarks, normalised x/y/z, visibility, time) and an "
                 "overlay video with the skeleton drawn. Detections that are not the walker are dropped.",
