@@ -36,6 +36,10 @@ def summary_text(job_id: str, validation: Optional[ValidationReport], cycles: Op
         lines.append(f"Model: {prediction.model.name} {prediction.model.version} "
                      f"(sha256 {prediction.model.sha256[:12]}…)")
         lines.append(f"Trained on: {prediction.model.trained_on}")
+        outside = (prediction.features.get("outside_training_range") or {}).get("count", 0)
+        if outside:
+            lines.append(f"Caution: {outside} model inputs lie far outside the data the model was trained on; "
+                         f"the score is an extrapolation.")
         lines.append(prediction.disclaimer)
     return "\n".join(lines) + "\n"
 
