@@ -201,29 +201,22 @@ def keypoints(context: AssetExecutionContext, reframed_video: StageFiles) -> Out
     out = _scratch(context, 4)
     crops = json.loads(reframed_video["crop.json"].read_text())
     meta: dict = {}
-    estimator = None
     with stage_errors(context, "pose estimation"):
-        estimator = pose.make_estimator(video=True)
-        try:
-            for view in VIEWS:
-                # A fresh tracker per view: the tracking state of one video must not leak into the other.
-                if view != VIEWS[0]:
-                    estimator.close()
-                    estimator = pose.make_estimator(video=True)
-                res = pose.extract_keypoints(
-                    reframed_video[f"{view}.mp4"], out, view, job_id, estimator=estimator,
-                    is_walker=reframe.walker_gate(crops[view]["walker_track"]),
-                    progress=lambda n, total, v=view: context.log.info(
-                        f"job {job_id}: pose {v} view, frame {n}/{total}"))
-                if res.detected == 0:
-                    raise pose.PoseError(f"{view} view: no person detected in any frame")
-                meta.update({f"{view}/frames": res.frames, f"{view}/detection_ratio": round(res.detection_ratio, 4),
-                             f"{view}/rejected_not_walker": res.rejected, f"{view}/fps": res.fps})
-                meta[f"{view}/overlay_preview"] = _overlay_preview(res)
-        finally:
-            if estimator is not None:
-                estimator.close()
-    meta["model"] = f"{estimator.name} {estimator.version}"
+        for view in VIEWS:
+            # extract_keypoints opens its own tracker per view: one video's tracking state must not leak into
+            # the other's.
+            res = pose.extract_keypoints(
+                reframed_video[f"{view}.mp4"], out, view, job_id,
+                is_walker=reframe.walker_gate(crops[view]["walker_track"]),
+                progress=lambda n, total, v=view: context.log.info(
+                    f"job {job_id}: pose {v} view, frame {n}/{total}"))
+            if res.detected == 0:
+                raise pose.PoseError(f"{view} view: no person detected in any frame")
+            doc = json.loads(res.keypoints_path.read_text())
+            meta.update({f"{view}/frames": res.frames, f"{view}/detection_ratio": round(res.detection_ratio, 4),
+                         f"{view}/rejected_not_walker": res.rejected, f"{view}/fps": res.fps,
+                         f"{view}/overlay_preview": _overlay_preview(res, doc["frames"]),
+                         "model": f"{doc['model']['name']} {doc['model']['version']}"})
     meta["detection_ratio"] = min(meta[f"{v}/detection_ratio"] for v in VIEWS)
     files = {n: out / n for n in ("front_keypoints.json", "side_keypoints.json",
                                   "front_overlay.mp4", "side_overlay.mp4")}
@@ -231,9 +224,8 @@ def keypoints(context: AssetExecutionContext, reframed_video: StageFiles) -> Out
     return Output(StageFiles(files, scratch=out), metadata=meta)
 
 
-def _overlay_preview(res: pose.KeypointsResult) -> MetadataValue:
+def _overlay_preview(res: pose.KeypointsResult, frames: list[dict]) -> MetadataValue:
     """A still from the middle of the walker's passage in the overlay video."""
-    frames = json.loads(res.keypoints_path.read_text())["frames"]
     seen = [f["index"] for f in frames if f["landmarks"] is not None]
     target = seen[len(seen) // 2] if seen else 0
     cap = cv2.VideoCapture(str(res.overlay_path))
