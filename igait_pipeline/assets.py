@@ -6,7 +6,6 @@ a stage function from `igait_pipeline.stages`, and returns its own files plus th
 
 import base64
 import json
-import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,7 +26,7 @@ from igait_pipeline.partitions import JobIdError, job_partitions, validate_job_i
 from igait_pipeline.resources.io_manager import FILES_META, STAGE_META, StorageResource
 from igait_pipeline.resources.model_store import ModelStoreResource
 from igait_pipeline.resources.storage import StageFiles, job_key, write_stage
-from igait_pipeline.schemas import VIEWS, Cycles, JobMetadata, Keypoints, MetadataError, Prediction, ValidationReport
+from igait_pipeline.schemas import VIEWS, Cycles, JobMetadata, Keypoints, Prediction, ValidationReport
 from igait_pipeline.stages import archive, cycles, features, media, pose, predict, reframe, validity
 
 GROUP = "igait"
@@ -87,14 +86,6 @@ def _job_id(context: AssetExecutionContext) -> str:
         raise Failure(description=str(e), allow_retries=False) from e
 
 
-def read_metadata(job_id: str, files: StageFiles) -> JobMetadata:
-    try:
-        raw = json.loads(files["metadata.json"].read_text())
-    except json.JSONDecodeError as e:
-        raise MetadataError(f"metadata.json is not valid JSON ({e.msg} at line {e.lineno})") from None
-    return JobMetadata.parse(raw)
-
-
 def _sizes(files: dict[str, Path]) -> dict:
     return {f"size_bytes/{name}": Path(p).stat().st_size for name, p in sorted(files.items())}
 
@@ -116,7 +107,7 @@ def converted_video(context: AssetExecutionContext, upload: StageFiles) -> Outpu
     out = _scratch(context, 1)
     meta: dict = {}
     with stage_errors(context, "conversion"):
-        read_metadata(job_id, upload)  # refuse a job whose metadata is unusable before any heavy work
+        JobMetadata.from_json(upload["metadata.json"].read_bytes())  # refuse a job whose metadata is unusable before any heavy work
         for view in VIEWS:
             src = upload[f"{view}.mp4"]
             try:
@@ -283,7 +274,7 @@ def prediction(context: AssetExecutionContext, model_store: ModelStoreResource, 
     job_id = _job_id(context)
     out = _scratch(context, 6)
     with stage_errors(context, "prediction"):
-        meta_in = read_metadata(job_id, upload)
+        meta_in = JobMetadata.from_json(upload["metadata.json"].read_bytes())
         result = Cycles.model_validate_json(gait_cycles["cycles.json"].read_text())
         fs = features.compute_features(_keypoints_of(keypoints, "side"), _keypoints_of(keypoints, "front"),
                                        result, meta_in)

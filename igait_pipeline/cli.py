@@ -38,14 +38,11 @@ def submit(front: Path, side: Path, metadata: Path, job_id: str | None = None, u
 
     storage = storage or storage_from_uri()
     try:
-        raw = json.loads(Path(metadata).read_text())
-        JobMetadata.parse(raw)
+        JobMetadata.from_json(Path(metadata).read_bytes())
     except FileNotFoundError:
         raise CliError(f"metadata file {metadata} does not exist") from None
-    except json.JSONDecodeError as e:
-        raise CliError(f"{metadata} is not valid JSON: {e.msg} at line {e.lineno}") from None
     except MetadataError as e:
-        raise CliError(str(e)) from None
+        raise CliError(f"{metadata}: {e}") from None
     for view, path in (("front", front), ("side", side)):
         try:
             media.probe(path)

@@ -4,6 +4,7 @@ No Dagster import here: the stages, the CLI, the sensors and the web app's reade
 """
 from __future__ import annotations
 
+import json
 import re
 from typing import Literal, Optional
 
@@ -121,6 +122,15 @@ class JobMetadata(BaseModel):
             errs = getattr(e, "errors", lambda: [])()
             detail = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in errs) or str(e)
             raise MetadataError(f"metadata.json is invalid: {detail}") from None
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> "JobMetadata":
+        """Parse metadata.json's bytes; bad JSON is a MetadataError like any other bad metadata."""
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise MetadataError(f"metadata.json is not valid JSON ({e.msg} at line {e.lineno})") from None
+        return cls.parse(raw)
 
     def patient(self) -> dict:
         return {"age": self.age, "sex": self.sex, "height": self.height_cm, "weight": self.weight_kg,

@@ -61,12 +61,9 @@ def check_upload(storage: Storage, job_id: str, meta_obj: Optional[ObjectInfo] =
         if present[name].size == 0:
             raise FileNotFoundError(f"{name} is empty")
         sizes[name] = present[name].size
-    try:
-        raw = json.loads(storage.read_bytes(job_key(job_id, 0, "metadata.json")))
-    except json.JSONDecodeError as e:
-        raise MetadataError(f"metadata.json is not valid JSON ({e.msg} at line {e.lineno})") from None
+    metadata = JobMetadata.from_json(storage.read_bytes(job_key(job_id, 0, "metadata.json")))
     sizes["metadata.json"] = meta_obj.size if meta_obj else 0
-    return ReadyJob(job_id, JobMetadata.parse(raw), sizes)
+    return ReadyJob(job_id, metadata, sizes)
 
 
 def _check(storage: Storage, obj: ObjectInfo):
