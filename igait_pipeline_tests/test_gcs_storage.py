@@ -5,7 +5,6 @@ large files really move in chunks and that an interrupted upload stopped half-wa
 """
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import json
@@ -14,7 +13,6 @@ import time
 import urllib.parse
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 import requests

@@ -1,5 +1,4 @@
 """Stages 2–4 on real video with the real BlazePose model."""
-import json
 
 import numpy as np
 import pytest

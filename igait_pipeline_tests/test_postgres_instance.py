@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from dagster import AssetKey, DagsterInstance, DagsterRunStatus, materialize
+from dagster import AssetKey, DagsterRunStatus, materialize
 from dagster._config import process_config, validate_config
 from dagster._core.instance.config import dagster_instance_config_schema, validate_concurrency_config
 from dagster._core.storage.dagster_run import DagsterRun
