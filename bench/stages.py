@@ -62,7 +62,7 @@ print(json.dumps({{"seconds": time.perf_counter() - t, "frames": n, "detected": 
 
 
 def raw_ffmpeg(src: Path, dst: Path) -> list[str]:
-    """The same conversion as media.convert_stream, as one plain ffmpeg command line."""
+    """The same conversion as media.convert, as one plain ffmpeg command line."""
     from igait_pipeline.stages import media
 
     vf = (f"scale={media.TARGET_WIDTH}:{media.TARGET_HEIGHT}:force_original_aspect_ratio=decrease:flags=bicubic,"

@@ -115,39 +115,13 @@ def _partial(dst: Path) -> Path:
     return dst.with_name(f".{dst.stem}.{uuid.uuid4().hex}.partial{dst.suffix}")
 
 
-def convert_stream(src: str | os.PathLike, dst: str | os.PathLike, width: int = TARGET_WIDTH,
-                   height: int = TARGET_HEIGHT, fps: int = TARGET_FPS):
-    """The ffmpeg-python graph of a conversion: scaled to fit width×height (aspect kept, padded), constant fps,
-    H.264 yuv420p, no audio, fast start."""
-    v = ffmpeg.input(str(src)).video
-    v = v.filter("scale", width, height, force_original_aspect_ratio="decrease", flags="bicubic")
-    v = v.filter("pad", width, height, "(ow-iw)/2", "(oh-ih)/2", color="black")
-    v = v.filter("setsar", 1).filter("fps", fps=fps)
-    return ffmpeg.output(v, str(dst), vcodec="libx264", preset=X264_PRESET, crf=X264_CRF, pix_fmt="yuv420p",
-                         an=None, movflags="+faststart", f="mp4").overwrite_output()
-
-
-def convert(src: str | os.PathLike, dst: str | os.PathLike, progress: Progress = None, **kw) -> VideoInfo:
-    """Convert any readable video to the canonical form; the result appears at dst whole or not at all."""
+def _encode(src: str | os.PathLike, dst: str | os.PathLike, filters, progress: Progress) -> VideoInfo:
+    """Decode src's video, apply filters (a function of the ffmpeg-python stream) and encode H.264 yuv420p, no
+    audio, fast start; the result appears at dst whole or not at all. Returns the output's VideoInfo."""
     info = probe(src)
     dst = Path(dst)
     tmp = _partial(dst)
-    try:
-        _run_with_progress(convert_stream(src, tmp, **kw), info.duration, progress)
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return probe(dst)
-
-
-def crop(src: str | os.PathLike, dst: str | os.PathLike, box: tuple[int, int, int, int],
-         progress: Progress = None) -> VideoInfo:
-    """Crop to box = (x, y, w, h) in pixels; keeps fps; H.264 yuv420p."""
-    info = probe(src)
-    x, y, w, h = box
-    dst = Path(dst)
-    tmp = _partial(dst)
-    v = ffmpeg.input(str(src)).video.filter("crop", w, h, x, y)
+    v = filters(ffmpeg.input(str(src)).video)
     stream = ffmpeg.output(v, str(tmp), vcodec="libx264", preset=X264_PRESET, crf=X264_CRF, pix_fmt="yuv420p",
                            an=None, movflags="+faststart", f="mp4").overwrite_output()
     try:
@@ -156,6 +130,24 @@ def crop(src: str | os.PathLike, dst: str | os.PathLike, box: tuple[int, int, in
     finally:
         tmp.unlink(missing_ok=True)
     return probe(dst)
+
+
+def convert(src: str | os.PathLike, dst: str | os.PathLike, progress: Progress = None, width: int = TARGET_WIDTH,
+            height: int = TARGET_HEIGHT, fps: int = TARGET_FPS) -> VideoInfo:
+    """Convert any readable video to the canonical form: scaled to fit width×height (aspect kept, padded),
+    constant fps, H.264 yuv420p, no audio."""
+    def filters(v):
+        v = v.filter("scale", width, height, force_original_aspect_ratio="decrease", flags="bicubic")
+        v = v.filter("pad", width, height, "(ow-iw)/2", "(oh-ih)/2", color="black")
+        return v.filter("setsar", 1).filter("fps", fps=fps)
+    return _encode(src, dst, filters, progress)
+
+
+def crop(src: str | os.PathLike, dst: str | os.PathLike, box: tuple[int, int, int, int],
+         progress: Progress = None) -> VideoInfo:
+    """Crop to box = (x, y, w, h) in pixels; keeps fps; H.264 yuv420p."""
+    x, y, w, h = box
+    return _encode(src, dst, lambda v: v.filter("crop", w, h, x, y), progress)
 
 
 def iter_frames(path: str | os.PathLike, step: int = 1) -> Iterator[tuple[int, float, np.ndarray]]:
