@@ -203,11 +203,9 @@ def keypoints(context: AssetExecutionContext, reframed_video: StageFiles) -> Out
                     f"job {job_id}: pose {v} view, frame {n}/{total}"))
             if res.detected == 0:
                 raise pose.PoseError(f"{view} view: no person detected in any frame")
-            doc = json.loads(res.keypoints_path.read_text())
             meta.update({f"{view}/frames": res.frames, f"{view}/detection_ratio": round(res.detection_ratio, 4),
                          f"{view}/rejected_not_walker": res.rejected, f"{view}/fps": res.fps,
-                         f"{view}/overlay_preview": _overlay_preview(res, doc["frames"]),
-                         "model": f"{doc['model']['name']} {doc['model']['version']}"})
+                         f"{view}/overlay_preview": _overlay_preview(res), "model": res.model})
     meta["detection_ratio"] = min(meta[f"{v}/detection_ratio"] for v in VIEWS)
     files = {n: out / n for n in ("front_keypoints.json", "side_keypoints.json",
                                   "front_overlay.mp4", "side_overlay.mp4")}
@@ -215,12 +213,10 @@ def keypoints(context: AssetExecutionContext, reframed_video: StageFiles) -> Out
     return Output(StageFiles(files, scratch=out), metadata=meta)
 
 
-def _overlay_preview(res: pose.KeypointsResult, frames: list[dict]) -> MetadataValue:
+def _overlay_preview(res: pose.KeypointsResult) -> MetadataValue:
     """A still from the middle of the walker's passage in the overlay video."""
-    seen = [f["index"] for f in frames if f["landmarks"] is not None]
-    target = seen[len(seen) // 2] if seen else 0
     cap = cv2.VideoCapture(str(res.overlay_path))
-    cap.set(cv2.CAP_PROP_POS_FRAMES, target)
+    cap.set(cv2.CAP_PROP_POS_FRAMES, res.middle_detected)
     ok, frame = cap.read()
     cap.release()
     return _thumbnail_md(frame, "overlay") if ok else MetadataValue.text("no frame")

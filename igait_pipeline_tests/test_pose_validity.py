@@ -67,6 +67,8 @@ def test_keypoints_stream_json_and_overlay(short_clip, walk_report, tmp_path):
     assert len(kp.frames) == res.frames == 75
     assert res.detection_ratio > 0.8
     seen = [f for f in kp.frames if f.landmarks]
+    assert res.model == f"{kp.model.name} {kp.model.version}"
+    assert res.middle_detected == seen[len(seen) // 2].index
     assert all(len(f.landmarks) == 33 and len(f.landmarks[0]) == 4 for f in seen)
     hips_x = [(f.landmarks[23][0] + f.landmarks[24][0]) / 2 for f in seen]
     assert hips_x[0] - hips_x[-1] > 0.3  # the walker crosses the cropped frame right to left

@@ -239,6 +239,8 @@ class KeypointsResult:
     fps: float
     width: int
     height: int
+    model: str  # estimator name and version
+    middle_detected: int  # index of the middle frame among those with the walker detected (0 if none)
 
     @property
     def detection_ratio(self) -> float:
@@ -316,7 +318,8 @@ def extract_keypoints(video: str | os.PathLike, out_dir: str | os.PathLike, view
     kp_path = out_dir / f"{view}_keypoints.json"
     tmp_kp = kp_path.with_name(f".{kp_path.name}.partial")
     overlay = _OverlayWriter(out_dir / f"{view}_overlay.mp4", info.width, info.height, info.fps)
-    n = detected = rejected = 0
+    n = rejected = 0
+    seen: list[int] = []  # indices of frames with the walker detected (a few bytes per frame)
     try:
         with open(tmp_kp, "w") as f:
             head = {"job_id": job_id, "view": view, "fps": info.fps, "width": info.width, "height": info.height,
@@ -327,7 +330,7 @@ def extract_keypoints(video: str | os.PathLike, out_dir: str | os.PathLike, view
                 if lm is not None and is_walker is not None and not is_walker(t, lm):
                     lm, rejected = None, rejected + 1
                 if lm is not None:
-                    detected += 1
+                    seen.append(i)
                 overlay.put(frame, lm)
                 rec = {"index": i, "t": round(t, 4),
                        "landmarks": None if lm is None else np.round(lm, 5).tolist()}
@@ -349,5 +352,6 @@ def extract_keypoints(video: str | os.PathLike, out_dir: str | os.PathLike, view
             est.close()
     if progress:
         progress(n, n)
-    return KeypointsResult(kp_path, out_dir / f"{view}_overlay.mp4", n, detected, rejected, info.fps,
-                           info.width, info.height)
+    return KeypointsResult(kp_path, out_dir / f"{view}_overlay.mp4", n, len(seen), rejected, info.fps,
+                           info.width, info.height, f"{est.name} {est.version}",
+                           seen[len(seen) // 2] if seen else 0)
