@@ -90,11 +90,16 @@ def _sizes(files: dict[str, Path]) -> dict:
     return {f"size_bytes/{name}": Path(p).stat().st_size for name, p in sorted(files.items())}
 
 
+def _image_md(data: bytes, mime: str, title: str) -> MetadataValue:
+    """A picture shown in the asset's metadata in the UI (markdown with a data URI)."""
+    return MetadataValue.md(f"![{title}](data:{mime};base64,{base64.b64encode(data).decode()})")
+
+
 def _thumbnail_md(image, title: str, width: int = 480) -> MetadataValue:
     h, w = image.shape[:2]
     small = cv2.resize(image, (width, max(1, int(h * width / w))))
     ok, buf = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 80])
-    return MetadataValue.md(f"![{title}](data:image/jpeg;base64,{base64.b64encode(buf.tobytes()).decode()})")
+    return _image_md(buf.tobytes(), "image/jpeg", title)
 
 
 @stage_asset(
@@ -222,10 +227,6 @@ def _overlay_preview(res: pose.KeypointsResult) -> MetadataValue:
     return _thumbnail_md(frame, "overlay") if ok else MetadataValue.text("no frame")
 
 
-def _png_md(png: bytes, title: str) -> MetadataValue:
-    return MetadataValue.md(f"![{title}](data:image/png;base64,{base64.b64encode(png).decode()})")
-
-
 def _keypoints_of(files: StageFiles, view: str) -> Keypoints:
     return Keypoints.model_validate_json(files[f"{view}_keypoints.json"].read_text())
 
@@ -250,7 +251,7 @@ def gait_cycles(context: AssetExecutionContext, keypoints: StageFiles) -> Output
             "heel_strikes/left": len(result.heel_strikes.get("left", [])),
             "heel_strikes/right": len(result.heel_strikes.get("right", [])),
             **{f"param/{k}": float(v) for k, v in p.items() if v is not None},
-            "plot": _png_md(png, "gait signals and events")}
+            "plot": _image_md(png, "image/png", "gait signals and events")}
     for w in result.quality.get("warnings", []) or []:
         context.log.warning(f"job {job_id}: {w}")
     files = {"cycles.json": out / "cycles.json", "cycles.png": out / "cycles.png"}
