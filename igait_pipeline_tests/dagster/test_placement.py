@@ -23,7 +23,7 @@ from dagster._core.storage.dagster_run import DagsterRun
 from dagster_k8s.job import construct_dagster_k8s_job
 
 from igait_pipeline import execution, placement
-from igait_pipeline_tests.test_helm_values import k8s_run_launcher_config, load_values
+from igait_pipeline_tests.deploy.test_helm_values import k8s_run_launcher_config, load_values
 
 IMAGE = "europe-docker.pkg.dev/p/igait/igait-pipeline:test"
 GPU_ASSETS = {"keypoints"}
