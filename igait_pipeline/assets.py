@@ -1,19 +1,30 @@
-"""The iGait stages as software-defined assets, one per stage, partitioned by job ID.
+"""The iGait stages as software-defined assets, partitioned by job ID: one asset per stage, and for the per-view
+stages (conversion, reframing, pose: `layout.STAGES[n].per_view`) one asset per view, `{stage}/{view}`.
 
 Thin wrappers: each takes the previous stages' files as `StageFiles` (local paths, through the IO manager), calls
 a stage function from `igait_pipeline.stages`, and returns its own files plus the metadata the UI shows.
+
+One view, one step: `converted_video/front` and `converted_video/side` are separate steps of the same job, so the
+multiprocess (or Kubernetes) executor runs the two views at the same time, and one view can be re-materialized
+alone. A per-view asset reads the same view of a per-view input (`reframed_video/front` reads
+`converted_video/front`) and the whole of a per-job input (`validation_report`). A per-job asset that names a
+per-view stage as a parameter (`keypoints: StageFiles`) receives both views' files merged, as if one asset had
+written them: `stage_asset` splits such a parameter into one input per view and merges them before the call.
 """
 
 import base64
+import functools
+import inspect
 import json
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 import cv2
 from dagster import (
     AssetExecutionContext,
+    AssetIn,
     AssetSpec,
     Failure,
     MetadataValue,
@@ -28,6 +39,7 @@ from igait_pipeline.layout import (
     STAGE_META,
     UPLOAD,
     VALIDATION,
+    VIEW_META,
     JobIdError,
     Stage,
     stage_of_asset,
@@ -41,20 +53,72 @@ from igait_pipeline.schemas import VIEWS, Cycles, JobMetadata, Keypoints, Predic
 from igait_pipeline.stages import archive, cycles, features, media, pose, predict, reframe, validity
 
 
-def _meta(stage: Stage) -> dict:
-    return {STAGE_META: stage.number, FILES_META: list(stage.files)}
+def _meta(stage: Stage, view: Optional[str] = None) -> dict:
+    meta = {STAGE_META: stage.number, FILES_META: list(stage.files_of(view))}
+    return {**meta, VIEW_META: view} if view else meta
+
+
+def _per_view_stage(name: str) -> bool:
+    try:
+        return stage_of_asset(name).per_view
+    except KeyError:
+        return False
+
+
+def _inputs(fn) -> list[inspect.Parameter]:
+    """The parameters of an asset function that are asset inputs (not the context, not a resource)."""
+    return [p for p in inspect.signature(fn).parameters.values()
+            if p.name != "context" and not (isinstance(p.annotation, type)
+                                            and issubclass(p.annotation, (StorageResource, ModelStoreResource)))]
+
+
+def _merging_views(fn):
+    """fn with every parameter named after a per-view stage split into one input per view (`keypoints__front`,
+    `keypoints__side`), merged back into one `StageFiles` before fn is called; and the AssetIns of those inputs."""
+    split = [p.name for p in _inputs(fn) if _per_view_stage(p.name)]
+    if not split:
+        return fn, {}
+    params, ins = [], {}
+    for p in inspect.signature(fn).parameters.values():
+        if p.name not in split:
+            params.append(p)
+            continue
+        for view in VIEWS:
+            params.append(p.replace(name=f"{p.name}__{view}"))
+            ins[f"{p.name}__{view}"] = AssetIn(key=[p.name, view])
+
+    @functools.wraps(fn)
+    def merged(*args, **kwargs):
+        for name in split:
+            kwargs[name] = StageFiles.merged(*(kwargs.pop(f"{name}__{view}") for view in VIEWS))
+        return fn(*args, **kwargs)
+
+    merged.__signature__ = inspect.signature(fn).replace(parameters=params)
+    return merged, ins
 
 
 def stage_asset(description: str, kinds: set[str], code_version: str = "1"):
     """@asset for one stage, named after the function: partitioned by job, its stage number and file names (from
     `layout.STAGES`) in its metadata for the IO manager, placement (k8s resources, GPU node pool, concurrency
-    pool) from configuration, not code."""
+    pool) from configuration, not code.
+
+    For a per-view stage it makes one asset per view, keyed `{name}/{view}`, and returns them as a tuple; the
+    function then handles the one view `_view(context)` names. Both views share the stage's placement."""
     def decorate(fn):
         name = fn.__name__
+        stage = stage_of_asset(name)
         pool = placement.pool_for(name)
-        return asset(name=name, description=description, group_name=ASSET_GROUP, partitions_def=job_partitions,
-                     code_version=code_version, kinds=kinds, metadata=_meta(stage_of_asset(name)),
-                     op_tags=placement.op_tags_for(name), **({"pool": pool} if pool else {}))(fn)
+        common = dict(description=description, group_name=ASSET_GROUP, partitions_def=job_partitions,
+                      code_version=code_version, kinds=kinds, op_tags=placement.op_tags_for(name),
+                      **({"pool": pool} if pool else {}))
+        if not stage.per_view:
+            compute, ins = _merging_views(fn)
+            return asset(name=name, metadata=_meta(stage), ins=ins, **common)(compute)
+        return tuple(
+            asset(key=[name, view], metadata=_meta(stage, view), **common,
+                  ins={p.name: AssetIn(key=[p.name, view] if _per_view_stage(p.name) else p.name,
+                                       metadata={VIEW_META: view}) for p in _inputs(fn)})(fn)
+            for view in VIEWS)
     return decorate
 
 
@@ -84,16 +148,25 @@ def stage_errors(context: AssetExecutionContext) -> Iterator[None]:
 
 
 def _stage(context: AssetExecutionContext) -> Stage:
-    return stage_of_asset(context.asset_key.path[-1])
+    return stage_of_asset(context.asset_key.path)
+
+
+def _view(context: AssetExecutionContext) -> Optional[str]:
+    """The view a per-view stage's asset handles (`keypoints/front` -> front); None for a per-job stage."""
+    path = context.asset_key.path
+    return path[1] if len(path) > 1 else None
 
 
 def _scratch(context: AssetExecutionContext) -> Path:
-    return Path(tempfile.mkdtemp(prefix=f"igait-{context.partition_key}-stage{_stage(context).number}-"))
+    view = _view(context)
+    return Path(tempfile.mkdtemp(prefix=f"igait-{context.partition_key}-stage{_stage(context).number}-"
+                                        f"{view + '-' if view else ''}"))
 
 
 def _outputs(context: AssetExecutionContext, out: Path) -> dict[str, Path]:
-    """The stage's files (as `layout.STAGES` lists them) in its scratch directory."""
-    return {name: out / name for name in _stage(context).files}
+    """The stage's files (as `layout.STAGES` lists them; one view's for a per-view asset) in its scratch
+    directory."""
+    return {name: out / name for name in _stage(context).files_of(_view(context))}
 
 
 def _job_id(context: AssetExecutionContext) -> str:
@@ -121,32 +194,26 @@ def _thumbnail_md(image, title: str, width: int = 480) -> MetadataValue:
 
 @stage_asset(
     kinds={"ffmpeg", "video"},
-    description="Stage 1: each view converted with ffmpeg to 1920×1080 (aspect kept, padded), 60 fps, "
-                "H.264 yuv420p, no audio.",
+    description="Stage 1, one view: the view's video converted with ffmpeg to 1920×1080 (aspect kept, padded), "
+                "60 fps, H.264 yuv420p, no audio.",
 )
 def converted_video(context: AssetExecutionContext, upload: StageFiles) -> Output[StageFiles]:
-    job_id = _job_id(context)
+    job_id, view = _job_id(context), _view(context)
     out = _scratch(context)
-    meta: dict = {}
     with stage_errors(context):
         JobMetadata.from_json(upload["metadata.json"].read_bytes())  # refuse a job whose metadata is unusable before any heavy work
-        for view in VIEWS:
-            src = upload[f"{view}.mp4"]
-            try:
-                before = media.probe(src)
-                context.log.info(f"job {job_id}: converting {view} video ({before.width}×{before.height}, "
-                                 f"{before.fps:.2f} fps, {before.codec}, {before.duration:.1f} s)")
-                info = media.convert(src, out / f"{view}.mp4", progress=lambda p, v=view: context.log.info(
-                    f"job {job_id}: {v} conversion {p:.0%}"))
-            except media.MediaError as e:
-                raise media.MediaError(f"{view} video: {e}") from None
-            meta.update({f"{view}/{k}": v for k, v in info.as_metadata().items()})
-            meta[f"{view}/source"] = f"{before.width}×{before.height} {before.codec} {before.fps:.2f} fps"
+        src = upload[f"{view}.mp4"]
+        try:
+            before = media.probe(src)
+            context.log.info(f"job {job_id}: converting {view} video ({before.width}×{before.height}, "
+                             f"{before.fps:.2f} fps, {before.codec}, {before.duration:.1f} s)")
+            info = media.convert(src, out / f"{view}.mp4", progress=lambda p: context.log.info(
+                f"job {job_id}: {view} conversion {p:.0%}"))
+        except media.MediaError as e:
+            raise media.MediaError(f"{view} video: {e}") from None
     files = _outputs(context, out)
-    meta.update(_sizes(files))
-    meta["duration_s"] = meta["side/duration_s"]
-    meta["frame_count"] = meta["side/frames"]
-    meta["fps"] = meta["side/fps"]
+    meta = {**info.as_metadata(), "source": f"{before.width}×{before.height} {before.codec} {before.fps:.2f} fps",
+            **_sizes(files)}
     return Output(StageFiles(files, scratch=out), metadata=meta)
 
 
@@ -184,52 +251,47 @@ def validation_report(context: AssetExecutionContext, storage: StorageResource,
 
 @stage_asset(
     kinds={"ffmpeg", "video"},
-    description="Stage 3: each view cropped around the walker (union of the walker's box over time plus a "
-                "margin), with crop.json describing the crop and the walker's track.",
+    description="Stage 3, one view: the view cropped around the walker (union of the walker's box over time plus "
+                "a margin), with {view}_crop.json describing the crop and the walker's track.",
 )
 def reframed_video(context: AssetExecutionContext, converted_video: StageFiles,
                    validation_report: StageFiles) -> Output[StageFiles]:
-    job_id = _job_id(context)
+    job_id, view = _job_id(context), _view(context)
     out = _scratch(context)
     report = ValidationReport.model_validate_json(validation_report["validation.json"].read_text())
     with stage_errors(context):
-        crops = reframe.reframe({v: converted_video[f"{v}.mp4"] for v in VIEWS}, report, out,
+        crops = reframe.reframe({view: converted_video[f"{view}.mp4"]}, report, out,
                                 progress=lambda v, p: context.log.info(f"job {job_id}: cropping {v} view {p:.0%}"))
+    # reframe.reframe writes every view it was given into crop.json; this asset's file holds its one view
+    (out / f"{view}_crop.json").write_text(json.dumps(crops[view], indent=1))
+    (out / "crop.json").unlink(missing_ok=True)
     files = _outputs(context, out)
-    meta = {f"{v}/crop_box_px": MetadataValue.json(c["box_px"]) for v, c in crops.items()}
-    meta.update({f"{v}/size": f"{c['output']['width']}×{c['output']['height']}" for v, c in crops.items()})
-    meta.update(_sizes(files))
+    meta = {"crop_box_px": MetadataValue.json(crops[view]["box_px"]),
+            "size": f"{crops[view]['output']['width']}×{crops[view]['output']['height']}", **_sizes(files)}
     return Output(StageFiles(files, scratch=out), metadata=meta)
 
 
 @stage_asset(
     kinds={"mediapipe", "video", "json"},
-    description="Stage 4 (GPU): MediaPipe BlazePose (full) on every frame of each reframed view, streamed; "
-                "per view a keypoints JSON (33 named landmarks, normalised x/y/z, visibility, time) and an "
-                "overlay video with the skeleton drawn. Detections that are not the walker are dropped.",
+    description="Stage 4 (GPU), one view: MediaPipe BlazePose (full) on every frame of the reframed view, "
+                "streamed; a keypoints JSON (33 named landmarks, normalised x/y/z, visibility, time) and an overlay "
+                "video with the skeleton drawn. Detections that are not the walker are dropped.",
 )
 def keypoints(context: AssetExecutionContext, reframed_video: StageFiles) -> Output[StageFiles]:
-    job_id = _job_id(context)
+    job_id, view = _job_id(context), _view(context)
     out = _scratch(context)
-    crops = json.loads(reframed_video["crop.json"].read_text())
-    meta: dict = {}
+    crop = json.loads(reframed_video[f"{view}_crop.json"].read_text())
     with stage_errors(context):
-        for view in VIEWS:
-            # extract_keypoints opens its own tracker per view: one video's tracking state must not leak into
-            # the other's.
-            res = pose.extract_keypoints(
-                reframed_video[f"{view}.mp4"], out, view, job_id,
-                is_walker=reframe.walker_gate(crops[view]["walker_track"]),
-                progress=lambda n, total, v=view: context.log.info(
-                    f"job {job_id}: pose {v} view, frame {n}/{total}"))
-            if res.detected == 0:
-                raise pose.PoseError(f"{view} view: no person detected in any frame")
-            meta.update({f"{view}/frames": res.frames, f"{view}/detection_ratio": round(res.detection_ratio, 4),
-                         f"{view}/rejected_not_walker": res.rejected, f"{view}/fps": res.fps,
-                         f"{view}/overlay_preview": _overlay_preview(res), "model": res.model})
-    meta["detection_ratio"] = min(meta[f"{v}/detection_ratio"] for v in VIEWS)
+        res = pose.extract_keypoints(
+            reframed_video[f"{view}.mp4"], out, view, job_id,
+            is_walker=reframe.walker_gate(crop["walker_track"]),
+            progress=lambda n, total: context.log.info(f"job {job_id}: pose {view} view, frame {n}/{total}"))
+        if res.detected == 0:
+            raise pose.PoseError(f"{view} view: no person detected in any frame")
     files = _outputs(context, out)
-    meta.update(_sizes(files))
+    meta = {"frames": res.frames, "detection_ratio": round(res.detection_ratio, 4),
+            "rejected_not_walker": res.rejected, "fps": res.fps, "overlay_preview": _overlay_preview(res),
+            "model": res.model, **_sizes(files)}
     return Output(StageFiles(files, scratch=out), metadata=meta)
 
 
@@ -336,5 +398,5 @@ def results_archive(context: AssetExecutionContext, upload: StageFiles, converte
         "files": len(manifest), "summary": MetadataValue.md(f"```\n{summary}\n```"), **_sizes(files)})
 
 
-STAGE_ASSETS = [converted_video, validation_report, reframed_video, keypoints, gait_cycles, prediction,
+STAGE_ASSETS = [*converted_video, validation_report, *reframed_video, *keypoints, gait_cycles, prediction,
                 results_archive]

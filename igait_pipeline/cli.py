@@ -1,9 +1,12 @@
 """`igait`: submit a job the way the web back end does, see its state, and run the sample.
 
     igait submit --front FRONT --side SIDE --metadata META.json [--job-id ID]
+    igait run [--front FRONT --side SIDE --metadata META.json] [--job-id ID]
+                          # (submit, then) record the upload as the sensor does and run the whole job here
+    igait register ID     # record an upload already in storage as the sensor does (no run)
     igait status ID
     igait fetch-sample
-    igait demo            # submit the sample and run the whole graph in this process, on $DAGSTER_HOME
+    igait demo            # `igait run` on the public sample clip
 """
 from __future__ import annotations
 
@@ -73,15 +76,25 @@ def job_status(job_id: str, instance=None) -> dict:
     validate_job_id(job_id)
     instance = instance or DagsterInstance.get()
     stages = {}
+    step_stage = {}  # step key (`keypoints__front`) -> stage asset name
+    step_run = {}  # step key -> the run of its asset's latest materialization
     for st in PIPELINE_STAGES:
-        stage_no, name = st.number, st.asset
-        recs = instance.fetch_materializations(AssetRecordsFilter(asset_key=AssetKey(name),
-                                                                  asset_partitions=[job_id]), limit=1).records
-        if recs:
-            stages[name] = {"stage": stage_no, "state": "materialized", "at": recs[0].timestamp,
-                            "run_id": recs[0].run_id}
+        latest = []  # one stage: materialized once every view is
+        for key in st.asset_keys:
+            asset_key = AssetKey.from_user_string(key)
+            step = asset_key.to_python_identifier()
+            step_stage[step] = st.asset
+            recs = instance.fetch_materializations(AssetRecordsFilter(asset_key=asset_key, asset_partitions=[job_id]),
+                                                   limit=1).records
+            if recs:
+                latest.append(recs[0])
+                step_run[step] = recs[0].run_id
+        if len(latest) == len(st.asset_keys):
+            last = max(latest, key=lambda r: r.timestamp)
+            stages[st.asset] = {"stage": st.number, "state": "materialized", "at": last.timestamp,
+                                "run_id": last.run_id}
         else:
-            stages[name] = {"stage": stage_no, "state": "not materialized"}
+            stages[st.asset] = {"stage": st.number, "state": "not materialized"}
     runs = instance.get_runs(filters=RunsFilter(tags={"dagster/partition": job_id}), limit=1)
     run_info = None
     if runs:
@@ -90,8 +103,8 @@ def job_status(job_id: str, instance=None) -> dict:
         for rec in instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_FAILURE):
             step = rec.dagster_event.step_key
             err = rec.dagster_event.event_specific_data.error
-            if step in stages and stages[step].get("run_id") != run.run_id:
-                stages[step].update(state="failed", error=err.message.strip() if err else "")
+            if step in step_stage and step_run.get(step) != run.run_id:
+                stages[step_stage[step]].update(state="failed", error=err.message.strip() if err else "")
         if run.status.value in ("STARTED", "STARTING", "QUEUED", "NOT_STARTED"):
             for s in stages.values():
                 if s.get("run_id") != run.run_id and s["state"] != "failed":
@@ -125,15 +138,41 @@ def print_status(status: dict) -> None:
             print(f"note: {r['note']}")
 
 
+def register(job_id: str, how: str = "registered by `igait register`", instance=None) -> bool:
+    """Record a job's upload (already in storage) as the uploads sensor does: its partition and its stage 0."""
+    from dagster import DagsterInstance
+
+    from igait_pipeline import launch
+    from igait_pipeline.schemas import MetadataError
+
+    instance = instance or DagsterInstance.get()
+    try:
+        return launch.record_upload(instance, storage_from_uri(), job_id, how)
+    except (MetadataError, FileNotFoundError) as e:
+        raise CliError(f"job {job_id}: upload refused: {e}") from None
+
+
+def run(job_id: str, how: str = "run by `igait run`") -> int:
+    """Record the job's upload as the sensor would and run the whole job in this process, as the daemon would
+    (the code location's executor: one process per step, both views at once); then print its status."""
+    from dagster import DagsterInstance
+
+    from igait_pipeline import launch
+
+    instance = DagsterInstance.get()
+    if not register(job_id, how, instance):
+        print(f"job {job_id} is already a partition of this instance: running it again", flush=True)
+    print(f"running job {job_id} (Dagster instance {instance.root_directory})…", flush=True)
+    result = launch.run_job(instance, job_id)
+    print_status(job_status(job_id, instance))
+    return 0 if result.success else 1
+
+
 def run_demo(job_id: str | None = None) -> int:
-    """Submit the sample job and materialize the whole graph for it in this process, on $DAGSTER_HOME."""
+    """`igait run` on the sample clip: submit it and run the whole graph in this process, on $DAGSTER_HOME."""
     import tempfile
 
-    from dagster import AssetMaterialization, DagsterInstance, materialize
-
-    from igait_pipeline import assets, sample
-    from igait_pipeline.partitions import job_partitions
-    from igait_pipeline.resources import build_resources
+    from igait_pipeline import sample
 
     video = sample.fetch_sample()
     meta = {"age": 9, "sex": "F", "height": "4'2\"", "weight": "28 kg", "ethnicity": "not stated",
@@ -143,16 +182,8 @@ def run_demo(job_id: str | None = None) -> int:
         mpath.write_text(json.dumps(meta))
         # The only licensed walking clip is a side view: it stands in for both views (the report says so).
         job_id = submit(video, video, mpath, job_id=job_id, user_id="demo")
-    print(f"submitted {job_id} ({sample.SAMPLE_LICENSE}); running the pipeline…", flush=True)
-    instance = DagsterInstance.get()
-    instance.add_dynamic_partitions(job_partitions.name, [job_id])
-    # What the uploads sensor records when it finds a job, so the UI shows stage 0 for this one too.
-    instance.report_runless_asset_event(AssetMaterialization(
-        UPLOAD.asset, partition=job_id, description=f"upload of job {job_id} submitted by `igait demo`"))
-    result = materialize([assets.upload, *assets.STAGE_ASSETS], instance=instance, partition_key=job_id,
-                         resources=build_resources(), raise_on_error=False, tags={"igait/job_id": job_id})
-    print_status(job_status(job_id, instance))
-    return 0 if result.success else 1
+    print(f"submitted {job_id} ({sample.SAMPLE_LICENSE})", flush=True)
+    return run(job_id, "submitted by `igait demo`")
 
 
 def ensure_dagster_home() -> Path:
@@ -180,11 +211,21 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("status", help="each stage's state and the result, from the Dagster instance")
     p.add_argument("job_id")
     p.add_argument("--json", action="store_true")
+    p = sub.add_parser("run", help="(submit, then) record the upload as the sensor does and run the whole job here, "
+                                   "without a daemon")
+    p.add_argument("--front", type=Path)
+    p.add_argument("--side", type=Path)
+    p.add_argument("--metadata", type=Path)
+    p.add_argument("--job-id", help="the job to run; with --front/--side/--metadata, the ID to submit it as")
+    p.add_argument("--user-id", default="local", help="user part of a generated job ID")
+    p = sub.add_parser("register", help="record a job already in storage as the uploads sensor does (partition "
+                                        "and stage 0), so `dagster asset materialize --partition ID` accepts it")
+    p.add_argument("job_id")
     sub.add_parser("fetch-sample", help="download the public sample walking video once (set-up time)")
     p = sub.add_parser("demo", help="submit the sample and run the whole pipeline here")
     p.add_argument("--job-id")
     args = parser.parse_args(argv)
-    if args.cmd in ("status", "demo"):
+    if args.cmd in ("status", "demo", "run", "register"):
         ensure_dagster_home()
     try:
         if args.cmd == "submit":
@@ -198,6 +239,20 @@ def main(argv: list[str] | None = None) -> int:
             print(sample.fetch_sample())
         elif args.cmd == "demo":
             return run_demo(args.job_id)
+        elif args.cmd == "run":
+            files = [args.front, args.side, args.metadata]
+            if any(files) and not all(files):
+                raise CliError("run: give all of --front, --side and --metadata, or none of them (with --job-id)")
+            if all(files):
+                job_id = submit(args.front, args.side, args.metadata, args.job_id, args.user_id)
+                print(f"submitted {job_id}", flush=True)
+            elif args.job_id:
+                job_id = validate_job_id(args.job_id)
+            else:
+                raise CliError("run: give --front, --side and --metadata, or the --job-id of a job in storage")
+            return run(job_id)
+        elif args.cmd == "register":
+            print(f"job {args.job_id}: " + ("registered" if register(args.job_id) else "already registered"))
     except (CliError, JobIdError) as e:
         print(f"igait: {e}", file=sys.stderr)
         return 2

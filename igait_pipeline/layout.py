@@ -6,6 +6,7 @@ CLI. Renaming a stage's file or label means editing `STAGES` here and nothing el
 
     jobs/{job_id}/stage_0/front.mp4, side.mp4, metadata.json     the upload (the web back end writes it)
     jobs/{job_id}/stage_N/<file>                                  what stage N's asset wrote
+    jobs/{job_id}/stage_N/{view}<...>                             a per-view stage: each view's own files
     models/{name}/{version}/model.pt, model_card.json             scoring models
 """
 from __future__ import annotations
@@ -19,17 +20,47 @@ JOB_ID_RE = re.compile(r"^(?P<user_id>[A-Za-z0-9](?:[A-Za-z0-9-]{0,126}[A-Za-z0-
 ASSET_GROUP = "igait"  # the Dagster asset group every stage asset belongs to
 STAGE_META = "igait/stage"  # asset definition metadata: the stage number N of `stage_N/`
 FILES_META = "igait/files"  # asset definition metadata: the file names a stage always produces
+VIEW_META = "igait/view"  # asset definition metadata of a per-view stage's asset: the view it produces
+VIEWS = ("front", "side")  # the two walking videos of every job
+
+
+class LayoutError(ValueError):
+    pass
+
+
+def view_of(name: str) -> str | None:
+    """The view a stage file belongs to (`front.mp4`, `side_keypoints.json` -> the view), or None (`cycles.json`)."""
+    return next((v for v in VIEWS if name.startswith((f"{v}.", f"{v}_"))), None)
 
 
 @dataclass(frozen=True)
 class Stage:
     """One stage of a job: its number (the N of `stage_N/`), its asset's name, the label people read (run log,
-    job document, e-mail) and the files it always writes under `stage_N/`."""
+    job document, e-mail) and the files it always writes under `stage_N/`.
+
+    A per-view stage (`per_view`) is one asset per view, `{asset}/{view}` (e.g. `keypoints/front`): each view is
+    its own step, so the two views run at the same time and one view can be re-run alone. Every file of such a
+    stage belongs to one view (its name starts with the view); the job document, metrics and `igait status`
+    still show it as one stage, successful once every view is."""
 
     number: int
     asset: str
     label: str
     files: tuple[str, ...]
+    per_view: bool = False
+
+    def __post_init__(self):
+        if self.per_view and any(view_of(f) is None for f in self.files):
+            raise LayoutError(f"per-view stage {self.number} has files of no view: {self.files}")
+
+    @property
+    def asset_keys(self) -> tuple[str, ...]:
+        """The asset key(s) of this stage as the UI and `dagster asset materialize --select` spell them."""
+        return tuple(f"{self.asset}/{v}" for v in VIEWS) if self.per_view else (self.asset,)
+
+    def files_of(self, view: str | None) -> tuple[str, ...]:
+        """The files one view's asset writes (all files for view None, or for a per-job stage)."""
+        return tuple(f for f in self.files if view_of(f) == view) if self.per_view and view else self.files
 
     def prefix(self, job_id: str) -> str:
         return stage_prefix(job_id, self.number)
@@ -47,11 +78,12 @@ class Stage:
 
 STAGES: tuple[Stage, ...] = (
     Stage(0, "upload", "upload", ("front.mp4", "side.mp4", "metadata.json")),
-    Stage(1, "converted_video", "video conversion", ("front.mp4", "side.mp4")),
+    Stage(1, "converted_video", "video conversion", ("front.mp4", "side.mp4"), per_view=True),
     Stage(2, "validation_report", "video check", ("validation.json",)),
-    Stage(3, "reframed_video", "reframing", ("front.mp4", "side.mp4", "crop.json")),
+    Stage(3, "reframed_video", "reframing", ("front.mp4", "side.mp4", "front_crop.json", "side_crop.json"),
+          per_view=True),
     Stage(4, "keypoints", "pose estimation",
-          ("front_keypoints.json", "side_keypoints.json", "front_overlay.mp4", "side_overlay.mp4")),
+          ("front_keypoints.json", "side_keypoints.json", "front_overlay.mp4", "side_overlay.mp4"), per_view=True),
     Stage(5, "gait_cycles", "gait cycles", ("cycles.json", "cycles.png")),
     Stage(6, "prediction", "prediction", ("prediction.json",)),
     Stage(7, "results_archive", "results archive", ("results.zip",)),
@@ -69,8 +101,11 @@ def stage(number: int) -> Stage:
 
 
 def stage_of_asset(asset: str) -> Stage:
+    """The stage of an asset name, or of a per-view asset key (`keypoints/front`, or its path as a list)."""
+    if not isinstance(asset, str):
+        asset = asset[0]
     try:
-        return _BY_ASSET[asset]
+        return _BY_ASSET[asset.split("/", 1)[0]]
     except KeyError:
         raise KeyError(f"no stage has the asset {asset!r}; assets: {sorted(_BY_ASSET)}") from None
 
@@ -108,10 +143,6 @@ def validate_job_id(job_id: object) -> str:
 
 def user_id_of(job_id: str) -> str:
     return JOB_ID_RE.match(validate_job_id(job_id)).group("user_id")
-
-
-class LayoutError(ValueError):
-    pass
 
 
 def stage_prefix(job_id: str, stage: int) -> str:

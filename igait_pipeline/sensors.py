@@ -1,7 +1,6 @@
 """The uploads sensor: complete uploads in storage become partitions and runs, once per job."""
 
 from dagster import (
-    AssetMaterialization,
     DefaultSensorStatus,
     RunRequest,
     SensorEvaluationContext,
@@ -11,9 +10,9 @@ from dagster import (
 )
 
 from igait_pipeline.jobs import igait_job
+from igait_pipeline.launch import run_tags, upload_event
 from igait_pipeline.partitions import job_partitions
 from igait_pipeline.resources.io_manager import StorageResource
-from igait_pipeline.layout import UPLOAD
 from igait_pipeline.uploads import scan_uploads
 
 
@@ -37,14 +36,8 @@ def uploads_sensor(context: SensorEvaluationContext, storage: StorageResource):
             f"no new complete uploads ({scan.listed} listed, {len(scan.bad)} refused)"), cursor=scan.cursor)
     ids = [job.job_id for job in fresh]
     return SensorResult(
-        run_requests=[RunRequest(run_key=job_id, partition_key=job_id, tags={"igait/job_id": job_id})
-                      for job_id in ids],
+        run_requests=[RunRequest(run_key=job_id, partition_key=job_id, tags=run_tags(job_id)) for job_id in ids],
         dynamic_partitions_requests=[job_partitions.build_add_request(ids)],
-        asset_events=[AssetMaterialization(
-            "upload", partition=job.job_id,
-            description=f"upload of job {job.job_id} found in storage",
-            metadata={"prefix": UPLOAD.prefix(job.job_id),
-                      **{f"size_bytes/{n}": s for n, s in job.sizes.items()}})
-            for job in fresh],
+        asset_events=[upload_event(job, "found in storage") for job in fresh],
         cursor=scan.cursor,
     )

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from igait_pipeline.layout import job_key, stage_prefix
+from igait_pipeline.layout import job_key, stage_prefix, view_of
 from igait_pipeline.storage.base import Storage
 from igait_pipeline.storage.local import LocalStorage
 
@@ -32,11 +32,20 @@ class StageFiles:
     def names(self) -> list[str]:
         return sorted(self.files)
 
+    @classmethod
+    def merged(cls, *parts: "StageFiles") -> "StageFiles":
+        """One stage's files from several parts (the views of a per-view stage), as a per-job reader sees them."""
+        return cls({name: path for part in parts for name, path in part.files.items()})
 
-def write_stage(storage: Storage, job_id: str, stage: int, out: StageFiles) -> dict[str, str]:
+
+def write_stage(storage: Storage, job_id: str, stage: int, out: StageFiles,
+                view: Optional[str] = None) -> dict[str, str]:
     """Store every file of a stage at its final key, then drop keys a previous materialization left behind.
 
-    Returns name -> key. Each object is written atomically; stale outputs disappear only after all new ones exist.
+    With a view (a per-view stage's asset), the other view's files in the same `stage_N/` belong to another asset
+    and are left alone; this view's files and files of no view (which a per-view stage never writes: an older
+    code version's) count as stale. Returns name -> key. Each object is written
+    atomically; stale outputs disappear only after all new ones exist.
     """
     keys = {}
     for name, path in sorted(out.files.items()):
@@ -46,8 +55,9 @@ def write_stage(storage: Storage, job_id: str, stage: int, out: StageFiles) -> d
         else:
             storage.upload(Path(path), key)
         keys[name] = key
-    for obj in list(storage.list(stage_prefix(job_id, stage))):
-        if obj.key not in keys.values():
+    prefix = stage_prefix(job_id, stage)
+    for obj in list(storage.list(prefix)):
+        if obj.key not in keys.values() and (view is None or view_of(obj.key[len(prefix):]) in (None, view)):
             storage.delete(obj.key)
     if out.scratch:
         shutil.rmtree(out.scratch, ignore_errors=True)
@@ -55,11 +65,13 @@ def write_stage(storage: Storage, job_id: str, stage: int, out: StageFiles) -> d
 
 
 def read_stage(storage: Storage, job_id: str, stage: int, cache_dir: Path,
-               required: tuple[str, ...] = ()) -> StageFiles:
-    """Local paths of a stage's files: in place for local storage, downloaded into cache_dir otherwise."""
+               required: tuple[str, ...] = (), view: Optional[str] = None) -> StageFiles:
+    """Local paths of a stage's files: in place for local storage, downloaded into cache_dir otherwise. Given a
+    view, only that view's files and the files of no view (`metadata.json`, `validation.json`) are read."""
     prefix = stage_prefix(job_id, stage)
     objects = list(storage.list(prefix))
-    names = {o.key[len(prefix):]: o.key for o in objects if "/" not in o.key[len(prefix):]}
+    names = {o.key[len(prefix):]: o.key for o in objects if "/" not in o.key[len(prefix):]
+             and (view is None or view_of(o.key[len(prefix):]) in (None, view))}
     missing = [n for n in required if n not in names]
     if missing:
         raise FileNotFoundError(f"job {job_id}: stage {stage} has no {', '.join(missing)} in storage "

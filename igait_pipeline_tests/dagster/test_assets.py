@@ -8,11 +8,11 @@ from dagster import AssetKey, instance_for_test, materialize
 from igait_pipeline import assets
 from igait_pipeline.definitions import defs
 from igait_pipeline.resources import build_resources
-from igait_pipeline.layout import job_key
+from igait_pipeline.layout import PIPELINE_STAGES, job_key
 from igait_pipeline.schemas import Cycles, Prediction, ValidationReport
 from igait_pipeline_tests.fixtures.media import GOOD_METADATA, put_job
 
-FIRST_STAGES = [assets.upload, assets.converted_video, assets.validation_report]
+FIRST_STAGES = [assets.upload, *assets.converted_video, assets.validation_report]
 
 
 def _run(selection, storage, job_id):
@@ -46,13 +46,13 @@ def test_whole_graph_on_the_sample_video(local_storage, sample_video):
         result = job.execute_in_process(instance=instance, partition_key="user123_5",
                                         resources=build_resources(str(local_storage.root)))
         assert result.success
-        for name in ["converted_video", "validation_report", "reframed_video", "keypoints", "gait_cycles",
-                     "prediction", "results_archive"]:
-            rec = instance.get_latest_materialization_event(AssetKey(name))
+        for name in [k for s in PIPELINE_STAGES for k in s.asset_keys]:
+            rec = instance.get_latest_materialization_event(AssetKey.from_user_string(name))
             assert rec is not None and rec.asset_materialization.partition == "user123_5", name
-        kp_meta = instance.get_latest_materialization_event(AssetKey("keypoints")).asset_materialization.metadata
-        assert kp_meta["side/detection_ratio"].value > 0.5
-        assert kp_meta["side/rejected_not_walker"].value >= 0
+        kp_meta = instance.get_latest_materialization_event(
+            AssetKey(["keypoints", "side"])).asset_materialization.metadata
+        assert kp_meta["detection_ratio"].value > 0.5
+        assert kp_meta["rejected_not_walker"].value >= 0
     report = ValidationReport.model_validate_json(local_storage.read_bytes(job_key("user123_5", 2, "validation.json")))
     assert report.valid and report.views["side"].multiple_people_ratio > 0
     cycles = Cycles.model_validate_json(local_storage.read_bytes(job_key("user123_5", 5, "cycles.json")))
@@ -71,30 +71,31 @@ def test_whole_graph_on_the_sample_video(local_storage, sample_video):
 
 def test_corrupt_video_fails_conversion_naming_job_and_cause(local_storage, short_clip, corrupt_video):
     put_job(local_storage, "user1_7", corrupt_video, short_clip, GOOD_METADATA)
-    result, failures = _run([assets.upload, assets.converted_video], local_storage, "user1_7")
+    result, failures = _run([assets.upload, *assets.converted_video], local_storage, "user1_7")
     assert not result.success
     assert "job user1_7: video conversion failed: front video: front.mp4: not a readable video" in failures[0]
-    assert _stage_keys(local_storage, "user1_7", 1) == []  # nothing half-written
+    # nothing half-written: the front view's step failed; the side view is its own step and finished
+    assert _stage_keys(local_storage, "user1_7", 1) == ["jobs/user1_7/stage_1/side.mp4"]
 
 
 def test_missing_side_video_fails_naming_job_and_file(local_storage, short_clip):
     put_job(local_storage, "user1_8", short_clip, None, GOOD_METADATA)
-    result, failures = _run([assets.upload, assets.converted_video], local_storage, "user1_8")
+    result, failures = _run([assets.upload, *assets.converted_video], local_storage, "user1_8")
     assert not result.success
-    assert "job user1_8: stage 0 has no side.mp4 in storage" in failures[0]
-    assert _stage_keys(local_storage, "user1_8", 1) == []
+    assert failures == [f for f in failures if "job user1_8: stage 0 has no side.mp4 in storage" in f] != []
+    assert "jobs/user1_8/stage_1/side.mp4" not in _stage_keys(local_storage, "user1_8", 1)
 
 
 def test_malformed_metadata_fails_before_any_video_work(local_storage, short_clip):
     put_job(local_storage, "user1_9", short_clip, short_clip, {**GOOD_METADATA, "email": "not-an-address"})
-    result, failures = _run([assets.upload, assets.converted_video], local_storage, "user1_9")
+    result, failures = _run([assets.upload, *assets.converted_video], local_storage, "user1_9")
     assert not result.success
     assert "job user1_9: video conversion failed: metadata.json is invalid: email" in failures[0]
     assert _stage_keys(local_storage, "user1_9", 1) == []
 
 
 def test_malformed_job_id_is_refused_before_storage(local_storage, short_clip):
-    result, failures = _run([assets.upload, assets.converted_video], local_storage, "user 1/x_2")
+    result, failures = _run([assets.upload, *assets.converted_video], local_storage, "user 1/x_2")
     assert not result.success
     assert "job ID 'user 1/x_2' is malformed" in failures[0]
     assert list(local_storage.list("jobs/")) == []
@@ -103,7 +104,7 @@ def test_malformed_job_id_is_refused_before_storage(local_storage, short_clip):
 def test_no_person_fails_validation_and_stops_the_job_with_report_written(local_storage, empty_scene_video,
                                                                           short_clip):
     put_job(local_storage, "user1_10", empty_scene_video, short_clip, GOOD_METADATA)
-    result, failures = _run([*FIRST_STAGES, assets.reframed_video], local_storage, "user1_10")
+    result, failures = _run([*FIRST_STAGES, *assets.reframed_video], local_storage, "user1_10")
     assert not result.success
     assert failures == ["dagster._core.definitions.events.Failure: job user1_10: validation rejected the videos: "
                         "front view: no person found in the video"]
@@ -117,9 +118,31 @@ def test_rematerializing_replaces_stage_outputs(local_storage, short_clip):
     stale = local_storage.root / "jobs/user1_11/stage_1/leftover.mp4"
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"from an older code version")
-    result, failures = _run([assets.upload, assets.converted_video], local_storage, "user1_11")
+    result, failures = _run([assets.upload, *assets.converted_video], local_storage, "user1_11")
     assert result.success, failures
     assert _stage_keys(local_storage, "user1_11", 1) == ["jobs/user1_11/stage_1/front.mp4",
                                                         "jobs/user1_11/stage_1/side.mp4"]
-    meta = result.asset_materializations_for_node("converted_video")[0].metadata
-    assert meta["fps"].value == 60.0 and meta["side/width"].value == 1920
+    meta = result.asset_materializations_for_node("converted_video__side")[0].metadata
+    assert meta["fps"].value == 60.0 and meta["width"].value == 1920
+
+
+def test_rematerializing_one_view_touches_only_that_views_files(local_storage, short_clip):
+    """`converted_video/front` alone: front.mp4 replaced, a stale front file dropped, every side file untouched."""
+    put_job(local_storage, "user1_12", short_clip, short_clip, GOOD_METADATA)
+    result, failures = _run([assets.upload, *assets.converted_video], local_storage, "user1_12")
+    assert result.success, failures
+    stage1 = local_storage.root / "jobs/user1_12/stage_1"
+    (stage1 / "front_leftover.mp4").write_bytes(b"an older front output")
+    (stage1 / "side_extra.json").write_bytes(b"the side view's")
+    side_before = (stage1 / "side.mp4").stat()
+    front_before = (stage1 / "front.mp4").stat()
+    front_asset = next(a for a in assets.converted_video if a.key == AssetKey(["converted_video", "front"]))
+    result, failures = _run([assets.upload, front_asset], local_storage, "user1_12")
+    assert result.success, failures
+    assert [e.step_key for e in result.all_events if e.is_step_success] == ["converted_video__front"]
+    assert _stage_keys(local_storage, "user1_12", 1) == ["jobs/user1_12/stage_1/front.mp4",
+                                                        "jobs/user1_12/stage_1/side.mp4",
+                                                        "jobs/user1_12/stage_1/side_extra.json"]
+    side_after, front_after = (stage1 / "side.mp4").stat(), (stage1 / "front.mp4").stat()
+    assert (side_after.st_ino, side_after.st_mtime_ns) == (side_before.st_ino, side_before.st_mtime_ns)
+    assert front_after.st_ino != front_before.st_ino  # the front view was written again

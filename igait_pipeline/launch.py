@@ -1,0 +1,101 @@
+"""Running a job without the daemon, exactly as the uploads sensor and the daemon would.
+
+    record_upload(instance, storage, job_id)   what the sensor does for a complete upload: add the job's partition
+                                               and report the `upload` materialization (stage 0). The sensor skips a
+                                               job whose partition exists, so it never launches a second run for it.
+    run_job(instance, job_id)                  one run of `igait_job` for the partition, launched in this process
+                                               with the code location's executor (multiprocess by default: each
+                                               step its own process, the two views of a stage at the same time),
+                                               as the daemon's run worker would run it.
+
+`igait run` and `igait demo` are these two calls after `igait submit`'s. `hint_unknown_job` is installed when the
+code location loads: the standard `dagster asset materialize --partition ID` for an ID that is no partition yet
+fails inside Dagster before any of our code runs (DagsterInvalidSubsetError); the hint says what to do.
+"""
+from __future__ import annotations
+
+import re
+import sys
+from typing import Optional
+
+from dagster import (
+    AssetMaterialization,
+    DagsterInstance,
+    JobExecutionResult,
+    build_reconstructable_job,
+    execute_job,
+)
+
+from igait_pipeline.layout import JOB_ID_RE, UPLOAD, validate_job_id
+from igait_pipeline.partitions import job_partitions
+from igait_pipeline.storage import Storage
+from igait_pipeline.uploads import ReadyJob, check_upload
+
+DEFINITIONS_MODULE = "igait_pipeline.definitions"
+JOB_FUNCTION = "igait_job_def"  # in DEFINITIONS_MODULE: the resolved job (assets, resources, executor)
+JOB_TAG = "igait/job_id"
+
+
+def upload_event(job: ReadyJob, description: str) -> AssetMaterialization:
+    """The `upload` (stage 0) materialization of a complete upload, as the sensor records it."""
+    return AssetMaterialization(UPLOAD.asset, partition=job.job_id, description=description,
+                                metadata={"prefix": UPLOAD.prefix(job.job_id),
+                                          **{f"size_bytes/{n}": s for n, s in job.sizes.items()}})
+
+
+def run_tags(job_id: str) -> dict[str, str]:
+    """The tags of a job's run (the sensor's RunRequest and `run_job` alike)."""
+    return {JOB_TAG: job_id}
+
+
+def record_upload(instance: DagsterInstance, storage: Storage, job_id: str, how: str) -> bool:
+    """Check the job's upload in storage (raises MetadataError / FileNotFoundError / JobIdError with the reason),
+    then add its partition and report its upload, unless the partition exists already. True if it was new."""
+    job = check_upload(storage, validate_job_id(job_id))
+    if instance.has_dynamic_partition(job_partitions.name, job_id):
+        return False
+    instance.add_dynamic_partitions(job_partitions.name, [job_id])
+    instance.report_runless_asset_event(upload_event(job, f"upload of job {job_id} {how}"))
+    return True
+
+
+def run_job(instance: DagsterInstance, job_id: str) -> JobExecutionResult:
+    """One run of the whole job for the partition, in this process, with the code location's executor."""
+    job = build_reconstructable_job(DEFINITIONS_MODULE, JOB_FUNCTION)
+    return execute_job(job, instance=instance, tags={"dagster/partition": validate_job_id(job_id),
+                                                     **run_tags(job_id)})
+
+
+_UNKNOWN_PARTITION = re.compile(r"partition key `(?P<key>[^`]*)`")
+
+
+def unknown_job_hint(exc: BaseException) -> Optional[str]:
+    """What to do, for Dagster's error about a partition key that is no job on this instance (else None)."""
+    if type(exc).__name__ != "DagsterInvalidSubsetError":
+        return None
+    m = _UNKNOWN_PARTITION.search(str(exc))
+    if not m or not JOB_ID_RE.match(m["key"]):
+        return None
+    job_id = m["key"]
+    return (f"igait: job {job_id} is not a partition of this Dagster instance yet: a job becomes one when the "
+            f"uploads sensor (dagster dev, or the daemon) finds its upload in storage. Without a daemon:\n"
+            f"  igait register {job_id}     record the upload in storage as the sensor would; then this command works\n"
+            f"  igait run --job-id {job_id}   record it and run the whole job now\n"
+            f"  igait submit --front F --side S --metadata M --job-id {job_id}   first, if it is not uploaded yet")
+
+
+def hint_unknown_job() -> None:
+    """Chain a sys.excepthook that adds `unknown_job_hint` under Dagster's traceback (CLI processes only: the
+    daemon and the web server do not die by an uncaught exception). Installing it twice is harmless."""
+    previous = sys.excepthook
+    if getattr(previous, "igait_hint", False):
+        return
+
+    def hook(exc_type, exc, tb):
+        previous(exc_type, exc, tb)
+        hint = unknown_job_hint(exc)
+        if hint:
+            print(hint, file=sys.stderr)
+
+    hook.igait_hint = True
+    sys.excepthook = hook
