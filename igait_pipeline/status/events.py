@@ -13,11 +13,16 @@ Two streams, one cursor (`ReaderCursor`, JSON, kept by the sensor as its cursor 
 
 Only runs whose partition (tag `dagster/partition`) is a job ID count. Steps map to assets through the run's
 execution plan snapshot, assets to stages through the `igait/stage` metadata of the code location's assets.
+
+A per-view stage is one step per view (`keypoints__front`, `keypoints__side`), both with the same stage number;
+its events are folded into the stage's: the stage starts at its first step's start, succeeds at the success that
+leaves every step of it the run planned successful, and fails at any step's failure. So the job document and
+the metrics see one stage, as for a one-step stage.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping, Optional
 
 from dagster import (
@@ -121,6 +126,7 @@ class JobEventReader:
         self.run_page = run_page
         self._runs: dict[str, Optional[DagsterRun]] = {}
         self._plans: dict[str, tuple[dict[str, int], tuple[int, ...]]] = {}
+        self._stage_steps: dict[str, dict[int, frozenset[str]]] = {}  # run -> stage -> its planned steps
 
     # ---- the public entry ----
     def read(self, cursor: ReaderCursor) -> tuple[list[JobEvent], ReaderCursor]:
@@ -191,12 +197,16 @@ class JobEventReader:
     def _run_log(self, run: DagsterRun, job_id: str, cursor: Optional[str],
                  to_end: bool) -> tuple[list[JobEvent], Optional[str]]:
         step_stage, _ = self._plan(run)
+        multi = {n: steps for n, steps in self._stage_steps[run.run_id].items() if len(steps) > 1}
         events: list[JobEvent] = []
         while True:
             conn = self.instance.get_records_for_run(run.run_id, cursor=cursor, of_type=STEP_TYPES,
                                                      limit=self.run_page, ascending=True)
+            siblings = self._step_records(run) if multi and conn.records else []
             for rec in conn.records:
                 ev = self._step_event(rec, job_id, step_stage)
+                if ev is not None and ev.stage in multi:
+                    ev = _fold_views(ev, rec, multi[ev.stage], siblings)
                 if ev is not None:
                     events.append(ev)
             if conn.records:
@@ -204,35 +214,13 @@ class JobEventReader:
             if not conn.has_more or not to_end:
                 return events, cursor
 
-    def _step_event(self, rec: EventLogRecord, job_id: str, step_stage: Mapping[str, int]) -> Optional[JobEvent]:
-        entry = rec.event_log_entry
-        de = entry.dagster_event
-        if de is None:
-            return None
-        kind = _STEP_KIND[de.event_type]
-        at = utc(entry.timestamp)
-        if kind == "materialized":
-            stage = self.stages.stage_of(de.asset_key)
-            mat = de.event_specific_data.materialization
-            if stage is None or (mat.partition and mat.partition != job_id):
-                return None
-            keys = _value(mat.metadata.get("storage_keys")) or []
-            return JobEvent(kind, job_id, at, run_id=entry.run_id, stage=stage,
-                            output_keys=tuple(str(k) for k in keys))
-        stage = step_stage.get(de.step_key or "")
-        if stage is None:
-            return None
-        data = de.event_specific_data
-        if kind == "step_success":
-            return JobEvent(kind, job_id, at, run_id=entry.run_id, stage=stage,
-                            duration_ms=round(data.duration_ms) if data is not None else None)
-        if kind == "step_failure":
-            return JobEvent(kind, job_id, at, run_id=entry.run_id, stage=stage, error=_failure_text(data),
-                            output_keys=_failure_keys(data, job_id))
-        if kind == "step_retry":
-            return JobEvent(kind, job_id, at, run_id=entry.run_id, stage=stage,
-                            error=_error_text(getattr(data, "error", None)))
-        return JobEvent(kind, job_id, at, run_id=entry.run_id, stage=stage)
+    def _step_records(self, run: DagsterRun) -> list[tuple[int, DagsterEventType, str]]:
+        """(storage id, type, step key) of every step start and success of the run so far."""
+        conn = self.instance.get_records_for_run(
+            run.run_id, of_type={DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS}, limit=10_000,
+            ascending=True)
+        return [(r.storage_id, r.event_log_entry.dagster_event.event_type, r.event_log_entry.dagster_event.step_key)
+                for r in conn.records]
 
     # ---- runs and their plans ----
     def _run(self, run_id: str, fresh: bool = False) -> Optional[DagsterRun]:
@@ -246,6 +234,7 @@ class JobEventReader:
             return self._plans[run.run_id]
         step_stage: dict[str, int] = {}
         planned: set[int] = set()
+        stage_steps: dict[int, set[str]] = {}
         snap = (self.instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)
                 if run.execution_plan_snapshot_id else None)
         if snap is not None:
@@ -258,9 +247,26 @@ class JobEventReader:
                     step_stage[step.key] = min(stages)
                     if step.key in to_run:
                         planned |= stages
+                        stage_steps.setdefault(min(stages), set()).add(step.key)
         planned.discard(0)
+        self._stage_steps[run.run_id] = {n: frozenset(steps) for n, steps in stage_steps.items()}
         self._plans[run.run_id] = (step_stage, tuple(sorted(planned)))
         return self._plans[run.run_id]
+
+
+def _fold_views(ev: JobEvent, rec: EventLogRecord, steps: frozenset[str],
+                siblings: list[tuple[int, DagsterEventType, str]]) -> Optional[JobEvent]:
+    """One step's event of a stage the run executes as several steps (its views), as the stage's event or None:
+    only the first start starts the stage; a success counts once every step of the stage has succeeded (its
+    duration is then the stage's wall time, from its first start); failures and the rest pass as they are."""
+    before = [(etype, step) for sid, etype, step in siblings if sid < rec.storage_id and step in steps]
+    if ev.kind == "step_start":
+        return None if any(etype == DagsterEventType.STEP_START for etype, _ in before) else ev
+    if ev.kind == "step_success":
+        done = {step for etype, step in before if etype == DagsterEventType.STEP_SUCCESS}
+        done.add(rec.event_log_entry.dagster_event.step_key)
+        return replace(ev, duration_ms=None) if done >= steps else None
+    return ev
 
 
 def _value(v):

@@ -195,8 +195,8 @@ def apply_event(doc: dict, ev: JobEvent) -> dict:
         stages[str(ev.stage)] = {**fresh_stage("processing"), "started_at": ev.at}
         doc["status"] = "processing"
         doc["current_stage"] = ev.stage
-    elif ev.kind == "materialized":
-        st["output_keys"] = sorted(set(ev.output_keys))
+    elif ev.kind == "materialized":  # a per-view stage materializes once per view: the keys add up
+        st["output_keys"] = sorted(set(st["output_keys"]) | set(ev.output_keys))
     elif ev.kind == "step_success":
         st.update(status="success", completed_at=ev.at, error=None,
                   duration_ms=ev.duration_ms if ev.duration_ms is not None else _ms_between(st["started_at"], ev.at))
