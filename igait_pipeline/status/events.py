@@ -214,13 +214,43 @@ class JobEventReader:
             if not conn.has_more or not to_end:
                 return events, cursor
 
-    def _step_records(self, run: DagsterRun) -> list[tuple[int, DagsterEventType, str]]:
-        """(storage id, type, step key) of every step start and success of the run so far."""
+    def _step_records(self, run: DagsterRun) -> list[tuple[int, DagsterEventType, str, float]]:
+        """(storage id, type, step key, time) of every step start and success of the run so far."""
         conn = self.instance.get_records_for_run(
             run.run_id, of_type={DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS}, limit=10_000,
             ascending=True)
-        return [(r.storage_id, r.event_log_entry.dagster_event.event_type, r.event_log_entry.dagster_event.step_key)
-                for r in conn.records]
+        return [(r.storage_id, r.event_log_entry.dagster_event.event_type, r.event_log_entry.dagster_event.step_key,
+                 r.event_log_entry.timestamp) for r in conn.records]
+
+    def _step_event(self, rec: EventLogRecord, job_id: str, step_stage: Mapping[str, int]) -> Optional[JobEvent]:
+        entry = rec.event_log_entry
+        de = entry.dagster_event
+        if de is None:
+            return None
+        kind = _STEP_KIND[de.event_type]
+        at = utc(entry.timestamp)
+        if kind == "materialized":
+            stage = self.stages.stage_of(de.asset_key)
+            mat = de.event_specific_data.materialization
+            if stage is None or (mat.partition and mat.partition != job_id):
+                return None
+            keys = _value(mat.metadata.get("storage_keys")) or []
+            return JobEvent(kind, job_id, at, run_id=entry.run_id, stage=stage,
+                            output_keys=tuple(str(k) for k in keys))
+        stage = step_stage.get(de.step_key or "")
+        if stage is None:
+            return None
+        data = de.event_specific_data
+        if kind == "step_success":
+            return JobEvent(kind, job_id, at, run_id=entry.run_id, stage=stage,
+                            duration_ms=round(data.duration_ms) if data is not None else None)
+        if kind == "step_failure":
+            return JobEvent(kind, job_id, at, run_id=entry.run_id, stage=stage, error=_failure_text(data),
+                            output_keys=_failure_keys(data, job_id))
+        if kind == "step_retry":
+            return JobEvent(kind, job_id, at, run_id=entry.run_id, stage=stage,
+                            error=_error_text(getattr(data, "error", None)))
+        return JobEvent(kind, job_id, at, run_id=entry.run_id, stage=stage)
 
     # ---- runs and their plans ----
     def _run(self, run_id: str, fresh: bool = False) -> Optional[DagsterRun]:
@@ -255,17 +285,21 @@ class JobEventReader:
 
 
 def _fold_views(ev: JobEvent, rec: EventLogRecord, steps: frozenset[str],
-                siblings: list[tuple[int, DagsterEventType, str]]) -> Optional[JobEvent]:
+                siblings: list[tuple[int, DagsterEventType, str, float]]) -> Optional[JobEvent]:
     """One step's event of a stage the run executes as several steps (its views), as the stage's event or None:
     only the first start starts the stage; a success counts once every step of the stage has succeeded (its
     duration is then the stage's wall time, from its first start); failures and the rest pass as they are."""
-    before = [(etype, step) for sid, etype, step in siblings if sid < rec.storage_id and step in steps]
+    before = [(etype, step, at) for sid, etype, step, at in siblings if sid < rec.storage_id and step in steps]
+    starts = [at for etype, _, at in before if etype == DagsterEventType.STEP_START]
     if ev.kind == "step_start":
-        return None if any(etype == DagsterEventType.STEP_START for etype, _ in before) else ev
+        return None if starts else ev
     if ev.kind == "step_success":
-        done = {step for etype, step in before if etype == DagsterEventType.STEP_SUCCESS}
+        done = {step for etype, step, _ in before if etype == DagsterEventType.STEP_SUCCESS}
         done.add(rec.event_log_entry.dagster_event.step_key)
-        return replace(ev, duration_ms=None) if done >= steps else None
+        if done < steps:
+            return None
+        wall = rec.event_log_entry.timestamp - min(starts) if starts else None
+        return replace(ev, duration_ms=round(wall * 1000) if wall is not None else None)
     return ev
 
 
