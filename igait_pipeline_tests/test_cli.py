@@ -7,7 +7,7 @@ import pytest
 from dagster import DagsterInstance, instance_for_test, materialize
 
 from igait_pipeline import cli
-from igait_pipeline.layout import job_key
+from igait_pipeline.layout import PIPELINE_STAGES, job_key
 from igait_pipeline_tests.fixtures.media import GOOD_METADATA, REPO
 
 
@@ -64,9 +64,14 @@ def test_status_reports_stages_from_the_instance(local_storage, short_clip, meta
     job_id = cli.submit(short_clip, short_clip, meta_file, job_id="user7_1", storage=local_storage)
     with instance_for_test() as instance:
         instance.add_dynamic_partitions("jobs", [job_id])
-        assert materialize([assets.upload, assets.converted_video], partition_key=job_id, instance=instance,
-                           resources=build_resources(str(local_storage.root))).success
+        front, side = assets.converted_video
+        for view in (front, side):  # one view, then the other: the stage is materialized once both are
+            assert materialize([assets.upload, view], partition_key=job_id, instance=instance,
+                               resources=build_resources(str(local_storage.root))).success
+            if view is front:
+                assert cli.job_status(job_id, instance)["stages"]["converted_video"]["state"] == "not materialized"
         st = cli.job_status(job_id, instance)
+    assert list(st["stages"]) == [s.asset for s in PIPELINE_STAGES]  # seven stages, not one line per view
     assert st["stages"]["converted_video"]["state"] == "materialized"
     assert st["stages"]["keypoints"]["state"] == "not materialized"
     assert st["uploaded"] and st["result"] is None

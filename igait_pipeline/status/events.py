@@ -215,10 +215,8 @@ class JobEventReader:
                 return events, cursor
 
     def _step_records(self, run: DagsterRun) -> list[tuple[int, DagsterEventType, str, float]]:
-        """(storage id, type, step key, time) of every step start and success of the run so far."""
-        conn = self.instance.get_records_for_run(
-            run.run_id, of_type={DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS}, limit=10_000,
-            ascending=True)
+        """(storage id, type, step key, time) of every step start and end of the run so far."""
+        conn = self.instance.get_records_for_run(run.run_id, of_type=_FOLDED, limit=10_000, ascending=True)
         return [(r.storage_id, r.event_log_entry.dagster_event.event_type, r.event_log_entry.dagster_event.step_key,
                  r.event_log_entry.timestamp) for r in conn.records]
 
@@ -284,15 +282,25 @@ class JobEventReader:
         return self._plans[run.run_id]
 
 
+_FOLDED = {DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE,
+           DagsterEventType.STEP_SKIPPED}
+
+
 def _fold_views(ev: JobEvent, rec: EventLogRecord, steps: frozenset[str],
                 siblings: list[tuple[int, DagsterEventType, str, float]]) -> Optional[JobEvent]:
     """One step's event of a stage the run executes as several steps (its views), as the stage's event or None:
     only the first start starts the stage; a success counts once every step of the stage has succeeded (its
-    duration is then the stage's wall time, from its first start); failures and the rest pass as they are."""
+    duration is then the stage's wall time, from its first start); only the first failure fails it, and a skip
+    counts only if no step of it failed or was skipped before. Retries and materializations pass as they are."""
     before = [(etype, step, at) for sid, etype, step, at in siblings if sid < rec.storage_id and step in steps]
     starts = [at for etype, _, at in before if etype == DagsterEventType.STEP_START]
+    ended_badly = {etype for etype, _, _ in before} & {DagsterEventType.STEP_FAILURE, DagsterEventType.STEP_SKIPPED}
     if ev.kind == "step_start":
         return None if starts else ev
+    if ev.kind == "step_failure":
+        return None if DagsterEventType.STEP_FAILURE in ended_badly else ev
+    if ev.kind == "step_skipped":
+        return None if ended_badly else ev
     if ev.kind == "step_success":
         done = {step for etype, step, _ in before if etype == DagsterEventType.STEP_SUCCESS}
         done.add(rec.event_log_entry.dagster_event.step_key)

@@ -23,7 +23,7 @@ def test_whole_graph_materializes_on_gcs(gcs_root, short_clip, tmp_path):
             instance=instance, partition_key="gcsuser_1", resources=build_resources(gcs_root))
         assert result.success
     keys = {o.key for o in storage.list("jobs/gcsuser_1/")}
-    for stage, names in {1: ["front.mp4", "side.mp4"], 2: ["validation.json"], 3: ["crop.json", "side.mp4"],
+    for stage, names in {1: ["front.mp4", "side.mp4"], 2: ["validation.json"], 3: ["side_crop.json", "side.mp4"],
                          4: ["side_keypoints.json", "side_overlay.mp4"], 5: ["cycles.json", "cycles.png"],
                          6: ["prediction.json"], 7: ["results.zip"]}.items():
         for name in names:

@@ -65,9 +65,14 @@ def k8s_instance(kubeconfig):
         yield instance
 
 
-def build_step_jobs(instance, env: dict[str, str] | None = None) -> dict[str, kubernetes.client.V1Job]:
-    """The Kubernetes Job of every stage's step, as the k8s executor would submit it."""
-    job_def = Definitions(assets=stage_assets(), jobs=[define_asset_job("igait_job")]).resolve_job_def("igait_job")
+def build_step_jobs(instance, env: dict[str, str] | None = None,
+                    asset_defs: list | None = None) -> dict[str, kubernetes.client.V1Job]:
+    """The Kubernetes Job of every stage's step (of the given assets; default one stand-in per stage), as the k8s
+    executor would submit it."""
+    from igait_pipeline.resources import build_resources
+
+    job_def = Definitions(assets=asset_defs or stage_assets(), jobs=[define_asset_job("igait_job")],
+                          resources=build_resources() if asset_defs else None).resolve_job_def("igait_job")
     plan = create_execution_plan(job_def)
 
     executor_def = execution.executor_from_env({"IGAIT_EXECUTOR": "k8s", **(env or {})})
@@ -136,6 +141,27 @@ def test_step_jobs_carry_placement(k8s_instance):
     assert _resources(jobs["gait_cycles"]) == ({"cpu": "1", "memory": "1Gi"}, {"cpu": "2", "memory": "1Gi"})
     assert _resources(jobs["prediction"]) == ({"cpu": "2", "memory": "4Gi"}, {"cpu": "4", "memory": "4Gi"})
     assert _resources(jobs["results_archive"]) == ({"cpu": "1", "memory": "1Gi"}, {"cpu": "1", "memory": "1Gi"})
+
+
+def test_every_step_of_the_real_assets_is_placed_both_views_of_pose_on_the_gpu_pool(k8s_instance):
+    """The real asset layer: one step per view of stages 1, 3 and 4, each placed as its stage (keypoints/front and
+    keypoints/side both on the GPU pool, with a GPU and a slot in the GPU concurrency pool)."""
+    from igait_pipeline import assets
+    from igait_pipeline.layout import PIPELINE_STAGES
+
+    jobs = build_step_jobs(k8s_instance, asset_defs=[assets.upload, *assets.STAGE_ASSETS])
+    expected = {key.replace("/", "__"): s.asset for s in PIPELINE_STAGES for key in s.asset_keys}
+    assert set(jobs) == set(expected) and {"keypoints__front", "keypoints__side"} <= set(jobs)
+    gpu_selector = placement.load_placement().node_pools["gpu"].node_selector
+    for step, stage_asset in expected.items():
+        requests, limits = _resources(jobs[step])
+        plan = placement.load_placement().assets[stage_asset]
+        assert (requests["cpu"], limits["memory"]) == (plan.requests.cpu, plan.limits.memory), step
+        on_gpu = _pod(jobs[step]).node_selector == gpu_selector
+        assert on_gpu == (stage_asset in GPU_ASSETS) == (limits.get("nvidia.com/gpu") == "1"), step
+    pools = {a.key.to_user_string(): a.op.pool for a in assets.STAGE_ASSETS}
+    assert pools["keypoints/front"] == pools["keypoints/side"] == "igait-gpu"
+    assert {k for k, v in pools.items() if v} == {"keypoints/front", "keypoints/side"}
 
 
 def test_step_jobs_are_complete_manifests(k8s_instance):

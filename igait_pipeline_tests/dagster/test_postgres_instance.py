@@ -117,7 +117,7 @@ def test_materialize_a_partition_on_the_postgres_instance(postgres_db, gcs_root,
         assert runs_cfg.tag_concurrency_limits[0]["key"] == "igait/job_id"
 
         instance.add_dynamic_partitions("jobs", [job_id])
-        result = materialize([assets.upload, assets.converted_video], partition_key=job_id, instance=instance,
+        result = materialize([assets.upload, *assets.converted_video], partition_key=job_id, instance=instance,
                              resources=resources)
         assert result.success
         run_id = result.run_id
@@ -135,9 +135,10 @@ def test_materialize_a_partition_on_the_postgres_instance(postgres_db, gcs_root,
         run = again.get_run_by_id(run_id)
         assert run is not None and run.status == DagsterRunStatus.SUCCESS
         assert again.get_dynamic_partitions("jobs") == [job_id]
-        event = again.get_latest_materialization_event(AssetKey("converted_video"))
-        assert event is not None and event.asset_materialization.partition == job_id
-        assert sorted(event.asset_materialization.metadata["storage_keys"].value) == stage1
+        for view, key in zip(("front", "side"), stage1):  # one asset per view, each with its own file
+            event = again.get_latest_materialization_event(AssetKey(["converted_video", view]))
+            assert event is not None and event.asset_materialization.partition == job_id
+            assert event.asset_materialization.metadata["storage_keys"].value == [key]
     conn = postgres_db.connect()
     with conn, conn.cursor() as cur:
         cur.execute("SELECT status FROM runs WHERE run_id = %s", (run_id,))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from dagster import (
     AssetExecutionContext,
+    AssetIn,
     AssetMaterialization,
     AssetSpec,
     Definitions,
@@ -25,6 +26,7 @@ from dagster import (
 )
 
 from igait_pipeline.partitions import job_partitions
+from igait_pipeline.layout import VIEW_META
 from igait_pipeline.resources.io_manager import FILES_META, STAGE_META, StageFilesIOManager, StorageResource
 from igait_pipeline.layout import job_key
 from igait_pipeline.storage import LocalStorage, StageFiles, write_stage
@@ -58,14 +60,15 @@ class Hold:
 HOLDS: dict[str, Hold] = {}  # job ID -> its hold
 
 
-def _maybe_fail(context: AssetExecutionContext, name: str) -> None:
-    if context.run.tags.get(HOLD_TAG) == name:
+def _maybe_fail(context: AssetExecutionContext, *names: str) -> None:
+    if context.run.tags.get(HOLD_TAG) in names:
         hold = HOLDS[context.partition_key]
         hold.entered.set()
         if not hold.release.wait(60):
             raise Failure(description="the test never released the held stage")
-    if context.run.tags.get(FAIL_TAG) == name:
-        raise Failure(description=f"job {context.partition_key}: {name} failed: test failure", allow_retries=False)
+    if context.run.tags.get(FAIL_TAG) in names:
+        raise Failure(description=f"job {context.partition_key}: {names[0]} failed: test failure",
+                      allow_retries=False)
 
 
 def _files(context: AssetExecutionContext, n: int, contents: dict[str, bytes]) -> StageFiles:
@@ -114,14 +117,23 @@ def reframed_video(context: AssetExecutionContext, converted_video: StageFiles,
     return Output(_files(context, 3, {"front.mp4": b"f", "side.mp4": b"s", "crop.json": b"{}"}))
 
 
-@asset(**_kw(4, ["front_keypoints.json", "side_keypoints.json"]))
-def keypoints(context: AssetExecutionContext, reframed_video: StageFiles) -> Output[StageFiles]:
-    _maybe_fail(context, "keypoints")
-    return Output(_files(context, 4, {"front_keypoints.json": b"{}", "side_keypoints.json": b"{}"}))
+def _keypoints_view(view: str):
+    """Stage 4 as the real graph has it: one asset per view, `keypoints/{view}`, each its own step. The fail and
+    hold tags name `keypoints` (both views) or `keypoints/{view}` (that view only)."""
+    @asset(key=["keypoints", view], group_name=GROUP, partitions_def=job_partitions,
+           metadata={STAGE_META: 4, FILES_META: [f"{view}_keypoints.json"], VIEW_META: view})
+    def keypoints(context: AssetExecutionContext, reframed_video: StageFiles) -> Output[StageFiles]:
+        _maybe_fail(context, "keypoints", f"keypoints/{view}")
+        return Output(_files(context, 4, {f"{view}_keypoints.json": b"{}"}))
+    return keypoints
 
 
-@asset(**_kw(5, ["cycles.json"]))
-def gait_cycles(context: AssetExecutionContext, keypoints: StageFiles) -> Output[StageFiles]:
+keypoints_front, keypoints_side = _keypoints_view("front"), _keypoints_view("side")
+
+
+@asset(**_kw(5, ["cycles.json"]), ins={f"keypoints_{v}": AssetIn(key=["keypoints", v]) for v in ("front", "side")})
+def gait_cycles(context: AssetExecutionContext, keypoints_front: StageFiles,
+                keypoints_side: StageFiles) -> Output[StageFiles]:
     _maybe_fail(context, "gait_cycles")
     return Output(_files(context, 5, {"cycles.json": b"{}"}))
 
@@ -133,7 +145,7 @@ PREDICTION = {"score": 0.27, "classification": "NO ASD", "threshold": 0.5,
 
 
 @asset(**_kw(6, ["prediction.json"]))
-def prediction(context: AssetExecutionContext, gait_cycles: StageFiles, keypoints: StageFiles) -> Output[StageFiles]:
+def prediction(context: AssetExecutionContext, gait_cycles: StageFiles) -> Output[StageFiles]:
     _maybe_fail(context, "prediction")
     return Output(_files(context, 6, {"prediction.json": json.dumps(
         {"job_id": context.partition_key, **PREDICTION}).encode()}))
@@ -148,8 +160,8 @@ def results_archive(context: AssetExecutionContext, prediction: StageFiles) -> O
     return Output(_files(context, 7, {"results.zip": buf.getvalue()}))
 
 
-ASSETS = [upload, converted_video, validation_report, reframed_video, keypoints, gait_cycles, prediction,
-          results_archive]
+ASSETS = [upload, converted_video, validation_report, reframed_video, keypoints_front, keypoints_side, gait_cycles,
+          prediction, results_archive]
 igait_job = define_asset_job("igait_job", selection=f"group:{GROUP}", partitions_def=job_partitions)
 
 
@@ -189,5 +201,6 @@ def test_stand_in_mirrors_the_stage_numbers():
 
     stages = StageMap.from_definitions(make_defs())
     assert {k.to_user_string(): v for k, v in stages.by_asset.items()} == {
-        "upload": 0, "converted_video": 1, "validation_report": 2, "reframed_video": 3, "keypoints": 4,
+        "upload": 0, "converted_video": 1, "validation_report": 2, "reframed_video": 3, "keypoints/front": 4,
+        "keypoints/side": 4,
         "gait_cycles": 5, "prediction": 6, "results_archive": 7}

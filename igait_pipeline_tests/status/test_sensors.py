@@ -274,3 +274,20 @@ def test_jobs_that_finished_long_ago_get_no_e_mail(env, tmp_path, smtp_server):
     assert smtp_server.messages == []
     env.tick()  # and it stays that way
     assert smtp_server.messages == []
+
+
+def test_a_stage_of_two_views_fails_if_one_view_fails_though_the_other_succeeds_after_it(env):
+    """keypoints/front fails, keypoints/side (its own step) succeeds afterwards: stage 4 is failed, started once."""
+    env.submit("user10_1")
+    run = env.run("user10_1", {FAIL_TAG: "keypoints/front"})
+    steps = [(e.step_key, e.event_type_value) for e in run.all_events if e.step_key and e.step_key.startswith("keyp")
+             and e.event_type_value in ("STEP_FAILURE", "STEP_SUCCESS")]
+    assert steps == [("keypoints__front", "STEP_FAILURE"), ("keypoints__side", "STEP_SUCCESS")]
+    env.tick()
+    doc = env.store.get("user10_1")
+    JobDocument.model_validate(doc)
+    assert doc["status"] == "failed"
+    st = doc["stages"]["4"]
+    assert st["status"] == "failed" and st["error"] == "job user10_1: keypoints failed: test failure"
+    assert doc["stages"]["3"]["status"] == "success"
+    assert all(doc["stages"][str(n)]["status"] == "skipped" for n in (5, 6, 7))
