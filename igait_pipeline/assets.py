@@ -19,7 +19,7 @@ import json
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator
 
 import cv2
 from dagster import (
@@ -53,7 +53,7 @@ from igait_pipeline.schemas import VIEWS, Cycles, JobMetadata, Keypoints, Predic
 from igait_pipeline.stages import archive, cycles, features, media, pose, predict, reframe, validity
 
 
-def _meta(stage: Stage, view: Optional[str] = None) -> dict:
+def _meta(stage: Stage, view: str | None = None) -> dict:
     meta = {STAGE_META: stage.number, FILES_META: list(stage.files_of(view))}
     return {**meta, VIEW_META: view} if view else meta
 
@@ -151,7 +151,7 @@ def _stage(context: AssetExecutionContext) -> Stage:
     return stage_of_asset(context.asset_key.path)
 
 
-def _view(context: AssetExecutionContext) -> Optional[str]:
+def _view(context: AssetExecutionContext) -> str | None:
     """The view a per-view stage's asset handles (`keypoints/front` -> front); None for a per-job stage."""
     path = context.asset_key.path
     return path[1] if len(path) > 1 else None
@@ -201,7 +201,8 @@ def converted_video(context: AssetExecutionContext, upload: StageFiles) -> Outpu
     job_id, view = _job_id(context), _view(context)
     out = _scratch(context)
     with stage_errors(context):
-        JobMetadata.from_json(upload["metadata.json"].read_bytes())  # refuse a job whose metadata is unusable before any heavy work
+        # refuse a job whose metadata is unusable before any heavy work
+        JobMetadata.from_json(upload["metadata.json"].read_bytes())
         src = upload[f"{view}.mp4"]
         try:
             before = media.probe(src)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 import sys
-from typing import Optional
 
 from dagster import (
     AssetMaterialization,
@@ -69,7 +68,7 @@ def run_job(instance: DagsterInstance, job_id: str) -> JobExecutionResult:
 _UNKNOWN_PARTITION = re.compile(r"partition key `(?P<key>[^`]*)`")
 
 
-def unknown_job_hint(exc: BaseException) -> Optional[str]:
+def unknown_job_hint(exc: BaseException) -> str | None:
     """What to do, for Dagster's error about a partition key that is no job on this instance (else None)."""
     if type(exc).__name__ != "DagsterInvalidSubsetError":
         return None

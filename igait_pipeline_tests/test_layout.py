@@ -24,15 +24,25 @@ def test_user_id_of():
 
 
 def test_per_view_stages_split_their_files_by_view():
-    from igait_pipeline.layout import (CONVERTED, KEYPOINTS, REFRAMED, STAGES, VALIDATION, LayoutError, Stage,
-                                       stage_of_asset, view_of)
+    from igait_pipeline.layout import (
+        CONVERTED,
+        KEYPOINTS,
+        REFRAMED,
+        STAGES,
+        VALIDATION,
+        LayoutError,
+        Stage,
+        stage_of_asset,
+        view_of,
+    )
 
     assert [s.asset for s in STAGES if s.per_view] == ["converted_video", "reframed_video", "keypoints"]
     assert REFRAMED.asset_keys == ("reframed_video/front", "reframed_video/side")
     assert VALIDATION.asset_keys == ("validation_report",)
     assert REFRAMED.files_of("front") == ("front.mp4", "front_crop.json")
     assert KEYPOINTS.files_of("side") == ("side_keypoints.json", "side_overlay.mp4")
-    assert CONVERTED.files_of(None) == ("front.mp4", "side.mp4") and VALIDATION.files_of("front") == ("validation.json",)
+    assert CONVERTED.files_of(None) == ("front.mp4", "side.mp4")
+    assert VALIDATION.files_of("front") == ("validation.json",)
     assert [view_of(n) for n in ("front.mp4", "side_crop.json", "sidecar.json", "cycles.json")] == \
         ["front", "side", None, None]
     assert stage_of_asset("keypoints/front") is KEYPOINTS and stage_of_asset(["keypoints", "side"]) is KEYPOINTS

@@ -34,7 +34,7 @@ def _stage_of(metadata: Optional[dict], what: str) -> int:
     return int(getattr(value, "value", value))
 
 
-def _view_of(metadata: Optional[dict]) -> Optional[str]:
+def _view_of(metadata: dict | None) -> str | None:
     value = (metadata or {}).get(VIEW_META)
     return getattr(value, "value", value)
 

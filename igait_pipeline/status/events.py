@@ -287,7 +287,7 @@ _FOLDED = {DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS, DagsterEv
 
 
 def _fold_views(ev: JobEvent, rec: EventLogRecord, steps: frozenset[str],
-                siblings: list[tuple[int, DagsterEventType, str, float]]) -> Optional[JobEvent]:
+                siblings: list[tuple[int, DagsterEventType, str, float]]) -> JobEvent | None:
     """One step's event of a stage the run executes as several steps (its views), as the stage's event or None:
     only the first start starts the stage; a success counts once every step of the stage has succeeded (its
     duration is then the stage's wall time, from its first start); only the first failure fails it, and a skip

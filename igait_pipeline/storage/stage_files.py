@@ -33,13 +33,13 @@ class StageFiles:
         return sorted(self.files)
 
     @classmethod
-    def merged(cls, *parts: "StageFiles") -> "StageFiles":
+    def merged(cls, *parts: StageFiles) -> StageFiles:
         """One stage's files from several parts (the views of a per-view stage), as a per-job reader sees them."""
         return cls({name: path for part in parts for name, path in part.files.items()})
 
 
 def write_stage(storage: Storage, job_id: str, stage: int, out: StageFiles,
-                view: Optional[str] = None) -> dict[str, str]:
+                view: str | None = None) -> dict[str, str]:
     """Store every file of a stage at its final key, then drop keys a previous materialization left behind.
 
     With a view (a per-view stage's asset), the other view's files in the same `stage_N/` belong to another asset
@@ -65,7 +65,7 @@ def write_stage(storage: Storage, job_id: str, stage: int, out: StageFiles,
 
 
 def read_stage(storage: Storage, job_id: str, stage: int, cache_dir: Path,
-               required: tuple[str, ...] = (), view: Optional[str] = None) -> StageFiles:
+               required: tuple[str, ...] = (), view: str | None = None) -> StageFiles:
     """Local paths of a stage's files: in place for local storage, downloaded into cache_dir otherwise. Given a
     view, only that view's files and the files of no view (`metadata.json`, `validation.json`) are read."""
     prefix = stage_prefix(job_id, stage)

@@ -323,3 +323,21 @@ def test_uploads_sensor_tick_on_gcs(gcs_root):
         again = uploads_sensor(build_sensor_context(instance=instance, resources=resources, cursor=result.cursor))
         assert not again.run_requests
 
+
+
+def test_one_views_files_on_gcs_replace_and_download_only_that_view(gcs_root, tmp_path):
+    """A per-view stage's asset (view given): its stale files and files of no view go, the other view's stay, and a
+    reader of one view downloads that view's files (and files of no view) only."""
+    storage = storage_from_uri(gcs_root)
+    for name in ("front.mp4", "front_crop.json", "side.mp4", "side_crop.json", "crop.json"):
+        storage.write_bytes(job_key("user4_1", 3, name), name.encode())
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "front.mp4").write_bytes(b"front v2")
+    write_stage(storage, "user4_1", 3, StageFiles({"front.mp4": out / "front.mp4"}, scratch=out), view="front")
+    assert [o.key.rsplit("/", 1)[1] for o in storage.list("jobs/user4_1/")] == [
+        "front.mp4", "side.mp4", "side_crop.json"]  # front_crop.json (this view's, stale) and crop.json went
+    cache = tmp_path / "cache"
+    files = read_stage(storage, "user4_1", 3, cache, required=("side.mp4",), view="side")
+    assert files.names() == ["side.mp4", "side_crop.json"]
+    assert sorted(p.name for p in (cache / "jobs/user4_1/stage_3").iterdir()) == ["side.mp4", "side_crop.json"]
