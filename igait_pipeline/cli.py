@@ -227,6 +227,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.cmd in ("status", "demo", "run", "register"):
         ensure_dagster_home()
+    if args.cmd in ("demo", "run"):
+        from igait_pipeline import launch
+
+        launch.start_step_server()  # the step processes' forkserver imports while we check and submit
     try:
         if args.cmd == "submit":
             print(submit(args.front, args.side, args.metadata, args.job_id, args.user_id))

@@ -14,6 +14,9 @@ fails inside Dagster before any of our code runs (DagsterInvalidSubsetError); th
 """
 from __future__ import annotations
 
+import multiprocessing
+import multiprocessing.forkserver
+import os
 import re
 import sys
 
@@ -55,6 +58,21 @@ def record_upload(instance: DagsterInstance, storage: Storage, job_id: str, how:
         return False
     instance.add_dynamic_partitions(job_partitions.name, [job_id])
     instance.report_runless_asset_event(upload_event(job, f"upload of job {job_id} {how}"))
+    return True
+
+
+def start_step_server() -> bool:
+    """Start the multiprocess executor's forkserver now, with the preload list the executor will ask for, so its
+    imports (the code location, MediaPipe, torch: seconds) overlap this process's work before the run; the
+    executor then finds it running and forks every step from it. Does nothing for another executor."""
+    from igait_pipeline.execution import EXECUTOR_ENV, PRELOAD_MODULES
+
+    if (os.environ.get(EXECUTOR_ENV) or "multiprocess").strip().lower() != "multiprocess":
+        return False
+    # the list Dagster's multiprocess executor sets (it puts its own module first)
+    multiprocessing.get_context("forkserver").set_forkserver_preload(
+        ["dagster._core.executor.multiprocess", *PRELOAD_MODULES])
+    multiprocessing.forkserver.ensure_running()
     return True
 
 
