@@ -28,29 +28,34 @@ def default_sample_path() -> Path:
     return Path(os.environ.get("IGAIT_SAMPLE_VIDEO") or "data/samples/sports2d_demo.mp4")
 
 
-def fetch_wheel_member(package: str, member: str, dest: str | os.PathLike) -> Path:
-    """Return dest, extracting `member` from `package`'s wheel (pip download --no-deps) the first time."""
-    dest = Path(dest)
-    if dest.is_file() and dest.stat().st_size > 0:
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--disable-pip-version-check",
-                        "-d", tmp, package], check=True)
-        wheel = next(Path(tmp).glob("*.whl"))
-        with zipfile.ZipFile(wheel) as z:
-            part = dest.with_name(dest.name + ".partial")
-            part.write_bytes(z.read(member))
-            os.replace(part, dest)
-    return dest
+def fetch_wheel_members(package: str, members: dict[str, str | os.PathLike]) -> dict[str, Path]:
+    """{member: dest}: extract each member of `package`'s wheel (pip download --no-deps) to its dest, once; a
+    dest already there is kept. Returns {member: dest path}."""
+    dests = {m: Path(d) for m, d in members.items()}
+    missing = {m: d for m, d in dests.items() if not (d.is_file() and d.stat().st_size > 0)}
+    if missing:
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                            "--disable-pip-version-check", "-d", tmp, package], check=True)
+            wheel = next(Path(tmp).glob("*.whl"))
+            with zipfile.ZipFile(wheel) as z:
+                for member, dest in missing.items():
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    part = dest.with_name(dest.name + ".partial")
+                    part.write_bytes(z.read(member))
+                    os.replace(part, dest)
+    return dests
 
 
 def fetch_sample(dest: str | os.PathLike | None = None) -> Path:
     """Return the cached sample video, downloading the sports2d wheel with pip the first time."""
-    return fetch_wheel_member(SAMPLE_PACKAGE, SAMPLE_MEMBER, dest or default_sample_path())
+    return fetch_wheel_members(SAMPLE_PACKAGE, {SAMPLE_MEMBER: dest or default_sample_path()})[SAMPLE_MEMBER]
 
 
-def fetch_pose2sim(camera: str, dest_dir: str | os.PathLike, demo: str = "Demo_SinglePerson") -> Path:
-    """One of Pose2Sim's demo clips (`cam01`…`cam04` of `Demo_SinglePerson` or `Demo_MultiPerson`), cached."""
-    return fetch_wheel_member(POSE2SIM_PACKAGE, f"Pose2Sim/{demo}/videos/{camera}.mp4",
-                              Path(dest_dir) / f"pose2sim_{demo.split('_')[1].lower()}_{camera}.mp4")
+def fetch_pose2sim(dest_dir: str | os.PathLike) -> dict[str, Path]:
+    """Pose2Sim's eight demo clips, cached in dest_dir as `pose2sim_{single|multi}_cam0N.mp4`; keyed by that
+    name without `.mp4` (`single_cam02`, …). One download for all of them."""
+    members = {f"Pose2Sim/Demo_{demo}Person/videos/cam0{n}.mp4":
+               Path(dest_dir) / f"pose2sim_{demo.lower()}_cam0{n}.mp4"
+               for demo in ("Single", "Multi") for n in range(1, 5)}
+    return {d.stem.removeprefix("pose2sim_"): d for d in fetch_wheel_members(POSE2SIM_PACKAGE, members).values()}

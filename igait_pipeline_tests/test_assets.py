@@ -6,6 +6,7 @@ import pytest
 from dagster import AssetKey, instance_for_test, materialize
 
 from igait_pipeline import assets
+from igait_pipeline.cli import DEMO_RUN_CONFIG
 from igait_pipeline.definitions import build_resources, defs
 from igait_pipeline.resources.storage import job_key
 from igait_pipeline.schemas import Cycles, Prediction, ValidationReport
@@ -37,13 +38,16 @@ def _stage_keys(storage, job_id, stage):
 
 @pytest.mark.slow
 def test_whole_graph_on_the_sample_video(local_storage, sample_video):
-    """The main job: one partition, every stage materialized, results.zip with everything and a summary."""
+    """The main job: one partition, every stage materialized, results.zip with everything and a summary.
+
+    As `igait demo`: the one licensed walking clip (a side view) in both slots, the view check set to warn."""
     put_job(local_storage, "user123_5", sample_video, sample_video, GOOD_METADATA)
     with instance_for_test() as instance:
         instance.add_dynamic_partitions("jobs", ["user123_5"])
         job = defs.resolve_job_def("igait_job")
         result = job.execute_in_process(instance=instance, partition_key="user123_5",
-                                        resources=build_resources(str(local_storage.root)))
+                                        resources=build_resources(str(local_storage.root)),
+                                        run_config=DEMO_RUN_CONFIG)
         assert result.success
         for name in ["converted_video", "validation_report", "reframed_video", "keypoints", "gait_cycles",
                      "prediction", "results_archive"]:
@@ -54,6 +58,7 @@ def test_whole_graph_on_the_sample_video(local_storage, sample_video):
         assert kp_meta["side/rejected_not_walker"].value >= 0
     report = ValidationReport.model_validate_json(local_storage.read_bytes(job_key("user123_5", 2, "validation.json")))
     assert report.valid and report.views["side"].multiple_people_ratio > 0
+    assert report.view_check["verdict"] == "same_view" and report.warnings
     cycles = Cycles.model_validate_json(local_storage.read_bytes(job_key("user123_5", 5, "cycles.json")))
     assert len(cycles.strides) >= 2
     assert 60 <= cycles.parameters["cadence_spm"] <= 180

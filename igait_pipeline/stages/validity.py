@@ -170,6 +170,10 @@ def validate(videos: dict[str, str | os.PathLike], job_id: str, params: Validity
     warnings = []
     if message:
         (reasons if params.view_check == "refuse" else warnings).append(message)
+    elif verdict == "unclear":
+        warnings.append(f"job {job_id}: the view could not be judged from the pose in "
+                        + ", ".join(f"the {s} slot ({v.view_seen})" for s, v in views.items()
+                                    if v.walking and v.view_seen not in ("front", "side")))
     return ValidationReport(job_id=job_id, valid=not reasons, views=views, thresholds=params.thresholds(),
                             params=asdict(params), view_check={"verdict": verdict, "mode": params.view_check,
                                                                "message": message},
