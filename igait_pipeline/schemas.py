@@ -152,7 +152,7 @@ class ViewValidation(BaseModel):
     track: list[list[float]] = Field(default_factory=list,
                                      description="the walker's track: [t, x0, y0, x1, y1] per sample it is seen on")
     tracks: int = Field(0, description="number of people tracks found")
-    walker_track_id: Optional[int] = None
+    walker_track_id: int | None = None
     walker_coverage: float = Field(0.0, description="share of sampled frames on which the walker's track is seen")
     walk: dict = Field(default_factory=dict, description="the walker's evidence: leg alternations, travel, size")
     view_seen: str = Field("unknown", description="front, side, oblique (not judged) or unknown, from the pose")

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from itertools import pairwise
-from typing import Optional
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -163,7 +162,7 @@ def _seen(lm: np.ndarray, *names: str) -> bool:
     return bool(all(lm[LM[n], 3] >= VISIBLE for n in names))
 
 
-def _torso(lm: np.ndarray, aspect: float = 1.0) -> Optional[float]:
+def _torso(lm: np.ndarray, aspect: float = 1.0) -> float | None:
     """Shoulder-centre to hip-centre distance (in shares of the frame height), or None when not seen."""
     if not _seen(lm, "left_shoulder", "right_shoulder", "left_hip", "right_hip"):
         return None
@@ -246,7 +245,7 @@ def walk_evidence(track: Track, p: WalkerParams = WALKER, aspect: float = 1.0) -
 
 
 def choose_walker(tracks: list[Track], p: WalkerParams = WALKER,
-                  aspect: float = 1.0) -> tuple[Optional[Track], Optional[WalkEvidence]]:
+                  aspect: float = 1.0) -> tuple[Track | None, WalkEvidence | None]:
     """The walker: among tracks that walk, the one seen on most samples; if none walks, the longest track
     (so the report can say what it saw), with its evidence."""
     scored = [(tr, walk_evidence(tr, p, aspect)) for tr in tracks if len(tr.samples) >= p.min_samples]
@@ -262,7 +261,7 @@ def choose_walker(tracks: list[Track], p: WalkerParams = WALKER,
 @dataclass
 class ViewEvidence:
     seen: str  # "front", "side" or "oblique" (not judged), or "unknown" (too few good samples)
-    width_ratio: Optional[float]  # median shoulder / hip width over torso length
+    width_ratio: float | None  # median shoulder / hip width over torso length
     samples: int  # samples with shoulders and hips visible
     travel: str  # "across", "toward", "away", "both" or "none"
 

@@ -12,8 +12,9 @@ The report keeps the walker's track (box per sample): stage 3 crops around it, s
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Literal, Optional
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -53,8 +54,8 @@ class ValidityParams:
 PARAMS = ValidityParams()
 
 
-def analyse_view(video: str | os.PathLike, view: str, estimator: Optional[PoseEstimator] = None,
-                 params: ValidityParams = PARAMS, progress: Optional[Callable[[int, int], None]] = None
+def analyse_view(video: str | os.PathLike, view: str, estimator: PoseEstimator | None = None,
+                 params: ValidityParams = PARAMS, progress: Callable[[int, int], None] | None = None
                  ) -> ViewValidation:
     info = media.probe(video)
     step = max(1, round(info.fps / params.sample_hz), int(np.ceil(info.frames / params.max_samples)))
@@ -90,7 +91,8 @@ def analyse_view(video: str | os.PathLike, view: str, estimator: Optional[PoseEs
         reasons.append(f"{view} view: the whole body (head to ankles) is visible in only {full_ratio:.0%} of "
                        f"sampled frames (need {params.min_full_body_ratio:.0%})")
     if walker and not walk.walks:
-        reasons.append(f"{view} view: the person does not walk (the one seen longest: legs alternate {walk.alternations}× "
+        reasons.append(f"{view} view: the person does not walk (the one seen longest: legs alternate "
+                       f"{walk.alternations}× "
                        f"(need {params.walker.min_alternations}), hips travel {walk.travel_heights:.1f} body "
                        f"heights across the frame, size changes ×{walk.scale_change:.2f} "
                        f"(need {params.walker.min_travel_heights:g} body heights or "
@@ -131,7 +133,7 @@ def _seen_text(view: str, v: ViewValidation) -> str:
     return f"the {view} slot's video shows a {v.view_seen} view ({width}, {travel})"
 
 
-def check_views(job_id: str, views: dict[str, ViewValidation]) -> tuple[str, Optional[str]]:
+def check_views(job_id: str, views: dict[str, ViewValidation]) -> tuple[str, str | None]:
     """(verdict, message): ok, unclear (a view could not be judged), wrong_slot, same_view or swapped."""
     seen = {slot: v.view_seen for slot, v in views.items()}
     if set(seen) != {"front", "side"}:
@@ -158,7 +160,7 @@ def check_views(job_id: str, views: dict[str, ViewValidation]) -> tuple[str, Opt
 
 
 def validate(videos: dict[str, str | os.PathLike], job_id: str, params: ValidityParams = PARAMS,
-             progress: Optional[Callable[[str, int, int], None]] = None) -> ValidationReport:
+             progress: Callable[[str, int, int], None] | None = None) -> ValidationReport:
     """Analyse each view ({'front': path, 'side': path}) with one still-image estimator, then check the views."""
     views = {}
     with MediaPipePose(video=False) as est:
