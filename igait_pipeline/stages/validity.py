@@ -167,6 +167,11 @@ def validate(videos: dict[str, str | os.PathLike], job_id: str, params: Validity
         for view, path in videos.items():
             cb = (lambda done, total, v=view: progress(v, done, total)) if progress else None
             views[view] = analyse_view(path, view, est, params, cb)
+    return judge(job_id, views, params)
+
+
+def judge(job_id: str, views: dict[str, ViewValidation], params: ValidityParams = PARAMS) -> ValidationReport:
+    """The job's verdict from its analysed views: their own reasons, then the view check (`params.view_check`)."""
     reasons = [r for v in views.values() for r in v.reasons]
     verdict, message = check_views(job_id, {k: v for k, v in views.items() if v.walking})
     warnings = []

@@ -39,10 +39,25 @@ def test_a_person_balancing_in_place_does_not_walk(balancing_oblique):
     assert v.walk["alternations"] < 2
 
 
-def test_view_is_read_from_the_pose(side_view, balancing_front):
+@pytest.fixture(scope="module")
+def front_view(balancing_front):
+    return validity.analyse_view(balancing_front, "front")
+
+
+def test_view_is_read_from_the_pose(side_view, front_view):
     assert side_view.view_seen == "side" and side_view.view_evidence["width_ratio"] < 0.15
-    front = validity.analyse_view(balancing_front, "front")
-    assert front.view_seen == "front" and front.view_evidence["width_ratio"] > 0.42
+    assert front_view.view_seen == "front" and front_view.view_evidence["width_ratio"] > 0.42
+
+
+def test_swapped_slots_are_refused_naming_both(side_view, front_view):
+    """What was seen in each slot, swapped: refused (not silently swapped back), saying what each slot shows.
+    (No licensed clip shows someone walking toward the camera, so the front pose is Pose2Sim's balancing man.)"""
+    verdict, message = validity.check_views("user8_4", {"front": side_view, "side": front_view})
+    assert verdict == "swapped"
+    assert message.startswith("job user8_4: the front and side videos look swapped")
+    assert "the front slot's video shows a side view" in message and "the side slot's video shows a front view" \
+        in message
+    assert validity.check_views("user8_4", {"front": front_view, "side": side_view}) == ("ok", None)
 
 
 def test_a_side_view_in_the_front_slot_is_refused(side_walk, side_walk_mirrored):
@@ -53,6 +68,5 @@ def test_a_side_view_in_the_front_slot_is_refused(side_walk, side_walk_mirrored)
     (reason,) = report.reasons
     assert reason.startswith("job user8_1: both videos show a side view")
     assert "the front slot's video shows a side view" in reason and "walking across" in reason
-    warned = validity.validate({"front": side_walk, "side": side_walk_mirrored}, "user8_1",
-                               validity.ValidityParams(view_check="warn"))
+    warned = validity.judge("user8_1", report.views, validity.ValidityParams(view_check="warn"))
     assert warned.valid and warned.warnings == [reason]
