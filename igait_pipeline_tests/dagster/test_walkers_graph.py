@@ -52,3 +52,6 @@ def test_front_view_approaching_walker_with_bystander_runs_to_results(local_stor
     assert x > 1920 * 0.15  # the bystander at the left edge is cropped out
     with zipfile.ZipFile(local_storage.local_path(job_key("user8_3", 7, "results.zip"))) as z:
         assert {"stage_2/validation.json", "stage_5/cycles.json", "stage_6/prediction.json"} <= set(z.namelist())
+        summary = z.read("SUMMARY.txt").decode()
+    assert "note: job user8_3: both videos show a side view" in summary  # the warned view check, for the reader
+    assert "front: person in" in summary and "walker on 100% of sampled frames" in summary
