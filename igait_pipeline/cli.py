@@ -55,7 +55,7 @@ def submit(front: Path, side: Path, metadata: Path, job_id: str | None = None, u
         except media.MediaError as e:
             raise CliError(f"{view} video {path}: {e}") from None
     try:
-        job_id = validate_job_id(job_id) if job_id else next_job_id(storage, user_id)
+        job_id = validate_job_id(job_id) if job_id is not None else next_job_id(storage, user_id)
     except JobIdError as e:
         raise CliError(str(e)) from None
     if storage.exists(UPLOAD.key(job_id, "metadata.json")):

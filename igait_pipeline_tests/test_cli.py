@@ -33,6 +33,8 @@ def test_submit_writes_videos_then_metadata_and_prints_the_id(local_storage, sho
 
 @pytest.mark.parametrize("args,message", [
     (["--job-id", "user 1/2"], "job ID 'user 1/2' is malformed"),
+    (["--job-id", ""], "job ID '' is empty"),  # was: silently replaced by a generated ID
+    (["--job-id", "a_1\n"], "contains white space"),  # was: accepted, making jobs/a_1\n/
     (["--metadata", "BAD"], "metadata.json is invalid: email"),
     (["--side", "CORRUPT"], "side video"),
 ])

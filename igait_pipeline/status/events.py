@@ -110,7 +110,7 @@ def job_id_of_run(run: Optional[DagsterRun]) -> Optional[str]:
     if run is None:
         return None
     key = run.tags.get(PARTITION_TAG)
-    return key if key and JOB_ID_RE.match(key) else None
+    return key if key and JOB_ID_RE.fullmatch(key) else None
 
 
 class JobEventReader:
@@ -133,7 +133,7 @@ class JobEventReader:
             etype = dagster_event.event_type
             if etype == DagsterEventType.ASSET_MATERIALIZATION:
                 job_id = dagster_event.partition
-                if job_id and JOB_ID_RE.match(job_id):
+                if job_id and JOB_ID_RE.fullmatch(job_id):
                     events.append(JobEvent("upload", job_id, utc(rec.timestamp)))
                 continue
             run_id = rec.event_log_entry.run_id
