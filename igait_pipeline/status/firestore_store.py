@@ -60,8 +60,11 @@ class FirestoreJobStore(JobStore):
         return self.get(job_id) if wrote else result
 
     def find(self, *, status: Optional[Iterable[str]] = None, email_sent: Optional[bool] = None,
-             user_id: Optional[str] = None, limit: int = 100) -> list[dict]:
+             user_id: Optional[str] = None, email_status: Optional[Iterable[str]] = None,
+             limit: int = 100) -> list[dict]:
         query = self._coll
+        if email_status is not None:
+            query = query.where(filter=firestore.FieldFilter("email_status", "in", list(email_status)))
         if status is not None:
             status = list(status)
             if not 0 < len(status) <= _IN_LIMIT:

@@ -9,7 +9,10 @@ One document per job ID in the collection `jobs` (shape fixed: the web app reads
     stages {"1".."7": {status: pending | processing | success | failed | skipped,
                        started_at, completed_at, duration_ms, output_keys, error}},
     result {score, classification, archive_key},
-    email, email_sent
+    error,                          why the job failed before any stage ran (a refused upload), else null
+    email, email_sent,              email_sent: true only once the SMTP server accepted the message
+    email_status: pending | sending | sent | retry | failed | uncertain | skipped,
+    email_error, email_attempts, email_retry_at      (the last refusal, failed tries, not before this ISO time)
 
 `JobEvent` is the plain record of one thing the pipeline did (an upload seen, a run started, a stage started,
 succeeded or failed, a run ended); `apply_events` folds events into a document. Every event sets absolute values
@@ -26,7 +29,7 @@ import copy
 import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, Literal, Optional, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -42,6 +45,10 @@ FINAL_JOB_STATUSES = ("completed", "failed")
 TIME_FIELDS = ("created_at", "updated_at")
 STAGE_TIME_FIELDS = ("started_at", "completed_at")
 ERROR_MAX_CHARS = 1000
+EMAIL_STATUSES = ("pending", "sending", "sent", "retry", "failed", "uncertain", "skipped")
+EMAIL_DUE = ("pending", "retry")  # e-mail states in which a finished job's e-mail may be (re)tried
+EMAIL_MAX_ATTEMPTS = 5
+EMAIL_BACKOFF_S = (60, 300, 1800, 7200)  # wait after the 1st, 2nd, ... refused attempt (the last one repeats)
 
 STATUS_URI_ENV = "IGAIT_STATUS_URI"
 DEFAULT_STATUS_URI = "sqlite:data/status.sqlite3"
@@ -94,8 +101,13 @@ class JobDocument(BaseModel):
     current_stage: int = Field(ge=0, le=FINAL_STAGE)
     stages: dict[Literal[_STAGE_KEYS], StageState] = Field(min_length=len(_STAGE_KEYS), max_length=len(_STAGE_KEYS))
     result: Result
+    error: Optional[str] = None
     email: Optional[str]
     email_sent: bool
+    email_status: Literal[EMAIL_STATUSES] = "pending"
+    email_error: Optional[str] = None
+    email_attempts: int = 0
+    email_retry_at: Optional[str] = None
 
 
 EMPTY_PATIENT = {"age": None, "sex": None, "height": None, "weight": None, "ethnicity": None}
@@ -122,8 +134,13 @@ def new_job_doc(job_id: str, user_id: str, created_at: datetime, patient: Option
         "current_stage": 0,
         "stages": {str(n): fresh_stage() for n in STAGE_NUMBERS},
         "result": dict(EMPTY_RESULT),
+        "error": None,
         "email": email,
         "email_sent": False,
+        "email_status": "pending",
+        "email_error": None,
+        "email_attempts": 0,
+        "email_retry_at": None,
     }
 
 
@@ -263,7 +280,18 @@ def finalized_at(doc: dict) -> datetime:
 
 
 def needs_email(doc: dict) -> bool:
-    return doc.get("status") in FINAL_JOB_STATUSES and not doc.get("email_sent") and bool(doc.get("email"))
+    return (doc.get("status") in FINAL_JOB_STATUSES and not doc.get("email_sent") and bool(doc.get("email"))
+            and doc.get("email_status", "pending") in EMAIL_DUE)
+
+
+def email_due_now(doc: dict, now: datetime) -> bool:
+    """needs_email, and any back-off after a refused attempt is over."""
+    retry_at = doc.get("email_retry_at")
+    return needs_email(doc) and (retry_at is None or datetime.fromisoformat(retry_at) <= now)
+
+
+def backoff_s(attempts: int) -> int:
+    return EMAIL_BACKOFF_S[min(max(attempts, 1), len(EMAIL_BACKOFF_S)) - 1]
 
 
 # ---------- comparing and diffing documents ----------
@@ -319,30 +347,72 @@ class JobStore(ABC):
 
     @abstractmethod
     def find(self, *, status: Optional[Iterable[str]] = None, email_sent: Optional[bool] = None,
-             user_id: Optional[str] = None, limit: int = 100) -> list[dict]:
-        """Documents matching every given condition (status is one of the given values), in job ID order."""
+             user_id: Optional[str] = None, email_status: Optional[Iterable[str]] = None,
+             limit: int = 100) -> list[dict]:
+        """Documents matching every given condition (status / email_status is one of the given values), in job
+        ID order. A document without email_status (written before that field existed) counts as "pending"
+        in the embedded store; Firestore matches only documents that have the field."""
 
     def close(self) -> None:
         pass
 
-    # -- the e-mail claim: `email_sent` is set before the e-mail goes out, in a transaction --
+    # -- the e-mail: claimed (email_status "sending") in a transaction before it goes out, so it never goes twice;
+    #    email_sent is set only once the server has accepted it --
     def claim_email(self, job_id: str) -> bool:
-        """Set email_sent from false to true; True if this caller won (and must send), False if already set."""
+        """email_status pending/retry -> sending; True if this caller won (and must send), False otherwise."""
         won = []
 
         def claim(doc: Optional[dict]) -> Optional[dict]:
             won.clear()
-            if doc is None or doc.get("email_sent"):
+            if doc is None or doc.get("email_sent") or doc.get("email_status", "pending") not in EMAIL_DUE:
                 return doc
             won.append(True)
-            return {**doc, "email_sent": True}
+            return {**doc, "email_status": "sending"}
 
         self.update(job_id, claim)
         return bool(won)
 
-    def release_email(self, job_id: str) -> None:
-        """Undo a claim when the e-mail certainly did not leave (refused before the message was handed over)."""
-        self.update(job_id, lambda doc: None if doc is None else {**doc, "email_sent": False})
+    def email_accepted(self, job_id: str) -> None:
+        """The server answered 250 to the message: now, and only now, email_sent is true."""
+        self.update(job_id, lambda doc: None if doc is None else {
+            **doc, "email_sent": True, "email_status": "sent", "email_error": None, "email_retry_at": None})
+
+    def release_email(self, job_id: str, error: str = "not sent", permanent: bool = False,
+                      now: Optional[datetime] = None) -> Optional[dict]:
+        """The e-mail certainly did not leave: count the attempt, record why, and either schedule the next try
+        (back-off) or, when the cause is permanent or the attempts are used up, give up (email_status failed)."""
+        now = now or datetime.now(timezone.utc)
+
+        def release(doc: Optional[dict]) -> Optional[dict]:
+            if doc is None:
+                return None
+            attempts = int(doc.get("email_attempts") or 0) + 1
+            give_up = permanent or attempts >= EMAIL_MAX_ATTEMPTS
+            retry_at = None if give_up else (now + timedelta(seconds=backoff_s(attempts))).isoformat()
+            return {**doc, "email_sent": False, "email_status": "failed" if give_up else "retry",
+                    "email_attempts": attempts, "email_error": plain_error(error), "email_retry_at": retry_at}
+
+        return self.update(job_id, release)
+
+    def email_uncertain(self, job_id: str, error: str) -> None:
+        """The connection broke while the message was handed over: it may have left. Never tried again by the
+        sensor (an operator who finds it was not delivered sets email_status back to "retry")."""
+        self.update(job_id, lambda doc: None if doc is None else {
+            **doc, "email_status": "uncertain", "email_error": plain_error(error)})
+
+    def skip_email(self, job_id: str, why: str) -> bool:
+        """No e-mail is due (the job finished too long ago): email_status skipped, email_sent stays false."""
+        won = []
+
+        def skip(doc: Optional[dict]) -> Optional[dict]:
+            won.clear()
+            if doc is None or doc.get("email_sent") or doc.get("email_status", "pending") not in EMAIL_DUE:
+                return doc
+            won.append(True)
+            return {**doc, "email_status": "skipped", "email_error": plain_error(why)}
+
+        self.update(job_id, skip)
+        return bool(won)
 
 
 def job_store_from_uri(uri: Optional[str] = None, collection: str = COLLECTION) -> JobStore:

@@ -35,12 +35,13 @@ from igait_pipeline.storage import Storage
 from igait_pipeline.schemas import JobMetadata, MetadataError, Prediction, ValidationReport
 from igait_pipeline.status.events import JobEventReader, ReaderCursor, StageMap
 from igait_pipeline.status.jobdoc import (
+    EMAIL_DUE,
     FINAL_JOB_STATUSES,
     JobEvent,
     JobStore,
     apply_events,
+    email_due_now,
     finalized_at,
-    needs_email,
 )
 from igait_pipeline.status.notify import Outcome, SmtpSettings, deliver
 
@@ -93,6 +94,8 @@ def outcome_for(storage: Storage, doc: dict) -> Outcome:
         pred = _read_json(storage, PREDICTION.key(job_id))
         if pred is not None:
             threshold, disclaimer = pred.get("threshold"), pred.get("disclaimer")
+    elif doc.get("error") and doc.get("current_stage") == 0:
+        return Outcome(upload_refused=doc["error"])  # the upload was refused: no stage ran, nothing to link
     else:
         report = _read_json(storage, VALIDATION.key(job_id))
         if report is not None:
@@ -139,24 +142,25 @@ def send_pending_emails(store: JobStore, storage: Storage, settings: Optional[Sm
                         max_age: timedelta, limit: int) -> dict[str, str]:
     """Deliver the e-mail of every finished job that has none yet.
 
-    A job that finished more than max_age ago (its latest stage time) gets no e-mail: its email_sent is set
-    without sending ("no e-mail is due"), once, with a log line. That happens when a new, empty store is filled
+    A job that finished more than max_age ago (its latest stage time) gets no e-mail: its email_status becomes
+    skipped (email_sent stays false), once, with a log line. That happens when a new, empty store is filled
     from the instance's history, or after SMTP was unconfigured for longer than max_age; an operator who wants
-    such an e-mail sent sets email_sent back to false. Without SMTP settings nothing is sent or marked.
+    such an e-mail sent sets email_status back to "retry". A refused attempt waits for its back-off
+    (email_retry_at). Without SMTP settings nothing is sent or marked.
     """
     if settings is None:
         return {}
     now = datetime.now(timezone.utc)
     results = {}
-    for doc in store.find(status=FINAL_JOB_STATUSES, email_sent=False, limit=limit):
+    for doc in store.find(status=FINAL_JOB_STATUSES, email_sent=False, email_status=EMAIL_DUE, limit=limit):
         job_id = doc["job_id"]
-        if not needs_email(doc):
-            continue  # no address: nothing to send (the document shows email null)
+        if not email_due_now(doc, now):
+            continue  # no address (the document shows email null), or waiting for its back-off
         if now - finalized_at(doc) > max_age:
-            if store.claim_email(job_id):
+            if store.skip_email(job_id, f"finished more than {max_age} ago: no e-mail is due"):
                 results[job_id] = "too_old"
                 log.warning(f"job {job_id}: finished {finalized_at(doc):%Y-%m-%d %H:%M} UTC, more than "
-                            f"{max_age} ago: no e-mail (email_sent set without sending)")
+                            f"{max_age} ago: no e-mail (email_status skipped)")
             continue
         results[job_id] = deliver(store, doc, settings, outcome_for(storage, doc))
         log.info(f"job {job_id}: e-mail {results[job_id]}")

@@ -101,8 +101,14 @@ class SqliteJobStore(JobStore):
                 raise
 
     def find(self, *, status: Optional[Iterable[str]] = None, email_sent: Optional[bool] = None,
-             user_id: Optional[str] = None, limit: int = 100) -> list[dict]:
+             user_id: Optional[str] = None, email_status: Optional[Iterable[str]] = None,
+             limit: int = 100) -> list[dict]:
         where, args = [], []
+        if email_status is not None:
+            email_status = list(email_status)
+            where.append(f"coalesce(json_extract(doc, '$.email_status'), 'pending') IN "
+                         f"({', '.join('?' for _ in email_status)})")
+            args += email_status
         if status is not None:
             status = list(status)
             where.append(f"json_extract(doc, '$.status') IN ({', '.join('?' for _ in status)})")

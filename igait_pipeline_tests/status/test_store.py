@@ -100,16 +100,25 @@ def test_queries_by_status_email_sent_and_user(store):
     assert ids(store.find(email_sent=True)) == ["erin_2"]
     assert ids(store.find(status=["submitted"])) == []
     assert len(store.find(limit=2)) == 2
+    store.claim_email("frank_1")
+    store.release_email("frank_1", "recipient address unusable", permanent=True)
+    # a job whose e-mail was given up no longer fills the finder's page of e-mails to send
+    assert ids(store.find(status=["completed", "failed"], email_sent=False, email_status=["pending", "retry"])) \
+        == ["erin_1"]
 
 
 def test_email_claim_is_taken_once(store):
     create(store, "gina_1", status="completed")
     assert store.claim_email("gina_1") is True
     assert store.claim_email("gina_1") is False
-    assert store.get("gina_1")["email_sent"] is True
-    store.release_email("gina_1")
-    assert store.get("gina_1")["email_sent"] is False
+    assert store.get("gina_1")["email_status"] == "sending"
+    assert store.get("gina_1")["email_sent"] is False  # claimed, not yet accepted by the server
+    store.release_email("gina_1", "421 try later")
+    doc = store.get("gina_1")
+    assert (doc["email_sent"], doc["email_status"], doc["email_attempts"]) == (False, "retry", 1)
     assert store.claim_email("gina_1") is True
+    store.email_accepted("gina_1")
+    assert store.get("gina_1")["email_sent"] is True and store.claim_email("gina_1") is False
     assert store.claim_email("nobody_3") is False
 
 
