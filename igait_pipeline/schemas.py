@@ -36,7 +36,7 @@ _UNIT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(cm|m|mm|in|inch|inches|\")?\s*$", re
 def parse_height_cm(value: object) -> float:
     """Height as the web app sends it (`4'2"`, `4 ft 2 in`, `127 cm`, `1.27 m`, `50 in`, or a number of cm)."""
     if isinstance(value, bool):
-        raise MetadataError(f"height {value!r} is not a height")
+        raise MetadataError("height is true/false, not a height")
     if isinstance(value, (int, float)):
         cm = float(value)
     else:
@@ -47,11 +47,11 @@ def parse_height_cm(value: object) -> float:
         else:
             m = _UNIT.match(text)
             if not m:
-                raise MetadataError(f"height {value!r} is not understood (expected e.g. 4'2\" or 127 cm)")
+                raise MetadataError("height is not understood (expected e.g. 4'2\" or 127 cm)")
             number, unit = float(m.group(1)), (m.group(2) or "cm").lower()
             cm = number * {"cm": 1.0, "m": 100.0, "mm": 0.1, "in": 2.54, "inch": 2.54, "inches": 2.54, '"': 2.54}[unit]
     if not 40.0 <= cm <= 250.0:
-        raise MetadataError(f"height {value!r} is {cm:.0f} cm, outside 40–250 cm")
+        raise MetadataError("height is outside 40–250 cm")
     return round(cm, 1)
 
 
@@ -60,16 +60,16 @@ _WEIGHT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(kg|kgs|lb|lbs|pounds)?\s*$", re.I)
 
 def parse_weight_kg(value: object) -> float:
     if isinstance(value, bool):
-        raise MetadataError(f"weight {value!r} is not a weight")
+        raise MetadataError("weight is true/false, not a weight")
     if isinstance(value, (int, float)):
         kg = float(value)
     else:
         m = _WEIGHT.match(str(value))
         if not m:
-            raise MetadataError(f"weight {value!r} is not understood (expected e.g. 25 kg or 55 lb)")
+            raise MetadataError("weight is not understood (expected e.g. 25 kg or 55 lb)")
         kg = float(m.group(1)) * (0.45359237 if (m.group(2) or "kg").lower().startswith(("lb", "p")) else 1.0)
     if not 5.0 <= kg <= 300.0:
-        raise MetadataError(f"weight {value!r} is {kg:.0f} kg, outside 5–300 kg")
+        raise MetadataError("weight is outside 5–300 kg")
     return round(kg, 1)
 
 
@@ -130,13 +130,33 @@ class JobMetadata(BaseModel):
     ethnicity: str = Field(min_length=1)
     email: str
 
+    @field_validator("age", mode="before")
+    @classmethod
+    def _age(cls, v: object) -> float:
+        if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+            raise ValueError("age must be a number of years")  # `"age": true` is not 1 year
+        if isinstance(v, str):
+            if not re.fullmatch(r"\s*\d+(?:\.\d+)?\s*", v):
+                raise ValueError("age must be a number of years")
+            return float(v)
+        return float(v)
+
+    @field_validator("ethnicity", mode="before")
+    @classmethod
+    def _text(cls, v: object) -> str:
+        if not isinstance(v, str):
+            raise ValueError("ethnicity must be text")
+        return v
+
     @field_validator("sex", mode="before")
     @classmethod
     def _sex(cls, v: object) -> str:
-        s = str(v).strip().lower()
+        if not isinstance(v, str):
+            raise ValueError("sex must be text")
+        s = v.strip().lower()
         table = {"m": "M", "male": "M", "boy": "M", "f": "F", "female": "F", "girl": "F", "o": "O", "other": "O"}
         if s not in table:
-            raise ValueError(f"sex {v!r} is not one of M, F, O")
+            raise ValueError("sex is not one of M, F, O")
         return table[s]
 
     @field_validator("email", mode="before")
@@ -163,7 +183,8 @@ class JobMetadata(BaseModel):
             return cls.model_validate(data)
         except ValueError as e:  # pydantic.ValidationError is a ValueError
             errs = getattr(e, "errors", lambda: [])()
-            detail = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in errs) or str(e)
+            # the field and pydantic's message only: never the input value (patient data goes nowhere near logs)
+            detail = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in errs) or "unusable values"
             raise MetadataError(f"metadata.json is invalid: {detail}") from None
 
     @classmethod

@@ -69,7 +69,7 @@ def test_scanner_reports_bad_jobs_with_reason_and_reads_only_new_metadata(local_
     first = scan_uploads(local_storage)
     assert [j.job_id for j in first.ready] == ["alice_1"]
     bad = {b.job_id: b.reason for b in first.bad}
-    assert "height 'very tall' is not understood" in bad["carol_3"]
+    assert "height is not understood" in bad["carol_3"] and "very tall" not in bad["carol_3"]
     assert bad["dave_4"] == "side.mp4 is missing (metadata.json arrived without it)"
     assert "not valid JSON" in bad["frank_6"]
 
