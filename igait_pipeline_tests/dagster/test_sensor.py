@@ -6,6 +6,7 @@ import time
 from dagster import AssetMaterialization, SensorResult, build_sensor_context, instance_for_test
 
 from igait_pipeline.resources.io_manager import StorageResource
+from igait_pipeline.resources.status import JobStatusResource
 from igait_pipeline.layout import job_key
 from igait_pipeline.storage import LocalStorage
 from igait_pipeline.sensors import uploads_sensor
@@ -13,9 +14,14 @@ from igait_pipeline.uploads import scan_uploads
 from igait_pipeline_tests.fixtures.media import GOOD_METADATA, put_job
 
 
+def status_uri(storage) -> str:
+    return f"sqlite:{storage.root.parent / 'status.sqlite3'}"
+
+
 def _tick(instance, storage, cursor=None):
     ctx = build_sensor_context(instance=instance, cursor=cursor,
-                               resources={"storage": StorageResource(root=str(storage.root))})
+                               resources={"storage": StorageResource(root=str(storage.root)),
+                                          "job_status": JobStatusResource(uri=status_uri(storage))})
     result = uploads_sensor(ctx)
     assert isinstance(result, SensorResult)
     return result, ctx
@@ -47,10 +53,11 @@ def test_sensor_adds_partitions_requests_one_run_per_job_and_then_nothing(local_
         # A second tick with the cursor requests nothing.
         again, _ = _tick(instance, local_storage, result.cursor)
         assert not again.run_requests and again.skip_reason
-        # A re-upload of a known job (metadata.json written again) launches nothing either.
+        # metadata.json written again of a job whose partition was added without an upload record: nothing.
         _bump(local_storage, "alice_1", 5)
         dup, _ = _tick(instance, local_storage, again.cursor)
         assert not dup.run_requests
+        # (a re-upload of a job with a recorded upload re-runs its whole graph: test_sensor_refused.py)
         # Even a re-scan from scratch (cursor lost) launches nothing for jobs already seen.
         rescan, _ = _tick(instance, local_storage, None)
         assert not rescan.run_requests
