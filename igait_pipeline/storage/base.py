@@ -54,6 +54,12 @@ class Storage(ABC):
     def url(self, key: str) -> str:
         """Where a person can fetch the object (a path locally, a gs:// or signed URL on GCS)."""
 
+    def copy(self, src_key: str, dst_key: str) -> None:
+        """Copy an object to another key (atomically at the destination). Backends override this with a
+        server-side copy."""
+        with tempfile.TemporaryDirectory() as tmp:
+            self.upload(self.download(src_key, Path(tmp) / "obj"), dst_key)
+
     def local_path(self, key: str) -> Optional[Path]:
         """A path to read the object in place, if the backend keeps objects on the local disk."""
         return None

@@ -198,6 +198,11 @@ class GCSStorage(Storage):
         blob.upload_from_file(stream, size=size, rewind=False, checksum="auto", retry=self.retry,
                               content_type=_content_type(key))
 
+    def copy(self, src_key: str, dst_key: str) -> None:
+        """Server-side copy (no bytes through this process); the destination appears whole or not at all."""
+        src = self._blob(src_key)
+        self.bucket.copy_blob(src, self.bucket, self._name(dst_key), retry=self.retry)
+
     def delete(self, key: str) -> None:
         try:
             self._blob(key).delete(retry=self.retry)

@@ -301,9 +301,10 @@ def test_url_is_signed_when_credentials_can_sign_else_gs(gcs_root):
         GCSStorage.from_uri(gcs_root, signed_url_ttl=timedelta(days=8))
 
 
-def test_uploads_sensor_tick_on_gcs(gcs_root):
+def test_uploads_sensor_tick_on_gcs(gcs_root, tmp_path):
     """The uploads sensor finds complete uploads in the bucket and skips incomplete ones; a second tick with
     its cursor requests nothing."""
+    from igait_pipeline.resources.status import JobStatusResource
     from igait_pipeline.sensors import uploads_sensor
 
     storage = storage_from_uri(gcs_root)
@@ -315,7 +316,8 @@ def test_uploads_sensor_tick_on_gcs(gcs_root):
         if job_id != "cat_3":  # cat_3 is still uploading: no metadata.json yet
             storage.write_bytes(job_key(job_id, 0, "metadata.json"), meta)
     with instance_for_test() as instance:
-        resources = {"storage": StorageResource(root=gcs_root)}
+        resources = {"storage": StorageResource(root=gcs_root),
+                     "job_status": JobStatusResource(uri=f"sqlite:{tmp_path}/status.sqlite3")}
         result = uploads_sensor(build_sensor_context(instance=instance, resources=resources))
         assert isinstance(result, SensorResult)
         assert [r.run_key for r in result.run_requests] == ["ann_1"]
