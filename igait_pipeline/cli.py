@@ -51,7 +51,7 @@ def submit(front: Path, side: Path, metadata: Path, job_id: str | None = None, u
         raise CliError(f"{metadata}: {e}") from None
     for view, path in (("front", front), ("side", side)):
         try:
-            media.probe(path)
+            media.probe(path, min_duration=media.MIN_WALK_DURATION_S)
         except media.MediaError as e:
             raise CliError(f"{view} video {path}: {e}") from None
     try:

@@ -184,7 +184,8 @@ class JobMetadata(BaseModel):
         except ValueError as e:  # pydantic.ValidationError is a ValueError
             errs = getattr(e, "errors", lambda: [])()
             # the field and pydantic's message only: never the input value (patient data goes nowhere near logs)
-            detail = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in errs) or "unusable values"
+            detail = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg'].removeprefix('Value error, ')}"
+                               for x in errs) or "unusable values"
             raise MetadataError(f"metadata.json is invalid: {detail}") from None
 
     @classmethod
