@@ -20,6 +20,7 @@ from typing import Optional
 from dagster import (
     AssetKey,
     AssetMaterialization,
+    AssetObservation,
     AssetRecordsFilter,
     DefaultSensorStatus,
     RunRequest,
@@ -137,7 +138,10 @@ def uploads_sensor(context: SensorEvaluationContext, storage: StorageResource, j
                                  tags={"igait/job_id": job.job_id, UPLOAD_VERSION_TAG: job.fingerprint})
                       for job in fresh + again],
         dynamic_partitions_requests=[job_partitions.build_add_request([job.job_id for job in fresh])] if fresh else [],
-        asset_events=[AssetMaterialization(
+        # Dagster reads an external asset's data version from its observations (recorded first, before the
+        # materialization the job status reads): after a re-upload every stage of the job shows stale in the UI.
+        asset_events=[AssetObservation(UPLOAD.asset, partition=job.job_id, tags={DATA_VERSION_TAG: job.fingerprint})
+                      for job in fresh + again] + [AssetMaterialization(
             UPLOAD.asset, partition=job.job_id,
             description=f"upload of job {job.job_id} found in storage" + ("" if job.job_id in first else " (re-upload)"),
             tags={DATA_VERSION_TAG: job.fingerprint},

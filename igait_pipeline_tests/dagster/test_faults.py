@@ -182,3 +182,37 @@ def test_a_step_process_does_not_outlive_its_killed_run_worker(tmp_path):
     if alive:
         os.kill(step, signal.SIGKILL)
     assert not alive
+
+
+def test_a_re_upload_marks_the_stages_stale_in_dagster(local_storage, short_clip):
+    """The upload's data version (its files' fingerprint) feeds Dagster's staleness: after a re-upload the UI
+    shows converted_video (and everything below it) stale for that job."""
+    from dagster import AssetKey
+    from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+    from dagster._core.loader import LoadingContextForTest
+
+    from igait_pipeline.definitions import defs
+
+    put_job(local_storage, "stale_1", short_clip, short_clip, GOOD)
+    resources = {"storage": build_resources(str(local_storage.root))["storage"],
+                 "job_status": JobStatusResource(uri=f"sqlite:{local_storage.root.parent}/status.sqlite3")}
+    with instance_for_test() as instance:
+        first = uploads_sensor(build_sensor_context(instance=instance, resources=resources))
+        for ev in first.asset_events:
+            instance.report_runless_asset_event(ev)
+        assert _materialize(local_storage, "stale_1", [assets.upload, assets.converted_video], instance).success
+        graph = defs.resolve_asset_graph()
+
+        def status():
+            resolver = CachingStaleStatusResolver(instance, graph, LoadingContextForTest(instance))
+            return resolver.get_status(AssetKey("converted_video"), "stale_1")
+
+        causes = CachingStaleStatusResolver(instance, graph, LoadingContextForTest(instance)).get_stale_causes(AssetKey("converted_video"), "stale_1")
+        assert status() == StaleStatus.FRESH, causes
+        put_job(local_storage, "stale_1", None, None, {**GOOD, "age": 6})
+        t = time.time() + 5
+        os.utime(local_storage.local_path("jobs/stale_1/stage_0/metadata.json"), (t, t))
+        again = uploads_sensor(build_sensor_context(instance=instance, cursor=first.cursor, resources=resources))
+        for ev in again.asset_events:
+            instance.report_runless_asset_event(ev)
+        assert again.run_requests and status() == StaleStatus.STALE

@@ -45,8 +45,9 @@ def test_sensor_adds_partitions_requests_one_run_per_job_and_then_nothing(local_
         assert all(r.partition_key == r.run_key for r in result.run_requests)
         (add,) = result.dynamic_partitions_requests
         assert add.partitions_def_name == "jobs" and sorted(add.partition_keys) == ["alice_1", "bob_2"]
-        assert all(isinstance(e, AssetMaterialization) and e.asset_key.path == ["upload"]
-                   for e in result.asset_events)
+        assert all(e.asset_key.path == ["upload"] for e in result.asset_events)
+        assert sorted(e.partition for e in result.asset_events if isinstance(e, AssetMaterialization)) == [
+            "alice_1", "bob_2"]
         # What the daemon does with the result: the partitions now exist.
         instance.add_dynamic_partitions("jobs", add.partition_keys)
 

@@ -124,7 +124,7 @@ def test_a_re_upload_of_a_finished_job_re_runs_the_whole_graph_once(local_storag
         first, _ = _tick(instance, local_storage)
         _apply(instance, first)
         (req,) = first.run_requests
-        v1 = first.asset_events[0].tags[DATA_VERSION_TAG]
+        v1 = first.asset_events[-1].tags[DATA_VERSION_TAG]
         assert req.run_key == "redo_1" and req.tags["igait/upload_version"] == v1
         for n, name in ((1, "front.mp4"), (4, "side_keypoints.json"), (7, "results.zip")):  # the old outputs
             local_storage.write_bytes(job_key("redo_1", n, name), b"old generation")
@@ -135,7 +135,7 @@ def test_a_re_upload_of_a_finished_job_re_runs_the_whole_graph_once(local_storag
         _later(local_storage, job_key("redo_1", 0, "metadata.json"), 5)
         again, _ = _tick(instance, local_storage, same.cursor)
         (req,) = again.run_requests
-        v2 = again.asset_events[0].tags[DATA_VERSION_TAG]
+        v2 = again.asset_events[-1].tags[DATA_VERSION_TAG]
         assert v2 != v1 and req.run_key == f"redo_1@{v2}" and req.partition_key == "redo_1"
         assert not again.dynamic_partitions_requests
         # no stage output of the old upload is left to be mixed with the new one
