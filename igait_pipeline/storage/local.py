@@ -50,8 +50,8 @@ class LocalStorage(Storage):
         for i, part in enumerate(parts):
             cur = cur / part
             if cur.is_symlink() and not (allow_final_link and i == len(parts) - 1):
-                raise StorageError(f"{key}: {cur.relative_to(self.root).as_posix()} is a symbolic link; local "
-                                   f"storage never follows links (one could lead outside {self.root})")
+                raise StorageError(f"{cur.relative_to(self.root).as_posix()} is a symbolic link; storage never "
+                                   f"follows links (one could lead outside the storage root)")
             if not cur.exists():
                 break
         if not allow_final_link and not p.resolve().is_relative_to(self.root):
