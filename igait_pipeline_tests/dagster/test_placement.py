@@ -16,10 +16,9 @@ from typing import Any
 import kubernetes
 import pytest
 import yaml
-from dagster import Definitions, InitExecutorContext, asset, define_asset_job, instance_for_test
+from dagster import DagsterRun, Definitions, InitExecutorContext, asset, define_asset_job, instance_for_test
 from dagster._core.definitions.job_base import InMemoryJob
 from dagster._core.execution.api import create_execution_plan
-from dagster._core.storage.dagster_run import DagsterRun
 from dagster_k8s.job import construct_dagster_k8s_job
 
 from igait_pipeline import execution, placement

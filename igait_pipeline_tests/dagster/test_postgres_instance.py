@@ -13,11 +13,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from dagster import AssetKey, DagsterRunStatus, materialize
+from dagster import AssetKey, DagsterRun, DagsterRunStatus, instance_for_test, materialize
 from dagster._config import process_config, validate_config
 from dagster._core.instance.config import dagster_instance_config_schema, validate_concurrency_config
-from dagster._core.storage.dagster_run import DagsterRun
-from dagster._core.test_utils import instance_for_test
 
 from igait_pipeline import assets
 from igait_pipeline.resources.io_manager import StageFilesIOManager, StorageResource
