@@ -9,10 +9,10 @@ import functools
 import json
 import shutil
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Iterator, Optional
 
 import cv2
 from dagster import (
@@ -39,9 +39,9 @@ from igait_pipeline.layout import (
 from igait_pipeline.partitions import job_partitions
 from igait_pipeline.resources.io_manager import StorageResource
 from igait_pipeline.resources.model_store import ModelStoreResource
-from igait_pipeline.storage import StageFiles, write_stage
 from igait_pipeline.schemas import VIEWS, Cycles, JobMetadata, Keypoints, Prediction, ValidationReport
 from igait_pipeline.stages import archive, cycles, features, media, pose, predict, reframe, validity
+from igait_pipeline.storage import StageFiles, write_stage
 
 
 def _meta(stage: Stage) -> dict:
@@ -61,7 +61,7 @@ def stage_asset(description: str, kinds: set[str], code_version: str = "1"):
     return decorate
 
 
-_SCRATCH: ContextVar[Optional[list[Path]]] = ContextVar("igait_scratch", default=None)
+_SCRATCH: ContextVar[list[Path] | None] = ContextVar("igait_scratch", default=None)
 
 
 def _step(fn):

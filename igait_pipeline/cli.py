@@ -22,9 +22,8 @@ from igait_pipeline.layout import (
     upload_glob,
     validate_job_id,
 )
-from igait_pipeline.storage import Storage, storage_from_uri
 from igait_pipeline.schemas import JobMetadata, MetadataError
-
+from igait_pipeline.storage import Storage, storage_from_uri
 
 
 class CliError(Exception):

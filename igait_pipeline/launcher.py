@@ -12,7 +12,6 @@ Production (deploy/dagster.prod.yaml) uses the K8sRunLauncher, which checks the 
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 from dagster import DagsterEventType, DefaultRunLauncher
 from dagster._core.launcher.base import CheckRunHealthResult, WorkerStatus
@@ -29,7 +28,7 @@ def _boot_time() -> float:
     raise OSError("no btime in /proc/stat")
 
 
-def process_state(pid: int) -> Optional[tuple[str, float]]:
+def process_state(pid: int) -> tuple[str, float] | None:
     """(state letter, start time in epoch seconds) of a live process, or None if there is none with that PID."""
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -39,7 +38,7 @@ def process_state(pid: int) -> Optional[tuple[str, float]]:
     return fields[0], _boot_time() + int(fields[19]) / _CLOCK_TICKS
 
 
-def worker_pid(instance, run_id: str) -> tuple[Optional[int], float]:
+def worker_pid(instance, run_id: str) -> tuple[int | None, float]:
     """The run worker's PID and when it was recorded, from the run's engine events."""
     for entry in instance.all_logs(run_id, of_type=DagsterEventType.ENGINE_EVENT):
         data = entry.dagster_event.engine_event_data if entry.dagster_event else None

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -168,7 +168,7 @@ class JobMetadata(BaseModel):
             raise ValueError(str(e)) from None
 
     @classmethod
-    def parse(cls, raw: dict) -> "JobMetadata":
+    def parse(cls, raw: dict) -> JobMetadata:
         """Parse the raw web-app document; raise MetadataError naming each bad field."""
         if not isinstance(raw, dict):
             raise MetadataError("metadata.json is not a JSON object")
@@ -189,7 +189,7 @@ class JobMetadata(BaseModel):
             raise MetadataError(f"metadata.json is invalid: {detail}") from None
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "JobMetadata":
+    def from_json(cls, text: str | bytes) -> JobMetadata:
         """Parse metadata.json's bytes; bad JSON is a MetadataError like any other bad metadata."""
         try:
             raw = json.loads(text)
@@ -213,7 +213,7 @@ class ViewValidation(BaseModel):
     walking: bool
     hip_travel: float = Field(description="horizontal travel of the walker's hips, share of frame width")
     scale_change: float = Field(description="ratio of the walker's last to first body height")
-    walker_box: Optional[list[float]] = Field(None, description="union box [x0, y0, x1, y1], normalised")
+    walker_box: list[float] | None = Field(None, description="union box [x0, y0, x1, y1], normalised")
     track: list[list[float]] = Field(default_factory=list, description="[t, x0, y0, x1, y1] per sampled frame")
     reasons: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
@@ -236,7 +236,7 @@ class ModelInfo(BaseModel):
 class KeypointFrame(BaseModel):
     index: int
     t: float
-    landmarks: Optional[list[list[float]]] = None  # 33 × [x, y, z, visibility]
+    landmarks: list[list[float]] | None = None  # 33 × [x, y, z, visibility]
 
 
 class Keypoints(BaseModel):
@@ -265,7 +265,7 @@ class Cycles(BaseModel):
     heel_strikes: dict[str, list[float]]
     toe_offs: dict[str, list[float]]
     strides: list[Stride]
-    parameters: dict[str, Optional[float]]
+    parameters: dict[str, float | None]
     quality: dict[str, object]
 
 

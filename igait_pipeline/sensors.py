@@ -14,8 +14,7 @@
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from typing import Optional
+from datetime import UTC, datetime, timedelta
 
 from dagster import (
     AssetKey,
@@ -69,7 +68,7 @@ def _drop_old_generation(storage: Storage, job_id: str) -> int:
 def _refused_doc(store: JobStore, bad: BadJob, now: datetime) -> None:
     """Job document of a refused upload: failed at stage 0 with the reason; an e-mail after the grace period.
     A document of a job that got further (a refused re-upload of a processed job) is left alone."""
-    def change(doc: Optional[dict]) -> Optional[dict]:
+    def change(doc: dict | None) -> dict | None:
         if doc is not None and not (doc.get("current_stage") == 0 and doc.get("error")):
             return doc
         base = doc if doc is not None else new_job_doc(bad.job_id, user_id_of(bad.job_id), now, None, bad.email)
@@ -98,7 +97,7 @@ def _accepted_doc(store: JobStore, job: ReadyJob, now: datetime) -> None:
 def uploads_sensor(context: SensorEvaluationContext, storage: StorageResource, job_status: JobStatusResource):
     st = storage.get()
     scan = scan_uploads(st, context.cursor)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for bad in scan.bad:
         context.log.error(f"job {bad.job_id}: upload refused: {bad.reason}")
     for job_id in scan.forgotten:
@@ -143,7 +142,8 @@ def uploads_sensor(context: SensorEvaluationContext, storage: StorageResource, j
         asset_events=[AssetObservation(UPLOAD.asset, partition=job.job_id, tags={DATA_VERSION_TAG: job.fingerprint})
                       for job in fresh + again] + [AssetMaterialization(
             UPLOAD.asset, partition=job.job_id,
-            description=f"upload of job {job.job_id} found in storage" + ("" if job.job_id in first else " (re-upload)"),
+            description=f"upload of job {job.job_id} found in storage"
+                        + ("" if job.job_id in first else " (re-upload)"),
             tags={DATA_VERSION_TAG: job.fingerprint},
             metadata={"prefix": UPLOAD.prefix(job.job_id), "upload_version": job.fingerprint,
                       **{f"size_bytes/{n}": s for n, s in job.sizes.items()}})

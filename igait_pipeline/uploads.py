@@ -16,7 +16,6 @@ import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Optional
 
 from igait_pipeline.layout import UPLOAD, JobIdError, upload_glob, validate_job_id
 from igait_pipeline.schemas import AddressError, JobMetadata, MetadataError, normalize_email
@@ -44,7 +43,7 @@ class BadJob:
     job_id: str
     reason: str  # names files and fields, never a metadata value (it goes to logs)
     fingerprint: str = ""
-    email: Optional[str] = None  # the family's address, when metadata.json holds a usable one
+    email: str | None = None  # the family's address, when metadata.json holds a usable one
 
 
 @dataclass
@@ -65,7 +64,7 @@ class UploadCursor:
     refused: dict[str, str] = field(default_factory=dict)  # job ID -> fingerprint, oldest re-check first
 
     @classmethod
-    def from_json(cls, cursor: Optional[str]) -> "UploadCursor":
+    def from_json(cls, cursor: str | None) -> UploadCursor:
         if not cursor:
             return cls()
         data = json.loads(cursor)
@@ -87,7 +86,7 @@ def _listing(storage: Storage, job_id: str) -> dict[str, ObjectInfo]:
     return {o.key[len(prefix):]: o for o in storage.list(prefix) if "/" not in o.key[len(prefix):]}
 
 
-def _usable_email(storage: Storage, job_id: str) -> Optional[str]:
+def _usable_email(storage: Storage, job_id: str) -> str | None:
     try:
         raw = json.loads(storage.read_bytes(UPLOAD.key(job_id, "metadata.json")))
         return normalize_email(raw.get("email")) if isinstance(raw, dict) else None
@@ -95,8 +94,8 @@ def _usable_email(storage: Storage, job_id: str) -> Optional[str]:
         return None
 
 
-def check_upload(storage: Storage, job_id: str, meta_obj: Optional[ObjectInfo] = None,
-                 present: Optional[dict[str, ObjectInfo]] = None) -> ReadyJob:
+def check_upload(storage: Storage, job_id: str, meta_obj: ObjectInfo | None = None,
+                 present: dict[str, ObjectInfo] | None = None) -> ReadyJob:
     """Validate one job's upload; raise MetadataError / FileNotFoundError / JobIdError / StorageError."""
     validate_job_id(job_id)
     present = _listing(storage, job_id) if present is None else present  # one listing
@@ -113,7 +112,7 @@ def check_upload(storage: Storage, job_id: str, meta_obj: Optional[ObjectInfo] =
     return ReadyJob(job_id, metadata, sizes, fingerprint(present), meta_obj.updated if meta_obj else 0.0)
 
 
-def _check(storage: Storage, job_id: str, obj: Optional[ObjectInfo] = None):
+def _check(storage: Storage, job_id: str, obj: ObjectInfo | None = None):
     present: dict[str, ObjectInfo] = {}
     try:
         validate_job_id(job_id)
@@ -125,7 +124,7 @@ def _check(storage: Storage, job_id: str, obj: Optional[ObjectInfo] = None):
         return BadJob(job_id, str(e), fingerprint(present), _usable_email(storage, job_id))
 
 
-def scan_uploads(storage: Storage, cursor: Optional[str] = None, max_jobs: int = MAX_JOBS_PER_TICK,
+def scan_uploads(storage: Storage, cursor: str | None = None, max_jobs: int = MAX_JOBS_PER_TICK,
                  recheck: int = RECHECK_PER_TICK) -> ScanResult:
     """Complete uploads newer than the cursor, oldest first, at most max_jobs of them (the cursor then stops at
     the last one checked, so the next tick goes on from there); and refused uploads whose files changed."""
@@ -159,7 +158,7 @@ def scan_uploads(storage: Storage, cursor: Optional[str] = None, max_jobs: int =
         else:
             refused[job_id] = fp
 
-    work: list[tuple[str, Optional[ObjectInfo]]] = [(o.key.split("/")[1], o) for o in batch]
+    work: list[tuple[str, ObjectInfo | None]] = [(o.key.split("/")[1], o) for o in batch]
     work += [(j, None) for j in changed]
     with ThreadPoolExecutor(max_workers=min(CHECK_THREADS, max(1, len(work)))) as pool:
         checked = list(pool.map(lambda w: _check(storage, *w), work))

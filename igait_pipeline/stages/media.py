@@ -8,10 +8,11 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Optional
 
 import cv2
 import ffmpeg

@@ -8,8 +8,8 @@ the side view, toward (or away from) the camera in the front view. The report ke
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
 
 import cv2
 import numpy as np
@@ -79,8 +79,8 @@ def _link(tracks: list[Track], t: float, people: list[Person], max_jump: float =
             free.remove(best)
 
 
-def analyse_view(video: str | os.PathLike, view: str, estimator: Optional[PoseEstimator] = None,
-                 thresholds: dict = THRESHOLDS, progress: Optional[Callable[[int, int], None]] = None
+def analyse_view(video: str | os.PathLike, view: str, estimator: PoseEstimator | None = None,
+                 thresholds: dict = THRESHOLDS, progress: Callable[[int, int], None] | None = None
                  ) -> ViewValidation:
     info = media.probe(video)
     step = sampling_step(info.fps, info.frames)
@@ -146,7 +146,7 @@ def analyse_view(video: str | os.PathLike, view: str, estimator: Optional[PoseEs
 
 
 def validate(videos: dict[str, str | os.PathLike], job_id: str, thresholds: dict = THRESHOLDS,
-             progress: Optional[Callable[[str, int, int], None]] = None) -> ValidationReport:
+             progress: Callable[[str, int, int], None] | None = None) -> ValidationReport:
     """Analyse each view ({'front': path, 'side': path}) with one still-image estimator."""
     views = {}
     with MediaPipePose(video=False) as est:

@@ -32,13 +32,13 @@ import logging
 import os
 import re
 import smtplib
-import socket
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
 from email.utils import make_msgid, parseaddr
-from typing import Literal, Mapping, Optional
+from typing import Literal
 
 from igait_pipeline.layout import STAGES
 from igait_pipeline.schemas import AddressError, normalize_email
@@ -71,7 +71,7 @@ class SmtpSettings:
         return self.port or _DEFAULT_PORTS[self.security]
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ, **overrides) -> Optional["SmtpSettings"]:
+    def from_env(cls, env: Mapping[str, str] = os.environ, **overrides) -> SmtpSettings | None:
         """Settings from IGAIT_SMTP_*; keyword arguments that are not empty win. None if no host is set."""
         values = {
             "host": env.get("IGAIT_SMTP_HOST", ""),
@@ -109,11 +109,11 @@ class SendError(Exception):
 class Outcome:
     """What the e-mail reports, gathered by the caller from the job document and the job's files."""
 
-    archive_url: Optional[str] = None  # a signed URL on GCS, a path locally
-    threshold: Optional[float] = None
-    disclaimer: Optional[str] = None
+    archive_url: str | None = None  # a signed URL on GCS, a path locally
+    threshold: float | None = None
+    disclaimer: str | None = None
     reasons: tuple[str, ...] = ()  # plain reasons the videos were refused (validation), if that is why it failed
-    upload_refused: Optional[str] = None  # why the upload itself was refused (no stage ran), if it was
+    upload_refused: str | None = None  # why the upload itself was refused (no stage ran), if it was
 
 
 def compose(doc: dict, outcome: Outcome, sender: str) -> EmailMessage:
@@ -237,7 +237,7 @@ def send(settings: SmtpSettings, msg: EmailMessage) -> None:
             code, resp = smtp.data(payload)
         except smtplib.SMTPDataError as e:  # an explicit error reply to DATA: the server did not take the message
             raise SendError(f"message refused: {e.smtp_code} {e.smtp_error!r}", uncertain=False)
-        except (OSError, smtplib.SMTPException, socket.timeout) as e:
+        except (TimeoutError, OSError, smtplib.SMTPException) as e:
             raise SendError(f"connection lost while sending the message: {e}", uncertain=True)
         if code != 250:  # smtplib returns the reply to the message itself; it does not raise
             raise SendError(f"message refused: {code} {resp!r}", uncertain=False)

@@ -13,10 +13,9 @@ to make the archive link) are in igait_pipeline.resources, whose `build_resource
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
-from typing import Optional
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 from dagster import (
     AssetRecordsFilter,
@@ -31,7 +30,6 @@ from dagster import (
 from igait_pipeline.layout import ARCHIVE, PREDICTION, UPLOAD, VALIDATION, user_id_of
 from igait_pipeline.resources.io_manager import StorageResource
 from igait_pipeline.resources.status import JobStatusResource, SmtpResource
-from igait_pipeline.storage import Storage
 from igait_pipeline.schemas import JobMetadata, MetadataError, Prediction, ValidationReport
 from igait_pipeline.status.events import JobEventReader, ReaderCursor, StageMap
 from igait_pipeline.status.jobdoc import (
@@ -44,12 +42,13 @@ from igait_pipeline.status.jobdoc import (
     finalized_at,
 )
 from igait_pipeline.status.notify import Outcome, SmtpSettings, deliver
+from igait_pipeline.storage import Storage
 
 SENSOR_NAME = "job_status_sensor"
 
 
 # ---------- reading the job's own files (facts the event log does not hold) ----------
-def _read_json(storage: Storage, key: str) -> Optional[dict]:
+def _read_json(storage: Storage, key: str) -> dict | None:
     """The JSON object at key, or None if there is none or it is not JSON (other storage errors propagate: the
     tick fails and is retried)."""
     try:
@@ -112,7 +111,7 @@ def outcome_for(storage: Storage, doc: dict) -> Outcome:
 def _created_at(instance, stages: StageMap, job_id: str, fallback: datetime) -> datetime:
     recs = instance.fetch_materializations(
         AssetRecordsFilter(asset_key=stages.upload_key, asset_partitions=[job_id]), limit=1, ascending=True).records
-    return datetime.fromtimestamp(recs[0].timestamp, tz=timezone.utc) if recs else fallback
+    return datetime.fromtimestamp(recs[0].timestamp, tz=UTC) if recs else fallback
 
 
 def update_documents(instance, stages: StageMap, store: JobStore, storage: Storage, events: list[JobEvent],
@@ -138,7 +137,7 @@ def update_documents(instance, stages: StageMap, store: JobStore, storage: Stora
     return statuses
 
 
-def send_pending_emails(store: JobStore, storage: Storage, settings: Optional[SmtpSettings], log,
+def send_pending_emails(store: JobStore, storage: Storage, settings: SmtpSettings | None, log,
                         max_age: timedelta, limit: int) -> dict[str, str]:
     """Deliver the e-mail of every finished job that has none yet.
 
@@ -150,7 +149,7 @@ def send_pending_emails(store: JobStore, storage: Storage, settings: Optional[Sm
     """
     if settings is None:
         return {}
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     results = {}
     for doc in store.find(status=FINAL_JOB_STATUSES, email_sent=False, email_status=EMAIL_DUE, limit=limit):
         job_id = doc["job_id"]

@@ -14,8 +14,8 @@ import ctypes.util
 import os
 import shutil
 import uuid
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Optional
 
 from igait_pipeline.storage.base import ObjectInfo, Storage, StorageError, check_key
 
@@ -61,7 +61,7 @@ class LocalStorage(Storage):
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
-    def list(self, prefix: str, start_after: str = "", match_glob: Optional[str] = None) -> Iterator[ObjectInfo]:
+    def list(self, prefix: str, start_after: str = "", match_glob: str | None = None) -> Iterator[ObjectInfo]:
         if match_glob:
             found = []
             for p in self.root.glob(match_glob):
@@ -160,7 +160,7 @@ class LocalStorage(Storage):
     def url(self, key: str) -> str:
         return str(self.root / check_key(key))
 
-    def local_path(self, key: str) -> Optional[Path]:
+    def local_path(self, key: str) -> Path | None:
         return self._path(key)
 
     def read_bytes(self, key: str) -> bytes:

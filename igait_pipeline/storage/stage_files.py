@@ -7,7 +7,6 @@ import shutil
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from igait_pipeline.layout import job_key, stage_prefix
 from igait_pipeline.storage.base import Storage
@@ -19,7 +18,7 @@ class StageFiles:
     """The files one stage produced or reads, by their name inside `stage_N/`, as local paths."""
 
     files: dict[str, Path] = field(default_factory=dict)
-    scratch: Optional[Path] = None  # a directory the IO manager may delete once the files are stored
+    scratch: Path | None = None  # a directory the IO manager may delete once the files are stored
 
     def __getitem__(self, name: str) -> Path:
         try:

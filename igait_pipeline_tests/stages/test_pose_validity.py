@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from igait_pipeline.schemas import Keypoints, LANDMARK_NAMES
+from igait_pipeline.schemas import LANDMARK_NAMES, Keypoints
 from igait_pipeline.stages import pose, reframe, validity
 
 

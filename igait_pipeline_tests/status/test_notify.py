@@ -1,7 +1,7 @@
 """The family's e-mail, sent to a real SMTP server (aiosmtpd on localhost) and read back from it."""
 import logging
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -9,7 +9,7 @@ from igait_pipeline.status.jobdoc import new_job_doc
 from igait_pipeline.status.notify import Outcome, SendError, SmtpSettings, compose, deliver, send
 from igait_pipeline.status.sqlite_store import SqliteJobStore
 
-T0 = datetime(2026, 5, 4, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 PATIENT = {"age": 7.0, "sex": "F", "height": 127.0, "weight": 24.9, "ethnicity": "Hispanic or Latino"}
 EMAIL = "parent.of.child@example.org"
 
@@ -121,7 +121,7 @@ def test_refused_recipient_releases_the_claim_and_the_next_try_sends(store, smtp
     assert after["email_sent"] is False and smtp_server.messages == []
     assert after["email_status"] == "retry" and after["email_attempts"] == 1
     assert "mailbox unavailable" in after["email_error"] and EMAIL not in after["email_error"]
-    assert datetime.fromisoformat(after["email_retry_at"]) > datetime.now(timezone.utc)  # backs off
+    assert datetime.fromisoformat(after["email_retry_at"]) > datetime.now(UTC)  # backs off
     assert deliver(store, store.get(doc["job_id"]), settings_for(smtp_server), Outcome()) == "sent"
     assert store.get(doc["job_id"])["email_sent"] is True
     assert len(smtp_server.messages) == 1

@@ -6,11 +6,11 @@ import pytest
 from dagster import DagsterInstance, build_sensor_context, instance_for_test
 
 from igait_pipeline.layout import job_key
-from igait_pipeline.storage import LocalStorage
+from igait_pipeline.resources import JobStatusResource, SmtpResource
 from igait_pipeline.status.events import ReaderCursor
 from igait_pipeline.status.jobdoc import JobDocument, JobStore, job_store_from_uri
-from igait_pipeline.resources import JobStatusResource, SmtpResource
 from igait_pipeline.status.sensors import job_status_sensor
+from igait_pipeline.storage import LocalStorage
 from igait_pipeline_tests.status.test_graph import (
     FAIL_TAG,
     HOLD_TAG,

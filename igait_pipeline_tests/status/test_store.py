@@ -1,6 +1,6 @@
 """Both job stores behind one interface: the embedded SQLite file directly, Firestore against the real emulator
 (`@firestore-emulator/server` started by the `firestore` fixture) through the official client."""
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -8,7 +8,7 @@ from igait_pipeline.status.firestore_store import FirestoreJobStore
 from igait_pipeline.status.jobdoc import JobDocument, JobEvent, apply_events, job_store_from_uri, new_job_doc
 from igait_pipeline.status.sqlite_store import SqliteJobStore
 
-T0 = datetime(2026, 5, 4, 12, 0, 0, 654321, tzinfo=timezone.utc)
+T0 = datetime(2026, 5, 4, 12, 0, 0, 654321, tzinfo=UTC)
 PATIENT = {"age": 7.0, "sex": "F", "height": 127.0, "weight": 24.9, "ethnicity": "Hispanic or Latino"}
 
 
@@ -36,9 +36,9 @@ def create(store, job_id: str, **changes) -> dict:
 
 
 def test_create_read_back_exact_shape_and_timestamps(store):
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     doc = create(store, "alice_1")
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
     JobDocument.model_validate(doc)
     got = store.get("alice_1")
     assert got == doc
@@ -68,7 +68,7 @@ def test_a_change_that_changes_nothing_writes_nothing(store):
     stamped = store.get("carol_1")["updated_at"]
     again = create(store, "carol_1")  # the same creation, replayed
     assert again["updated_at"] == stamped
-    store.update("carol_1", lambda d: {**d, "updated_at": datetime(2000, 1, 1, tzinfo=timezone.utc)})
+    store.update("carol_1", lambda d: {**d, "updated_at": datetime(2000, 1, 1, tzinfo=UTC)})
     assert store.get("carol_1")["updated_at"] == stamped  # updated_at alone is no change
     assert store.update("nobody_2", lambda d: None) is None and store.get("nobody_2") is None
 
