@@ -6,10 +6,13 @@ a stage function from `igait_pipeline.stages`, and returns its own files plus th
 
 import base64
 import dataclasses
+import functools
 import json
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 import cv2
@@ -23,7 +26,7 @@ from dagster import (
     asset,
 )
 
-from igait_pipeline import placement
+from igait_pipeline import placement, watchdog
 from igait_pipeline.layout import (
     ASSET_GROUP,
     FILES_META,
@@ -56,8 +59,31 @@ def stage_asset(description: str, kinds: set[str], code_version: str = "1"):
         pool = placement.pool_for(name)
         return asset(name=name, description=description, group_name=ASSET_GROUP, partitions_def=job_partitions,
                      code_version=code_version, kinds=kinds, metadata=_meta(stage_of_asset(name)),
-                     op_tags=placement.op_tags_for(name), **({"pool": pool} if pool else {}))(fn)
+                     op_tags=placement.op_tags_for(name), **({"pool": pool} if pool else {}))(_step(fn))
     return decorate
+
+
+_SCRATCH: ContextVar[list[Path] | None] = ContextVar("igait_scratch", default=None)
+
+
+def _step(fn):
+    """Around each stage asset: a step process of the multiprocess executor ends itself when its run worker
+    dies (no orphan holding memory and a GPU), and the scratch directories the stage made are removed if it
+    fails (on success the IO manager stores their files and removes them)."""
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        watchdog.exit_with_parent()
+        made: list[Path] = []
+        token = _SCRATCH.set(made)
+        try:
+            return fn(*args, **kwargs)
+        except BaseException:
+            for d in made:
+                shutil.rmtree(d, ignore_errors=True)
+            raise
+        finally:
+            _SCRATCH.reset(token)
+    return run
 
 
 upload = AssetSpec(
@@ -90,7 +116,13 @@ def _stage(context: AssetExecutionContext) -> Stage:
 
 
 def _scratch(context: AssetExecutionContext) -> Path:
-    return Path(tempfile.mkdtemp(prefix=f"igait-{context.partition_key}-stage{_stage(context).number}-"))
+    """A fresh scratch directory for this stage's files (removed when the stage fails or its files are stored)."""
+    d = Path(tempfile.mkdtemp(prefix=f"igait-{context.partition_key}-stage{_stage(context).number}-"))
+    made = _SCRATCH.get()
+    if made is not None:
+        made.append(d)
+    watchdog.scratch_dirs.add(d)
+    return d
 
 
 def _outputs(context: AssetExecutionContext, out: Path) -> dict[str, Path]:
@@ -135,7 +167,7 @@ def converted_video(context: AssetExecutionContext, upload: StageFiles) -> Outpu
         for view in VIEWS:
             src = upload[f"{view}.mp4"]
             try:
-                before = media.probe(src)
+                before = media.probe(src, min_duration=media.MIN_WALK_DURATION_S)
                 context.log.info(f"job {job_id}: converting {view} video ({before.width}×{before.height}, "
                                  f"{before.fps:.2f} fps, {before.codec}, {before.duration:.1f} s)")
                 info = media.convert(src, out / f"{view}.mp4", progress=lambda p, v=view: context.log.info(

@@ -5,15 +5,14 @@ import json
 import os
 import zipfile
 from pathlib import Path
-from typing import Optional
 
 from igait_pipeline.schemas import Cycles, Prediction, ValidationReport
 
 STORED = {".mp4", ".png", ".jpg", ".zip"}  # already compressed: stored as they are
 
 
-def summary_text(job_id: str, validation: Optional[ValidationReport], cycles: Optional[Cycles],
-                 prediction: Optional[Prediction]) -> str:
+def summary_text(job_id: str, validation: ValidationReport | None, cycles: Cycles | None,
+                 prediction: Prediction | None) -> str:
     lines = [f"iGait results for job {job_id}", ""]
     if validation:
         lines.append(f"Video check: {'passed' if validation.valid else 'FAILED'}")

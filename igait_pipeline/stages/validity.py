@@ -37,7 +37,8 @@ class ValidityParams:
     """
 
     sample_hz: float = 6.0  # legs must be seen alternating: ≥ 5 samples per stride of a child (~1.2 Hz)
-    max_samples: int = 90
+    max_samples: int = 90  # long videos are sampled more sparsely to stay near this many samples…
+    max_sample_gap_s: float = 0.25  # …but never further apart: ≥ 4 samples per stride, and tracks stay linked
     min_person_ratio: float = 0.4  # share of samples with anyone in view
     min_full_body_ratio: float = 0.3  # share of samples with the walker seen head to ankles
     view_check: Literal["refuse", "warn"] = "refuse"
@@ -52,13 +53,23 @@ class ValidityParams:
 
 
 PARAMS = ValidityParams()
+MAX_SAMPLE_GAP_S = PARAMS.max_sample_gap_s
+
+
+def sampling_step(fps: float, frames: int, params: ValidityParams = PARAMS) -> int:
+    """Frames between samples: about `sample_hz`, thinned towards `max_samples` on long videos, but never more
+    than `max_sample_gap_s` apart (a 125 s walk sampled 1.4 s apart broke the walker's track into pieces, and
+    legs cannot be seen alternating with fewer than about 4 samples per stride)."""
+    per_hz = round(fps / params.sample_hz)
+    thinned = int(np.ceil(frames / params.max_samples))
+    return max(1, per_hz, min(thinned, int(fps * params.max_sample_gap_s)))
 
 
 def analyse_view(video: str | os.PathLike, view: str, estimator: PoseEstimator | None = None,
                  params: ValidityParams = PARAMS, progress: Callable[[int, int], None] | None = None
                  ) -> ViewValidation:
     info = media.probe(video)
-    step = max(1, round(info.fps / params.sample_hz), int(np.ceil(info.frames / params.max_samples)))
+    step = sampling_step(info.fps, info.frames, params)
     own = estimator is None
     est = estimator or MediaPipePose(video=False)
     samples = []
