@@ -13,6 +13,9 @@ from typing import Iterator
 
 import cv2
 from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetSpec,
     Failure,
@@ -37,7 +40,8 @@ def _meta(stage: int, files: list[str]) -> dict:
     return {STAGE_META: stage, FILES_META: files}
 
 
-def stage_asset(stage: int, files: list[str], description: str, kinds: set[str], code_version: str = "1"):
+def stage_asset(stage: int, files: list[str], description: str, kinds: set[str], code_version: str = "1",
+                check_specs: list[AssetCheckSpec] | None = None):
     """@asset for one stage, named after the function: partitioned by job, stage number and file names in its
     metadata (for the IO manager), placement (k8s resources, GPU node pool, concurrency pool) from
     configuration, not code."""
@@ -46,7 +50,8 @@ def stage_asset(stage: int, files: list[str], description: str, kinds: set[str],
         pool = placement.pool_for(name)
         return asset(name=name, description=description, group_name=GROUP, partitions_def=job_partitions,
                      code_version=code_version, kinds=kinds, metadata=_meta(stage, files),
-                     op_tags=placement.op_tags_for(name), **({"pool": pool} if pool else {}))(fn)
+                     op_tags=placement.op_tags_for(name), **({"pool": pool} if pool else {}),
+                     **({"check_specs": check_specs} if check_specs else {}))(fn)
     return decorate
 
 
@@ -232,69 +237,87 @@ def _keypoints_of(files: StageFiles, view: str) -> Keypoints:
 
 
 @stage_asset(
-    5, ["cycles.json", "cycles.png"], kinds={"numpy", "json"},
-    description="Stage 5: heel strikes and toe-offs per foot from the keypoints (side view first, front view as "
-                "support), strides and gait parameters (cadence, stride time mean and CV, step-time asymmetry, "
-                "stance ratio, normalised step length, ...), and a plot of the signals with the events.",
+    5, ["cycles.json", "cycles.png", "curves.png"], kinds={"numpy", "json"}, code_version="2",
+    description="Stage 5: heel strikes (heel) and toe-offs (ankle) per foot from the keypoints (side view first, "
+                "front view as support), steady strides (no gait initiation/termination, none cut by the frame "
+                "edge), gait parameters with the strides each used (cadence, stride time and CV, step-time "
+                "asymmetry, stance, speed in leg lengths/s, ...), per-leg hip/knee joint-angle cycle curves with "
+                "ROM and symmetry, the algorithm settings; plots of the events and the per-leg curves.",
 )
 def gait_cycles(context: AssetExecutionContext, keypoints: StageFiles) -> Output[StageFiles]:
     job_id = _job_id(context)
     out = _scratch(context, 5)
     side, front = _keypoints_of(keypoints, "side"), _keypoints_of(keypoints, "front")
     with stage_errors(context, "gait cycle detection"):
-        result = cycles.detect_cycles(side, front, job_id)
-        png = cycles.plot_cycles(side if result.view_used == "side" else front, result)
+        gait = cycles.measure_gait(side, front, job_id)
+        pngs = gait.plots()
+    result = gait.cycles
     (out / "cycles.json").write_text(result.model_dump_json(indent=1))
-    (out / "cycles.png").write_bytes(png)
-    p = result.parameters
-    meta = {"num_cycles": len(result.strides), "view_used": result.view_used,
+    for name, png in pngs.items():
+        (out / name).write_bytes(png)
+    sym = (result.kinematics.get("symmetry") or {})
+    meta = {"num_cycles": len(result.strides), "excluded_strides": len(result.excluded_strides),
+            "view_used": result.view_used,
             "heel_strikes/left": len(result.heel_strikes.get("left", [])),
             "heel_strikes/right": len(result.heel_strikes.get("right", [])),
-            **{f"param/{k}": float(v) for k, v in p.items() if v is not None},
-            "plot": _image_md(png, "image/png", "gait signals and events")}
+            **{f"param/{k}": float(v) for k, v in result.parameters.items() if v is not None},
+            **{f"n/{k}": d.n for k, d in result.parameter_details.items()},
+            **{f"rom_si/{j}": float(v["rom_symmetry_index_pct"]) for j, v in sym.items()
+               if v.get("rom_symmetry_index_pct") is not None},
+            "plot": _image_md(pngs["cycles.png"], "image/png", "gait signals and events"),
+            "per_leg_curves": _image_md(pngs["curves.png"], "image/png", "per-leg joint-angle curves")}
     for w in result.quality.get("warnings", []) or []:
         context.log.warning(f"job {job_id}: {w}")
-    files = {"cycles.json": out / "cycles.json", "cycles.png": out / "cycles.png"}
+    files = {n: out / n for n in ("cycles.json", "cycles.png", "curves.png")}
     meta.update(_sizes(files))
     return Output(StageFiles(files, scratch=out), metadata=meta)
 
 
+MODEL_GATE = "model_gate"
+
+
 @stage_asset(
-    6, ["prediction.json"], kinds={"pytorch", "json"},
-    description="Stage 6: features (hip and knee flexion/extension from the side view, hip and knee "
-                "abduction/adduction from the front view, each averaged over time-normalised gait cycles; gait "
-                "parameters; patient data) scored by the torch model from the model store. prediction.json holds "
-                "score, classification, threshold, model name/version/sha256 and what the model was trained on.",
+    6, ["prediction.json"], kinds={"pytorch", "json"}, code_version="2",
+    check_specs=[AssetCheckSpec(MODEL_GATE, asset="prediction", blocking=True,
+                                description="The scoring model's card validates (schemas.ModelCard: domain and "
+                                            "clinical validation status declared) and model.pt's sha256 matches "
+                                            "it. Blocking: no results archive from an unverified model.")],
+    description="Stage 6: the feature vector read from cycles.json (per-leg joint-angle curves, gait parameters) "
+                "and patient data, scored by the torch model from the model store. prediction.json holds the "
+                "classification — INDETERMINATE with the reasons when the job is outside the model's declared "
+                "domain or a quality check failed — in_domain, out_of_range_inputs, clinically_validated, the "
+                "score, the model's name/version/sha256 and the settings.",
 )
 def prediction(context: AssetExecutionContext, model_store: ModelStoreResource, upload: StageFiles,
-               keypoints: StageFiles, gait_cycles: StageFiles) -> Output[StageFiles]:
+               gait_cycles: StageFiles):
     job_id = _job_id(context)
     out = _scratch(context, 6)
+    problems, checked = model_store.gate()
     with stage_errors(context, "prediction"):
         meta_in = JobMetadata.from_json(upload["metadata.json"].read_bytes())
         result = Cycles.model_validate_json(gait_cycles["cycles.json"].read_text())
-        fs = features.compute_features(_keypoints_of(keypoints, "side"), _keypoints_of(keypoints, "front"),
-                                       result, meta_in)
+        fs = features.compute_features(result, meta_in)
         model = model_store.load()
-        pred = predict.predict(fs, model, job_id, threshold=float(model.card.get("threshold", 0.5)))
+        pred = predict.predict(fs, model, job_id, flags=list(result.quality.get("flags") or []),
+                               stage5_settings=result.settings)
     for note in model.notes:
         context.log.info(f"job {job_id}: model {note}")
     for note in fs.warnings:
         context.log.warning(f"job {job_id}: {note}")
-    outside = (pred.features.get("outside_training_range") or {}).get("count", 0)
-    if outside:
-        context.log.warning(f"job {job_id}: {outside} of {len(fs.names)} model inputs lie more than 4 SD outside "
-                            f"the model's training data; the score is an extrapolation")
+    for r in pred.reasons:
+        context.log.warning(f"job {job_id}: INDETERMINATE: {r}")
     context.log.info(f"job {job_id}: {pred.disclaimer}")
     (out / "prediction.json").write_text(pred.model_dump_json(indent=1))
     files = {"prediction.json": out / "prediction.json"}
-    return Output(StageFiles(files, scratch=out), metadata={
-        "score": pred.score, "classification": pred.classification, "threshold": pred.threshold,
-        "model": f"{pred.model.name} {pred.model.version}", "model_sha256": pred.model.sha256,
-        "clinically_validated": pred.model.clinically_validated,
-        "imputed_features": MetadataValue.json(pred.features.get("imputed_with_training_mean", [])),
-        "inputs_outside_training_range": outside,
+    yield Output(StageFiles(files, scratch=out), metadata={
+        "classification": pred.classification, "score": pred.score, "in_domain": pred.in_domain,
+        "reasons": MetadataValue.json(pred.reasons), "out_of_range_inputs": len(pred.out_of_range_inputs),
+        "threshold": pred.threshold, "model": f"{pred.model.name} {pred.model.version}",
+        "model_sha256": pred.model.sha256, "clinically_validated": pred.clinically_validated,
         "disclaimer": pred.disclaimer, **_sizes(files)})
+    yield AssetCheckResult(check_name=MODEL_GATE, passed=not problems, severity=AssetCheckSeverity.ERROR,
+                           metadata={"problems": MetadataValue.json(problems), **{k: str(v) for k, v in
+                                                                                   checked.items()}})
 
 
 @stage_asset(

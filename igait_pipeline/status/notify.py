@@ -101,6 +101,7 @@ class Outcome:
     threshold: Optional[float] = None
     disclaimer: Optional[str] = None
     reasons: tuple[str, ...] = ()  # plain reasons the videos were refused (validation), if that is why it failed
+    clinically_validated: Optional[bool] = None  # of the model that scored the job (prediction.json)
 
 
 def compose(doc: dict, outcome: Outcome, sender: str) -> EmailMessage:
@@ -128,7 +129,14 @@ def _completed_body(doc: dict, o: Outcome) -> str:
         f"The iGait screening of the walking videos you sent us (job {doc['job_id']}) is complete.",
         "",
     ]
-    if cls is not None:
+    # The caveat comes first: an unvalidated model, or a job the model cannot judge, is said before any result.
+    if o.disclaimer and o.clinically_validated is not True:
+        lines += [o.disclaimer, ""]
+    if cls == "INDETERMINATE":
+        lines.append("Screening result: INDETERMINATE. The screening could not give a result for these videos: "
+                     "they, or the child, lie outside what the screening model was built for, or the walk could "
+                     "not be measured reliably enough. The reasons are in SUMMARY.txt in the archive below.")
+    elif cls is not None:
         score_txt = f"{score:.2f} on a scale from 0 to 1" if isinstance(score, (int, float)) else "not available"
         lines.append(f"Screening result: {cls} (score {score_txt}"
                      + (f"; results at or above {o.threshold:g} are reported as ASD" if o.threshold is not None
@@ -140,7 +148,7 @@ def _completed_body(doc: dict, o: Outcome) -> str:
         "This is a screening result, not a diagnosis. Please talk about it with your child's doctor, who can "
         "decide whether a full assessment is needed.",
     ]
-    if o.disclaimer:
+    if o.disclaimer and o.clinically_validated is True:
         lines += ["", o.disclaimer]
     if o.archive_url:
         lines += ["", "Your results (a ZIP archive) can be downloaded here:", o.archive_url]

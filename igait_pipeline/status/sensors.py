@@ -122,12 +122,13 @@ def outcome_for(storage: Storage, doc: dict) -> Outcome:
     job_id = doc["job_id"]
     archive_key = (doc.get("result") or {}).get("archive_key")
     url = storage.url(archive_key) if archive_key and storage.exists(archive_key) else None
-    threshold = disclaimer = None
+    threshold = disclaimer = validated = None
     reasons: tuple[str, ...] = ()
     if doc["status"] == "completed":
         pred = _read_json(storage, job_key(job_id, 6, "prediction.json"))
         if pred is not None:
             threshold, disclaimer = pred.get("threshold"), pred.get("disclaimer")
+            validated = pred.get("clinically_validated")
     else:
         report = _read_json(storage, job_key(job_id, 2, "validation.json"))
         if report is not None:
@@ -137,7 +138,8 @@ def outcome_for(storage: Storage, doc: dict) -> Outcome:
                     reasons = tuple(rep.reasons)
             except ValueError:
                 pass
-    return Outcome(archive_url=url, threshold=threshold, disclaimer=disclaimer, reasons=reasons)
+    return Outcome(archive_url=url, threshold=threshold, disclaimer=disclaimer, reasons=reasons,
+                   clinically_validated=validated)
 
 
 # ---------- one tick ----------

@@ -36,7 +36,7 @@ import numpy as np
 
 from igait_pipeline.schemas import LANDMARK_NAMES, LM, JobMetadata, Keypoints
 
-SIMULATION_NOTE = ("simulated walkers from igait_pipeline.stages.synthetic (a parametric 2-D/3-D gait model with "
+SIMULATION_NOTE = ("simulated walkers from igait_pipeline.reference_model.synthetic (a parametric 2-D/3-D gait model with "
                    "invented class differences); no real children")
 
 # Normal gait templates, degrees, as (phase %, value) control points; toe-off at 60 %.
