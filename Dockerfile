@@ -3,7 +3,7 @@
 #
 #   docker build -t igait-pipeline:$(git rev-parse --short HEAD) .
 #
-# Checked by igait_pipeline_tests/test_dockerfile.py (no Docker engine there): Python dependencies come from
+# Checked by igait_pipeline_tests/deploy/test_dockerfile.py (no Docker engine there): Python dependencies come from
 # pyproject.toml's pins, torch from the CPU index, ffmpeg from Debian, a non-root user, and the gRPC command and
 # port that helm/values.yaml expects.
 

@@ -44,12 +44,12 @@ def job_ids(n: int, offset: int = 0) -> list[str]:
 
 
 def fill(storage, ids: list[str], workers: int) -> float:
-    from igait_pipeline.resources.storage import job_key
+    from igait_pipeline.layout import UPLOAD
 
     def put(job_id: str) -> None:
-        storage.write_bytes(job_key(job_id, 0, "front.mp4"), PLACEHOLDER)
-        storage.write_bytes(job_key(job_id, 0, "side.mp4"), PLACEHOLDER)
-        storage.write_bytes(job_key(job_id, 0, "metadata.json"), METADATA)
+        storage.write_bytes(UPLOAD.key(job_id, "front.mp4"), PLACEHOLDER)
+        storage.write_bytes(UPLOAD.key(job_id, "side.mp4"), PLACEHOLDER)
+        storage.write_bytes(UPLOAD.key(job_id, "metadata.json"), METADATA)
 
     t = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:
@@ -73,7 +73,7 @@ class RequestCounter:
                     counter.count += 1
                 return super().send(request, **kwargs)
 
-        from igait_pipeline.resources.gcs import default_client
+        from igait_pipeline.storage.gcs import default_client
 
         session = default_client()._http
         session.mount("http://", Counting())
@@ -146,7 +146,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=8, help="parallel uploads while filling (setup only)")
     args = ap.parse_args()
 
-    from igait_pipeline.resources.storage import LocalStorage, storage_from_uri
+    from igait_pipeline.storage import LocalStorage, storage_from_uri
     from igait_pipeline_tests.fixtures.gcs import start_emulator
 
     rows, fills = [], []

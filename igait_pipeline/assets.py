@@ -25,63 +25,80 @@ from dagster import (
 )
 
 from igait_pipeline import placement
-from igait_pipeline.partitions import JobIdError, job_partitions, validate_job_id
-from igait_pipeline.resources.io_manager import FILES_META, STAGE_META, StorageResource
+from igait_pipeline.layout import (
+    ASSET_GROUP,
+    FILES_META,
+    STAGE_META,
+    UPLOAD,
+    VALIDATION,
+    JobIdError,
+    Stage,
+    stage_of_asset,
+    validate_job_id,
+)
+from igait_pipeline.partitions import job_partitions
+from igait_pipeline.resources.io_manager import StorageResource
 from igait_pipeline.resources.model_store import ModelStoreResource
-from igait_pipeline.resources.storage import StageFiles, job_key, write_stage
+from igait_pipeline.storage import StageFiles, write_stage
 from igait_pipeline.schemas import VIEWS, Cycles, JobMetadata, Keypoints, Prediction, ValidationReport
 from igait_pipeline.stages import archive, cycles, features, media, pose, predict, reframe, validity
 
-GROUP = "igait"
-UPLOAD_FILES = ["front.mp4", "side.mp4", "metadata.json"]
+
+def _meta(stage: Stage) -> dict:
+    return {STAGE_META: stage.number, FILES_META: list(stage.files)}
 
 
-def _meta(stage: int, files: list[str]) -> dict:
-    return {STAGE_META: stage, FILES_META: files}
-
-
-def stage_asset(stage: int, files: list[str], description: str, kinds: set[str], code_version: str = "1",
+def stage_asset(description: str, kinds: set[str], code_version: str = "1",
                 check_specs: list[AssetCheckSpec] | None = None):
-    """@asset for one stage, named after the function: partitioned by job, stage number and file names in its
-    metadata (for the IO manager), placement (k8s resources, GPU node pool, concurrency pool) from
-    configuration, not code."""
+    """@asset for one stage, named after the function: partitioned by job, its stage number and file names (from
+    `layout.STAGES`) in its metadata for the IO manager, placement (k8s resources, GPU node pool, concurrency
+    pool) from configuration, not code."""
     def decorate(fn):
         name = fn.__name__
         pool = placement.pool_for(name)
-        return asset(name=name, description=description, group_name=GROUP, partitions_def=job_partitions,
-                     code_version=code_version, kinds=kinds, metadata=_meta(stage, files),
+        return asset(name=name, description=description, group_name=ASSET_GROUP, partitions_def=job_partitions,
+                     code_version=code_version, kinds=kinds, metadata=_meta(stage_of_asset(name)),
                      op_tags=placement.op_tags_for(name), **({"pool": pool} if pool else {}),
                      **({"check_specs": check_specs} if check_specs else {}))(fn)
     return decorate
 
 
 upload = AssetSpec(
-    "upload",
+    UPLOAD.asset,
     description="Stage 0: the job as uploaded by the web app: front.mp4, side.mp4 and metadata.json "
                 "(patient age, sex, height, weight, ethnicity; e-mail). Written by the web back end or "
                 "`igait submit`; the uploads sensor records it.",
-    group_name=GROUP,
+    group_name=ASSET_GROUP,
     partitions_def=job_partitions,
-    metadata=_meta(0, UPLOAD_FILES),
+    metadata=_meta(UPLOAD),
     kinds={"video", "json"},
 )
 
 
 @contextmanager
-def stage_errors(context: AssetExecutionContext, stage: str) -> Iterator[None]:
-    """Turn a stage function's input errors into a Failure naming the job, the stage and the cause."""
+def stage_errors(context: AssetExecutionContext) -> Iterator[None]:
+    """Turn a stage function's input errors into a Failure naming the job, the stage (its label) and the cause."""
     try:
         yield
     except Failure:
         raise
     except (ValueError, FileNotFoundError, RuntimeError) as e:
-        job = context.partition_key
+        job, stage = context.partition_key, _stage(context).label
         raise Failure(description=f"job {job}: {stage} failed: {e}",
                       metadata={"job_id": job, "stage": stage, "cause": str(e)}, allow_retries=False) from e
 
 
-def _scratch(context: AssetExecutionContext, stage: int) -> Path:
-    return Path(tempfile.mkdtemp(prefix=f"igait-{context.partition_key}-stage{stage}-"))
+def _stage(context: AssetExecutionContext) -> Stage:
+    return stage_of_asset(context.asset_key.path[-1])
+
+
+def _scratch(context: AssetExecutionContext) -> Path:
+    return Path(tempfile.mkdtemp(prefix=f"igait-{context.partition_key}-stage{_stage(context).number}-"))
+
+
+def _outputs(context: AssetExecutionContext, out: Path) -> dict[str, Path]:
+    """The stage's files (as `layout.STAGES` lists them) in its scratch directory."""
+    return {name: out / name for name in _stage(context).files}
 
 
 def _job_id(context: AssetExecutionContext) -> str:
@@ -108,15 +125,15 @@ def _thumbnail_md(image, title: str, width: int = 480) -> MetadataValue:
 
 
 @stage_asset(
-    1, ["front.mp4", "side.mp4"], kinds={"ffmpeg", "video"},
+    kinds={"ffmpeg", "video"},
     description="Stage 1: each view converted with ffmpeg to 1920×1080 (aspect kept, padded), 60 fps, "
                 "H.264 yuv420p, no audio.",
 )
 def converted_video(context: AssetExecutionContext, upload: StageFiles) -> Output[StageFiles]:
     job_id = _job_id(context)
-    out = _scratch(context, 1)
+    out = _scratch(context)
     meta: dict = {}
-    with stage_errors(context, "conversion"):
+    with stage_errors(context):
         JobMetadata.from_json(upload["metadata.json"].read_bytes())  # refuse a job whose metadata is unusable before any heavy work
         for view in VIEWS:
             src = upload[f"{view}.mp4"]
@@ -130,7 +147,7 @@ def converted_video(context: AssetExecutionContext, upload: StageFiles) -> Outpu
                 raise media.MediaError(f"{view} video: {e}") from None
             meta.update({f"{view}/{k}": v for k, v in info.as_metadata().items()})
             meta[f"{view}/source"] = f"{before.width}×{before.height} {before.codec} {before.fps:.2f} fps"
-    files = {f"{v}.mp4": out / f"{v}.mp4" for v in VIEWS}
+    files = _outputs(context, out)
     meta.update(_sizes(files))
     meta["duration_s"] = meta["side/duration_s"]
     meta["frame_count"] = meta["side/frames"]
@@ -139,7 +156,7 @@ def converted_video(context: AssetExecutionContext, upload: StageFiles) -> Outpu
 
 
 @stage_asset(
-    2, ["validation.json"], kinds={"mediapipe", "json"},
+    kinds={"mediapipe", "json"},
     description="Stage 2: is one whole person visible enough, and walking, in each view? MediaPipe pose on "
                 "sampled frames, every person found and tracked; fails the run (after writing validation.json) "
                 "when a view is unusable, so later stages never start on a rejected job.",
@@ -147,13 +164,13 @@ def converted_video(context: AssetExecutionContext, upload: StageFiles) -> Outpu
 def validation_report(context: AssetExecutionContext, storage: StorageResource,
                       converted_video: StageFiles) -> Output[StageFiles]:
     job_id = _job_id(context)
-    out = _scratch(context, 2)
-    with stage_errors(context, "validation"):
+    out = _scratch(context)
+    with stage_errors(context):
         report = validity.validate({v: converted_video[f"{v}.mp4"] for v in VIEWS}, job_id,
                                    progress=lambda v, d, t: context.log.info(
                                        f"job {job_id}: validating {v} view, {d}/{t} samples"))
     (out / "validation.json").write_text(report.model_dump_json(indent=1))
-    files = StageFiles({"validation.json": out / "validation.json"}, scratch=out)
+    files = StageFiles(_outputs(context, out), scratch=out)
     meta = {"valid": report.valid, "reasons": MetadataValue.json(report.reasons)}
     for view, v in report.views.items():
         meta.update({f"{view}/person_ratio": v.person_ratio, f"{view}/full_body_ratio": v.full_body_ratio,
@@ -163,27 +180,27 @@ def validation_report(context: AssetExecutionContext, storage: StorageResource,
             context.log.warning(f"job {job_id}: {w}")
     if not report.valid:
         # validation.json is written either way: store it, then stop this job here.
-        write_stage(storage.get(), job_id, 2, files)
+        write_stage(storage.get(), job_id, _stage(context).number, files)
         raise Failure(description=f"job {job_id}: validation rejected the videos: " + "; ".join(report.reasons),
-                      metadata={**meta, "validation_key": job_key(job_id, 2, "validation.json")},
+                      metadata={**meta, "validation_key": VALIDATION.key(job_id)},
                       allow_retries=False)
     return Output(files, metadata=meta)
 
 
 @stage_asset(
-    3, ["front.mp4", "side.mp4", "crop.json"], kinds={"ffmpeg", "video"},
+    kinds={"ffmpeg", "video"},
     description="Stage 3: each view cropped around the walker (union of the walker's box over time plus a "
                 "margin), with crop.json describing the crop and the walker's track.",
 )
 def reframed_video(context: AssetExecutionContext, converted_video: StageFiles,
                    validation_report: StageFiles) -> Output[StageFiles]:
     job_id = _job_id(context)
-    out = _scratch(context, 3)
+    out = _scratch(context)
     report = ValidationReport.model_validate_json(validation_report["validation.json"].read_text())
-    with stage_errors(context, "reframing"):
+    with stage_errors(context):
         crops = reframe.reframe({v: converted_video[f"{v}.mp4"] for v in VIEWS}, report, out,
                                 progress=lambda v, p: context.log.info(f"job {job_id}: cropping {v} view {p:.0%}"))
-    files = {n: out / n for n in ("front.mp4", "side.mp4", "crop.json")}
+    files = _outputs(context, out)
     meta = {f"{v}/crop_box_px": MetadataValue.json(c["box_px"]) for v, c in crops.items()}
     meta.update({f"{v}/size": f"{c['output']['width']}×{c['output']['height']}" for v, c in crops.items()})
     meta.update(_sizes(files))
@@ -191,7 +208,6 @@ def reframed_video(context: AssetExecutionContext, converted_video: StageFiles,
 
 
 @stage_asset(
-    4, ["front_keypoints.json", "side_keypoints.json", "front_overlay.mp4", "side_overlay.mp4"],
     kinds={"mediapipe", "video", "json"},
     description="Stage 4 (GPU): MediaPipe BlazePose (full) on every frame of each reframed view, streamed; "
                 "per view a keypoints JSON (33 named landmarks, normalised x/y/z, visibility, time) and an "
@@ -199,10 +215,10 @@ def reframed_video(context: AssetExecutionContext, converted_video: StageFiles,
 )
 def keypoints(context: AssetExecutionContext, reframed_video: StageFiles) -> Output[StageFiles]:
     job_id = _job_id(context)
-    out = _scratch(context, 4)
+    out = _scratch(context)
     crops = json.loads(reframed_video["crop.json"].read_text())
     meta: dict = {}
-    with stage_errors(context, "pose estimation"):
+    with stage_errors(context):
         for view in VIEWS:
             # extract_keypoints opens its own tracker per view: one video's tracking state must not leak into
             # the other's.
@@ -217,8 +233,7 @@ def keypoints(context: AssetExecutionContext, reframed_video: StageFiles) -> Out
                          f"{view}/rejected_not_walker": res.rejected, f"{view}/fps": res.fps,
                          f"{view}/overlay_preview": _overlay_preview(res), "model": res.model})
     meta["detection_ratio"] = min(meta[f"{v}/detection_ratio"] for v in VIEWS)
-    files = {n: out / n for n in ("front_keypoints.json", "side_keypoints.json",
-                                  "front_overlay.mp4", "side_overlay.mp4")}
+    files = _outputs(context, out)
     meta.update(_sizes(files))
     return Output(StageFiles(files, scratch=out), metadata=meta)
 
@@ -237,38 +252,38 @@ def _keypoints_of(files: StageFiles, view: str) -> Keypoints:
 
 
 @stage_asset(
-    5, ["cycles.json", "cycles.png", "curves.png"], kinds={"numpy", "json"}, code_version="2",
+    kinds={"numpy", "json"}, code_version="2",
     description="Stage 5: heel strikes (heel) and toe-offs (ankle) per foot from the keypoints (side view first, "
                 "front view as support), steady strides (no gait initiation/termination, none cut by the frame "
                 "edge), gait parameters with the strides each used (cadence, stride time and CV, step-time "
                 "asymmetry, stance, speed in leg lengths/s, ...), per-leg hip/knee joint-angle cycle curves with "
-                "ROM and symmetry, the algorithm settings; plots of the events and the per-leg curves.",
+                "ROM and symmetry, the algorithm settings; plots of the events and of the per-leg curves.",
 )
 def gait_cycles(context: AssetExecutionContext, keypoints: StageFiles) -> Output[StageFiles]:
     job_id = _job_id(context)
-    out = _scratch(context, 5)
+    out = _scratch(context)
     side, front = _keypoints_of(keypoints, "side"), _keypoints_of(keypoints, "front")
-    with stage_errors(context, "gait cycle detection"):
+    with stage_errors(context):
         gait = cycles.measure_gait(side, front, job_id)
         pngs = gait.plots()
     result = gait.cycles
     (out / "cycles.json").write_text(result.model_dump_json(indent=1))
     for name, png in pngs.items():
         (out / name).write_bytes(png)
-    sym = (result.kinematics.get("symmetry") or {})
+    sym = result.kinematics.get("symmetry") or {}
     meta = {"num_cycles": len(result.strides), "excluded_strides": len(result.excluded_strides),
             "view_used": result.view_used,
             "heel_strikes/left": len(result.heel_strikes.get("left", [])),
             "heel_strikes/right": len(result.heel_strikes.get("right", [])),
             **{f"param/{k}": float(v) for k, v in result.parameters.items() if v is not None},
             **{f"n/{k}": d.n for k, d in result.parameter_details.items()},
-            **{f"rom_si/{j}": float(v["rom_symmetry_index_pct"]) for j, v in sym.items()
+            **{f"rom_si_pct/{j}": float(v["rom_symmetry_index_pct"]) for j, v in sym.items()
                if v.get("rom_symmetry_index_pct") is not None},
             "plot": _image_md(pngs["cycles.png"], "image/png", "gait signals and events"),
             "per_leg_curves": _image_md(pngs["curves.png"], "image/png", "per-leg joint-angle curves")}
     for w in result.quality.get("warnings", []) or []:
         context.log.warning(f"job {job_id}: {w}")
-    files = {n: out / n for n in ("cycles.json", "cycles.png", "curves.png")}
+    files = _outputs(context, out)
     meta.update(_sizes(files))
     return Output(StageFiles(files, scratch=out), metadata=meta)
 
@@ -277,23 +292,23 @@ MODEL_GATE = "model_gate"
 
 
 @stage_asset(
-    6, ["prediction.json"], kinds={"pytorch", "json"}, code_version="2",
+    kinds={"pytorch", "json"}, code_version="2",
     check_specs=[AssetCheckSpec(MODEL_GATE, asset="prediction", blocking=True,
                                 description="The scoring model's card validates (schemas.ModelCard: domain and "
                                             "clinical validation status declared) and model.pt's sha256 matches "
                                             "it. Blocking: no results archive from an unverified model.")],
     description="Stage 6: the feature vector read from cycles.json (per-leg joint-angle curves, gait parameters) "
                 "and patient data, scored by the torch model from the model store. prediction.json holds the "
-                "classification — INDETERMINATE with the reasons when the job is outside the model's declared "
-                "domain or a quality check failed — in_domain, out_of_range_inputs, clinically_validated, the "
-                "score, the model's name/version/sha256 and the settings.",
+                "classification (INDETERMINATE with the reasons when the job is outside the model's declared "
+                "domain or a quality check failed), in_domain, out_of_range_inputs, clinically_validated, the "
+                "score, the model's name/version/sha256 and the settings. Never reads keypoints.",
 )
 def prediction(context: AssetExecutionContext, model_store: ModelStoreResource, upload: StageFiles,
                gait_cycles: StageFiles):
     job_id = _job_id(context)
-    out = _scratch(context, 6)
+    out = _scratch(context)
     problems, checked = model_store.gate()
-    with stage_errors(context, "prediction"):
+    with stage_errors(context):
         meta_in = JobMetadata.from_json(upload["metadata.json"].read_bytes())
         result = Cycles.model_validate_json(gait_cycles["cycles.json"].read_text())
         fs = features.compute_features(result, meta_in)
@@ -308,7 +323,7 @@ def prediction(context: AssetExecutionContext, model_store: ModelStoreResource, 
         context.log.warning(f"job {job_id}: INDETERMINATE: {r}")
     context.log.info(f"job {job_id}: {pred.disclaimer}")
     (out / "prediction.json").write_text(pred.model_dump_json(indent=1))
-    files = {"prediction.json": out / "prediction.json"}
+    files = _outputs(context, out)
     yield Output(StageFiles(files, scratch=out), metadata={
         "classification": pred.classification, "score": pred.score, "in_domain": pred.in_domain,
         "reasons": MetadataValue.json(pred.reasons), "out_of_range_inputs": len(pred.out_of_range_inputs),
@@ -316,12 +331,12 @@ def prediction(context: AssetExecutionContext, model_store: ModelStoreResource, 
         "model_sha256": pred.model.sha256, "clinically_validated": pred.clinically_validated,
         "disclaimer": pred.disclaimer, **_sizes(files)})
     yield AssetCheckResult(check_name=MODEL_GATE, passed=not problems, severity=AssetCheckSeverity.ERROR,
-                           metadata={"problems": MetadataValue.json(problems), **{k: str(v) for k, v in
-                                                                                   checked.items()}})
+                           metadata={"problems": MetadataValue.json(problems),
+                                     **{k: str(v) for k, v in checked.items()}})
 
 
 @stage_asset(
-    7, ["results.zip"], kinds={"zip"},
+    kinds={"zip"},
     description="Stage 7: results.zip with every stage's files (stage 0 metadata, stages 1–6) and a short "
                 "human-readable SUMMARY.txt.",
 )
@@ -329,16 +344,17 @@ def results_archive(context: AssetExecutionContext, upload: StageFiles, converte
                     validation_report: StageFiles, reframed_video: StageFiles, keypoints: StageFiles,
                     gait_cycles: StageFiles, prediction: StageFiles) -> Output[StageFiles]:
     job_id = _job_id(context)
-    out = _scratch(context, 7)
-    stages = {0: {"metadata.json": upload["metadata.json"]}, 1: converted_video.files,
-              2: validation_report.files, 3: reframed_video.files, 4: keypoints.files, 5: gait_cycles.files,
-              6: prediction.files}
+    out = _scratch(context)
+    inputs = {"upload": {"metadata.json": upload["metadata.json"]}, "converted_video": converted_video.files,
+              "validation_report": validation_report.files, "reframed_video": reframed_video.files,
+              "keypoints": keypoints.files, "gait_cycles": gait_cycles.files, "prediction": prediction.files}
+    stages = {stage_of_asset(name).number: files for name, files in inputs.items()}
     summary = archive.summary_text(
         job_id, ValidationReport.model_validate_json(validation_report["validation.json"].read_text()),
         Cycles.model_validate_json(gait_cycles["cycles.json"].read_text()),
         Prediction.model_validate_json(prediction["prediction.json"].read_text()))
     manifest = archive.build_archive(job_id, stages, summary, out / "results.zip")
-    files = {"results.zip": out / "results.zip"}
+    files = _outputs(context, out)
     return Output(StageFiles(files, scratch=out), metadata={
         "files": len(manifest), "summary": MetadataValue.md(f"```\n{summary}\n```"), **_sizes(files)})
 

@@ -13,12 +13,18 @@ import re
 import sys
 from pathlib import Path
 
-from igait_pipeline.partitions import JobIdError, validate_job_id
-from igait_pipeline.resources.storage import Storage, job_key, storage_from_uri
+from igait_pipeline.layout import (
+    ARCHIVE,
+    PIPELINE_STAGES,
+    PREDICTION,
+    UPLOAD,
+    JobIdError,
+    upload_glob,
+    validate_job_id,
+)
+from igait_pipeline.storage import Storage, storage_from_uri
 from igait_pipeline.schemas import JobMetadata, MetadataError
 
-STAGES = ["converted_video", "validation_report", "reframed_video", "keypoints", "gait_cycles", "prediction",
-          "results_archive"]
 
 
 class CliError(Exception):
@@ -26,7 +32,7 @@ class CliError(Exception):
 
 
 def next_job_id(storage: Storage, user_id: str) -> str:
-    indices = [int(m.group(1)) for o in storage.list("jobs/", match_glob=f"jobs/{user_id}_*/stage_0/metadata.json")
+    indices = [int(m.group(1)) for o in storage.list("jobs/", match_glob=upload_glob(f"{user_id}_*"))
                if (m := re.match(rf"jobs/{re.escape(user_id)}_(\d+)/", o.key))]
     return validate_job_id(f"{user_id}_{max(indices, default=0) + 1}")
 
@@ -52,11 +58,11 @@ def submit(front: Path, side: Path, metadata: Path, job_id: str | None = None, u
         job_id = validate_job_id(job_id) if job_id else next_job_id(storage, user_id)
     except JobIdError as e:
         raise CliError(str(e)) from None
-    if storage.exists(job_key(job_id, 0, "metadata.json")):
+    if storage.exists(UPLOAD.key(job_id, "metadata.json")):
         raise CliError(f"job {job_id} already exists in storage; choose another --job-id")
-    storage.upload(Path(front), job_key(job_id, 0, "front.mp4"))
-    storage.upload(Path(side), job_key(job_id, 0, "side.mp4"))
-    storage.upload(Path(metadata), job_key(job_id, 0, "metadata.json"))
+    storage.upload(Path(front), UPLOAD.key(job_id, "front.mp4"))
+    storage.upload(Path(side), UPLOAD.key(job_id, "side.mp4"))
+    storage.upload(Path(metadata), UPLOAD.key(job_id, "metadata.json"))
     return job_id
 
 
@@ -67,7 +73,8 @@ def job_status(job_id: str, instance=None) -> dict:
     validate_job_id(job_id)
     instance = instance or DagsterInstance.get()
     stages = {}
-    for stage_no, name in enumerate(STAGES, start=1):
+    for st in PIPELINE_STAGES:
+        stage_no, name = st.number, st.asset
         recs = instance.fetch_materializations(AssetRecordsFilter(asset_key=AssetKey(name),
                                                                   asset_partitions=[job_id]), limit=1).records
         if recs:
@@ -91,14 +98,14 @@ def job_status(job_id: str, instance=None) -> dict:
                     s["state"] = "pending in run " + run.run_id[:8]
     result = None
     storage = storage_from_uri()
-    if storage.exists(job_key(job_id, 6, "prediction.json")):
-        pred = json.loads(storage.read_bytes(job_key(job_id, 6, "prediction.json")))
+    if storage.exists(PREDICTION.key(job_id)):
+        pred = json.loads(storage.read_bytes(PREDICTION.key(job_id)))
         result = {"score": pred["score"], "classification": pred["classification"],
-                  "archive": storage.url(job_key(job_id, 7, "results.zip"))
-                  if storage.exists(job_key(job_id, 7, "results.zip")) else None,
+                  "archive": storage.url(ARCHIVE.key(job_id))
+                  if storage.exists(ARCHIVE.key(job_id)) else None,
                   "note": pred.get("disclaimer")}
     return {"job_id": job_id, "run": run_info, "stages": stages, "result": result,
-            "uploaded": storage.exists(job_key(job_id, 0, "metadata.json"))}
+            "uploaded": storage.exists(UPLOAD.key(job_id, "metadata.json"))}
 
 
 def print_status(status: dict) -> None:
@@ -122,11 +129,11 @@ def run_demo(job_id: str | None = None) -> int:
     """Submit the sample job and materialize the whole graph for it in this process, on $DAGSTER_HOME."""
     import tempfile
 
-    from dagster import AssetMaterialization, DagsterInstance
+    from dagster import AssetMaterialization, DagsterInstance, materialize
 
-    from igait_pipeline import sample
-    from igait_pipeline.definitions import defs
+    from igait_pipeline import assets, sample
     from igait_pipeline.partitions import job_partitions
+    from igait_pipeline.resources import build_resources
 
     video = sample.fetch_sample()
     meta = {"age": 9, "sex": "F", "height": "4'2\"", "weight": "28 kg", "ethnicity": "not stated",
@@ -141,9 +148,9 @@ def run_demo(job_id: str | None = None) -> int:
     instance.add_dynamic_partitions(job_partitions.name, [job_id])
     # What the uploads sensor records when it finds a job, so the UI shows stage 0 for this one too.
     instance.report_runless_asset_event(AssetMaterialization(
-        "upload", partition=job_id, description=f"upload of job {job_id} submitted by `igait demo`"))
-    job = defs.resolve_job_def("igait_job")
-    result = job.execute_in_process(instance=instance, partition_key=job_id, raise_on_error=False)
+        UPLOAD.asset, partition=job_id, description=f"upload of job {job_id} submitted by `igait demo`"))
+    result = materialize([assets.upload, *assets.STAGE_ASSETS], instance=instance, partition_key=job_id,
+                         resources=build_resources(), raise_on_error=False, tags={"igait/job_id": job_id})
     print_status(job_status(job_id, instance))
     return 0 if result.success else 1
 

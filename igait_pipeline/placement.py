@@ -33,15 +33,14 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from igait_pipeline.layout import PIPELINE_STAGES
+
 PLACEMENT_FILE_ENV = "IGAIT_PLACEMENT_FILE"
 DEFAULT_PLACEMENT_FILE = Path(__file__).with_name("placement.yaml")
 K8S_CONFIG_TAG = "dagster-k8s/config"
 GPU_TAG = "igait/gpu"
 GPU_POOL = "gpu"
-STAGE_ASSETS = (
-    "converted_video", "validation_report", "reframed_video", "keypoints", "gait_cycles", "prediction",
-    "results_archive",
-)
+STAGE_ASSETS = tuple(s.asset for s in PIPELINE_STAGES)  # every asset a run materializes needs a placement
 
 _QUANTITY = re.compile(r"^(?P<num>\d+(\.\d+)?)(?P<unit>m|k|Ki|M|Mi|G|Gi|T|Ti|)$")
 _UNITS = {

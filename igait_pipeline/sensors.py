@@ -7,25 +7,15 @@ from dagster import (
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
-    define_asset_job,
     sensor,
 )
 
-from igait_pipeline.assets import GROUP
+from igait_pipeline.jobs import igait_job
 from igait_pipeline.partitions import job_partitions
 from igait_pipeline.resources.io_manager import StorageResource
-from igait_pipeline.resources.storage import stage_prefix
+from igait_pipeline.layout import UPLOAD
 from igait_pipeline.uploads import scan_uploads
 
-JOB_NAME = "igait_job"
-
-# Every stage asset of one job, run together for one partition.
-igait_job = define_asset_job(
-    JOB_NAME,
-    selection=f"group:{GROUP}",
-    partitions_def=job_partitions,
-    description="The whole iGait pipeline for one job (partition = job ID): stage 1 to results.zip.",
-)
 
 
 @sensor(job=igait_job, minimum_interval_seconds=10, default_status=DefaultSensorStatus.RUNNING,
@@ -53,7 +43,7 @@ def uploads_sensor(context: SensorEvaluationContext, storage: StorageResource):
         asset_events=[AssetMaterialization(
             "upload", partition=job.job_id,
             description=f"upload of job {job.job_id} found in storage",
-            metadata={"prefix": stage_prefix(job.job_id, 0),
+            metadata={"prefix": UPLOAD.prefix(job.job_id),
                       **{f"size_bytes/{n}": s for n, s in job.sizes.items()}})
             for job in fresh],
         cursor=scan.cursor,

@@ -11,11 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Optional
 
-from igait_pipeline.partitions import JobIdError, validate_job_id
-from igait_pipeline.resources.storage import ObjectInfo, Storage, job_key, stage_prefix
+from igait_pipeline.layout import UPLOAD, JobIdError, upload_glob, validate_job_id
+from igait_pipeline.storage import ObjectInfo, Storage
 from igait_pipeline.schemas import JobMetadata, MetadataError
 
-METADATA_GLOB = "jobs/*/stage_0/metadata.json"
+METADATA_GLOB = upload_glob()
 VIDEO_NAMES = ("front.mp4", "side.mp4")
 MAX_JOBS_PER_TICK = 500  # a backlog (first start, lost cursor, burst) is worked off over several short ticks
 CHECK_THREADS = 16  # each check is a few small object-store requests: overlap their latency
@@ -53,7 +53,7 @@ def _load_cursor(cursor: Optional[str]) -> tuple[float, set[str]]:
 def check_upload(storage: Storage, job_id: str, meta_obj: Optional[ObjectInfo] = None) -> ReadyJob:
     """Validate one job's upload; raise MetadataError / FileNotFoundError / JobIdError with the reason."""
     validate_job_id(job_id)
-    present = {o.key.rsplit("/", 1)[1]: o for o in storage.list(stage_prefix(job_id, 0))}  # one listing
+    present = {o.key.rsplit("/", 1)[1]: o for o in storage.list(UPLOAD.prefix(job_id))}  # one listing
     sizes = {}
     for name in VIDEO_NAMES:
         if name not in present:
@@ -61,7 +61,7 @@ def check_upload(storage: Storage, job_id: str, meta_obj: Optional[ObjectInfo] =
         if present[name].size == 0:
             raise FileNotFoundError(f"{name} is empty")
         sizes[name] = present[name].size
-    metadata = JobMetadata.from_json(storage.read_bytes(job_key(job_id, 0, "metadata.json")))
+    metadata = JobMetadata.from_json(storage.read_bytes(UPLOAD.key(job_id, "metadata.json")))
     sizes["metadata.json"] = meta_obj.size if meta_obj else 0
     return ReadyJob(job_id, metadata, sizes)
 

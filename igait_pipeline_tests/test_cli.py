@@ -7,7 +7,7 @@ import pytest
 from dagster import DagsterInstance, instance_for_test, materialize
 
 from igait_pipeline import cli
-from igait_pipeline.resources.storage import job_key
+from igait_pipeline.layout import job_key
 from igait_pipeline_tests.fixtures.media import GOOD_METADATA, REPO
 
 
@@ -59,7 +59,7 @@ def test_submit_refuses_an_existing_job(local_storage, short_clip, meta_file, ca
 
 def test_status_reports_stages_from_the_instance(local_storage, short_clip, meta_file):
     from igait_pipeline import assets
-    from igait_pipeline.definitions import build_resources
+    from igait_pipeline.resources import build_resources
 
     job_id = cli.submit(short_clip, short_clip, meta_file, job_id="user7_1", storage=local_storage)
     with instance_for_test() as instance:

@@ -7,19 +7,9 @@ from typing import Optional
 
 from dagster import ConfigurableIOManager, ConfigurableResource, InputContext, OutputContext
 
-from igait_pipeline.partitions import validate_job_id
-from igait_pipeline.resources.storage import (
-    STORAGE_ROOT_ENV,
-    DEFAULT_ROOT,
-    StageFiles,
-    Storage,
-    read_stage,
-    storage_from_uri,
-    write_stage,
-)
+from igait_pipeline.layout import FILES_META, STAGE_META, validate_job_id
+from igait_pipeline.storage import DEFAULT_ROOT, STORAGE_ROOT_ENV, StageFiles, Storage, read_stage, storage_from_uri, write_stage
 
-STAGE_META = "igait/stage"  # asset definition metadata: the stage number N of `stage_N/`
-FILES_META = "igait/files"  # asset definition metadata: the file names a stage always produces
 
 
 class StorageResource(ConfigurableResource):

@@ -22,7 +22,8 @@ from dagster import ConfigurableResource, ResourceDependency
 
 from igait_pipeline.reference_model import BUNDLED_DIR, REFERENCE_NAME, REFERENCE_VERSION
 from igait_pipeline.resources.io_manager import StorageResource
-from igait_pipeline.resources.storage import Storage, model_prefix
+from igait_pipeline.layout import model_prefix
+from igait_pipeline.storage import Storage
 from igait_pipeline.stages.predict import LoadedModel, ModelError, load_model, model_gate, sha256_file
 
 MODEL_FILE = "model.pt"

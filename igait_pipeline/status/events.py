@@ -30,10 +30,9 @@ from dagster import (
     RunStatusChangeRecordsFilter,
 )
 
-from igait_pipeline.partitions import JOB_ID_RE
+from igait_pipeline.layout import JOB_ID_RE, STAGE_META
 from igait_pipeline.status.jobdoc import JobEvent, utc
 
-STAGE_META = "igait/stage"
 PARTITION_TAG = "dagster/partition"
 WILL_RETRY_TAG = "dagster/will_retry"
 

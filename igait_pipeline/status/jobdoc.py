@@ -31,9 +31,11 @@ from typing import Callable, Iterable, Literal, Optional, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from igait_pipeline.layout import FINAL_STAGE, PIPELINE_STAGES
+
 COLLECTION = "jobs"
-STAGES = tuple(range(1, 8))  # the stages a job document tracks; stage 0 is the upload itself
-FINAL_STAGE = 7
+STAGE_NUMBERS = tuple(s.number for s in PIPELINE_STAGES)  # the stages a job document tracks (not the upload)
+_STAGE_KEYS = tuple(str(n) for n in STAGE_NUMBERS)
 JOB_STATUSES = ("submitted", "processing", "completed", "failed")
 STAGE_STATUSES = ("pending", "processing", "success", "failed", "skipped")
 FINAL_JOB_STATUSES = ("completed", "failed")
@@ -89,8 +91,8 @@ class JobDocument(BaseModel):
     updated_at: Optional[datetime]
     patient: Patient
     status: JobStatus
-    current_stage: int = Field(ge=0, le=7)
-    stages: dict[Literal["1", "2", "3", "4", "5", "6", "7"], StageState] = Field(min_length=7, max_length=7)
+    current_stage: int = Field(ge=0, le=FINAL_STAGE)
+    stages: dict[Literal[_STAGE_KEYS], StageState] = Field(min_length=len(_STAGE_KEYS), max_length=len(_STAGE_KEYS))
     result: Result
     email: Optional[str]
     email_sent: bool
@@ -118,7 +120,7 @@ def new_job_doc(job_id: str, user_id: str, created_at: datetime, patient: Option
         "patient": pat,
         "status": "submitted",
         "current_stage": 0,
-        "stages": {str(n): fresh_stage() for n in STAGES},
+        "stages": {str(n): fresh_stage() for n in STAGE_NUMBERS},
         "result": dict(EMPTY_RESULT),
         "email": email,
         "email_sent": False,

@@ -32,7 +32,8 @@ from prometheus_client import CollectorRegistry, generate_latest, start_http_ser
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from igait_pipeline.status.events import JobEventReader, ReaderCursor, StageMap, job_id_of_run
-from igait_pipeline.status.jobdoc import FINAL_STAGE, JobEvent, STAGES
+from igait_pipeline.layout import FINAL_STAGE
+from igait_pipeline.status.jobdoc import STAGE_NUMBERS, JobEvent
 
 DURATION_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
 QUEUED_STATUSES = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED]
@@ -121,13 +122,13 @@ class PipelineMetrics:
             yield done
             runs = CounterMetricFamily("stage_runs", "Stage executions that ended, by outcome.",
                                        labels=["stage", "status"])
-            for n in STAGES:
+            for n in STAGE_NUMBERS:
                 for status in ("success", "failed", "skipped"):
                     runs.add_metric([str(n), status], self.stage_runs[(str(n), status)])
             yield runs
             hist = HistogramMetricFamily("stage_duration_seconds", "Duration of successful stage executions.",
                                          labels=["stage"])
-            for n in STAGES:
+            for n in STAGE_NUMBERS:
                 counts = self.buckets[str(n)]
                 hist.add_metric([str(n)], [(_le(le), c) for le, c in zip(DURATION_BUCKETS, counts)]
                                 + [("+Inf", counts[-1])], self.duration_sum[str(n)])

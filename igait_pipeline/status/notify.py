@@ -31,15 +31,15 @@ from email.utils import make_msgid
 import re
 from typing import Literal, Mapping, Optional
 
+from igait_pipeline.layout import STAGES
 from igait_pipeline.status.jobdoc import JobStore, needs_email
+
+STAGE_LABELS = {s.number: s.label for s in STAGES[1:]}
 
 log = logging.getLogger(__name__)
 
 Security = Literal["none", "starttls", "ssl"]
 _DEFAULT_PORTS = {"none": 25, "starttls": 587, "ssl": 465}
-
-STAGE_NAMES = {1: "video conversion", 2: "video check", 3: "reframing", 4: "pose estimation", 5: "gait cycles",
-               6: "prediction", 7: "results archive"}
 
 
 @dataclass(frozen=True)
@@ -173,7 +173,7 @@ def _failed_body(doc: dict, o: Outcome) -> str:
                   "", "What to do next: please check the details and send the two videos again in a new "
                       "submission (common phone formats such as MP4 or MOV are fine)."]
     else:
-        where = f" (during {STAGE_NAMES[stage]})" if stage in STAGE_NAMES else ""
+        where = f" (during {STAGE_LABELS[stage]})" if stage in STAGE_LABELS else ""
         lines += [f"Something went wrong on our side while processing the videos{where}.", "",
                   "What to do next: nothing for now. We have been notified and will look into it; you do not "
                   "need to record the videos again unless we ask you to."]

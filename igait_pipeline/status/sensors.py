@@ -1,4 +1,4 @@
-"""The Dagster side of job status: resources for the store and SMTP, and the sensor that keeps documents current.
+"""The Dagster side of job status: the sensor that keeps job documents current and sends the e-mail.
 
 `job_status_sensor` reads what the pipeline did since its cursor (`events.JobEventReader`: upload
 materializations, run starts and ends, each run's step events), folds each job's events into its document in one
@@ -7,9 +7,8 @@ one (`notify.deliver`). The cursor moves only when the whole tick succeeded; a t
 again from the same cursor, and since the fold sets absolute values from the events and the store writes only
 real changes, the documents end the same (see docs/status.md).
 
-Wire it into the Definitions with `sensors=[..., *status_sensors()]` and `resources={..., **status_resources()}`
-(it also uses the `storage` resource, a StorageResource, to read metadata.json, prediction.json and
-validation.json and to make the archive link).
+Its resources (`job_status`, `smtp`, and `storage` to read metadata.json, prediction.json and validation.json and
+to make the archive link) are in igait_pipeline.resources, whose `build_resources()` the Definitions use.
 """
 from __future__ import annotations
 
@@ -21,7 +20,6 @@ from typing import Optional
 
 from dagster import (
     AssetRecordsFilter,
-    ConfigurableResource,
     DefaultSensorStatus,
     SensorDefinition,
     SensorEvaluationContext,
@@ -29,56 +27,24 @@ from dagster import (
     SkipReason,
     sensor,
 )
-from igait_pipeline.partitions import user_id_of
+
+from igait_pipeline.layout import ARCHIVE, PREDICTION, UPLOAD, VALIDATION, user_id_of
 from igait_pipeline.resources.io_manager import StorageResource
-from igait_pipeline.resources.storage import Storage, job_key
+from igait_pipeline.resources.status import JobStatusResource, SmtpResource
+from igait_pipeline.storage import Storage
 from igait_pipeline.schemas import JobMetadata, MetadataError, Prediction, ValidationReport
 from igait_pipeline.status.events import JobEventReader, ReaderCursor, StageMap
 from igait_pipeline.status.jobdoc import (
-    COLLECTION,
     FINAL_JOB_STATUSES,
-    FINAL_STAGE,
     JobEvent,
     JobStore,
     apply_events,
     finalized_at,
-    job_store_from_uri,
     needs_email,
 )
 from igait_pipeline.status.notify import Outcome, SmtpSettings, deliver
 
 SENSOR_NAME = "job_status_sensor"
-
-
-class JobStatusResource(ConfigurableResource):
-    """Where job documents live: `firestore://PROJECT[/DATABASE]` or `sqlite:PATH`; empty: $IGAIT_STATUS_URI,
-    else `sqlite:data/status.sqlite3`."""
-
-    uri: str = ""
-    collection: str = COLLECTION
-    email_max_age_hours: float = 168.0  # jobs that finished longer ago get no e-mail (see send_pending_emails)
-    max_emails_per_tick: int = 50
-
-    def store(self) -> JobStore:
-        """A store for one sensor tick (the caller closes it)."""
-        return job_store_from_uri(self.uri or None, collection=self.collection)
-
-
-class SmtpResource(ConfigurableResource):
-    """SMTP settings; an empty field takes its value from IGAIT_SMTP_* (see status.notify). No host: no e-mail."""
-
-    host: str = ""
-    port: int = 0
-    security: str = ""
-    username: str = ""
-    password: str = ""
-    sender: str = ""
-    timeout: float = 0.0
-
-    def settings(self) -> Optional[SmtpSettings]:
-        return SmtpSettings.from_env(host=self.host, port=self.port, security=self.security,
-                                     username=self.username, password=self.password, sender=self.sender,
-                                     timeout=self.timeout)
 
 
 # ---------- reading the job's own files (facts the event log does not hold) ----------
@@ -93,7 +59,7 @@ def _read_json(storage: Storage, key: str) -> Optional[dict]:
 
 def upload_event(storage: Storage, job_id: str, at: datetime) -> JobEvent:
     """The upload as a JobEvent, with the patient details and e-mail from stage_0/metadata.json."""
-    raw = _read_json(storage, job_key(job_id, 0, "metadata.json"))
+    raw = _read_json(storage, UPLOAD.key(job_id, "metadata.json"))
     patient, email = None, None
     if raw is not None:
         try:
@@ -106,7 +72,7 @@ def upload_event(storage: Storage, job_id: str, at: datetime) -> JobEvent:
 
 def job_result(storage: Storage, job_id: str) -> dict:
     """result {score, classification, archive_key} from stage_6/prediction.json and the stage 7 archive key."""
-    pred = _read_json(storage, job_key(job_id, 6, "prediction.json"))
+    pred = _read_json(storage, PREDICTION.key(job_id))
     score = classification = None
     if pred is not None:
         try:
@@ -114,8 +80,7 @@ def job_result(storage: Storage, job_id: str) -> dict:
             score, classification = p.score, p.classification
         except ValueError:
             pass
-    return {"score": score, "classification": classification, "archive_key": job_key(job_id, FINAL_STAGE,
-                                                                                       "results.zip")}
+    return {"score": score, "classification": classification, "archive_key": ARCHIVE.key(job_id)}
 
 
 def outcome_for(storage: Storage, doc: dict) -> Outcome:
@@ -125,12 +90,12 @@ def outcome_for(storage: Storage, doc: dict) -> Outcome:
     threshold = disclaimer = validated = None
     reasons: tuple[str, ...] = ()
     if doc["status"] == "completed":
-        pred = _read_json(storage, job_key(job_id, 6, "prediction.json"))
+        pred = _read_json(storage, PREDICTION.key(job_id))
         if pred is not None:
             threshold, disclaimer = pred.get("threshold"), pred.get("disclaimer")
             validated = pred.get("clinically_validated")
     else:
-        report = _read_json(storage, job_key(job_id, 2, "validation.json"))
+        report = _read_json(storage, VALIDATION.key(job_id))
         if report is not None:
             try:
                 rep = ValidationReport.model_validate(report)
@@ -231,8 +196,3 @@ def job_status_sensor(context: SensorEvaluationContext, job_status: JobStatusRes
 
 def status_sensors() -> list[SensorDefinition]:
     return [job_status_sensor]
-
-
-def status_resources() -> dict:
-    """The resources the status sensor needs besides `storage`; values come from the environment."""
-    return {"job_status": JobStatusResource(), "smtp": SmtpResource()}

@@ -6,8 +6,9 @@ import pytest
 from dagster import AssetKey, instance_for_test, materialize
 
 from igait_pipeline import assets
-from igait_pipeline.definitions import build_resources, defs
-from igait_pipeline.resources.storage import job_key
+from igait_pipeline.definitions import defs
+from igait_pipeline.resources import build_resources
+from igait_pipeline.layout import job_key
 from igait_pipeline.schemas import Cycles, Prediction, ValidationReport
 from igait_pipeline_tests.fixtures.media import GOOD_METADATA, put_job
 
@@ -72,7 +73,7 @@ def test_corrupt_video_fails_conversion_naming_job_and_cause(local_storage, shor
     put_job(local_storage, "user1_7", corrupt_video, short_clip, GOOD_METADATA)
     result, failures = _run([assets.upload, assets.converted_video], local_storage, "user1_7")
     assert not result.success
-    assert "job user1_7: conversion failed: front video: front.mp4: not a readable video" in failures[0]
+    assert "job user1_7: video conversion failed: front video: front.mp4: not a readable video" in failures[0]
     assert _stage_keys(local_storage, "user1_7", 1) == []  # nothing half-written
 
 
@@ -88,7 +89,7 @@ def test_malformed_metadata_fails_before_any_video_work(local_storage, short_cli
     put_job(local_storage, "user1_9", short_clip, short_clip, {**GOOD_METADATA, "email": "not-an-address"})
     result, failures = _run([assets.upload, assets.converted_video], local_storage, "user1_9")
     assert not result.success
-    assert "job user1_9: conversion failed: metadata.json is invalid: email" in failures[0]
+    assert "job user1_9: video conversion failed: metadata.json is invalid: email" in failures[0]
     assert _stage_keys(local_storage, "user1_9", 1) == []
 
 
@@ -104,8 +105,8 @@ def test_no_person_fails_validation_and_stops_the_job_with_report_written(local_
     put_job(local_storage, "user1_10", empty_scene_video, short_clip, GOOD_METADATA)
     result, failures = _run([*FIRST_STAGES, assets.reframed_video], local_storage, "user1_10")
     assert not result.success
-    assert failures == ["dagster._core.definitions.events.Failure: job user1_10: validation rejected the videos: "
-                        "front view: no person found in the video"]
+    assert [f.split(": ", 1)[1] for f in failures] == [  # the message after the error's class name
+        "job user1_10: validation rejected the videos: front view: no person found in the video"]
     report = json.loads(local_storage.read_bytes(job_key("user1_10", 2, "validation.json")))
     assert report["valid"] is False and report["views"]["side"]["walking"] is True
     assert _stage_keys(local_storage, "user1_10", 3) == []  # stage 3 never started

@@ -16,14 +16,13 @@ from typing import Any
 import kubernetes
 import pytest
 import yaml
-from dagster import Definitions, InitExecutorContext, asset, define_asset_job, instance_for_test
+from dagster import DagsterRun, Definitions, InitExecutorContext, asset, define_asset_job, instance_for_test
 from dagster._core.definitions.job_base import InMemoryJob
 from dagster._core.execution.api import create_execution_plan
-from dagster._core.storage.dagster_run import DagsterRun
 from dagster_k8s.job import construct_dagster_k8s_job
 
 from igait_pipeline import execution, placement
-from igait_pipeline_tests.test_helm_values import k8s_run_launcher_config, load_values
+from igait_pipeline_tests.deploy.test_helm_values import k8s_run_launcher_config, load_values
 
 IMAGE = "europe-docker.pkg.dev/p/igait/igait-pipeline:test"
 GPU_ASSETS = {"keypoints"}

@@ -14,9 +14,9 @@ from prometheus_client import start_http_server
 
 from igait_pipeline.status.events import StageMap
 from igait_pipeline.status.metrics import registry_for
-from igait_pipeline_tests.test_status_graph import FAIL_TAG, HOLD_TAG, HOLDS, Hold, make_defs, run_job, submit
+from igait_pipeline_tests.status.test_graph import FAIL_TAG, HOLD_TAG, HOLDS, Hold, make_defs, run_job, submit
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def scrape(url: str) -> dict[str, float]:
@@ -107,7 +107,7 @@ def test_exporter_command_serves_an_instance_on_disk(tmp_path):
         env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONPATH": str(REPO)}
         proc = subprocess.Popen(
             [sys.executable, "-m", "igait_pipeline.status.metrics", "--host", "127.0.0.1", "--port", "0",
-             "--definitions", "igait_pipeline_tests.test_status_graph"],
+             "--definitions", "igait_pipeline_tests.status.test_graph"],
             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             line = proc.stdout.readline()

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
 
 
@@ -224,7 +224,7 @@ def test_dockerignore_lets_in_only_what_is_copied(stages):
     sources = [c.split()[0] for s in stages for c in s.all("COPY") if not c.startswith("--from")]
     for src in sources:
         assert included(src) or included(src + "/placement.py"), src
-    for private in (".venv/bin/python", ".git/config", "data/storage/x", "igait_pipeline_tests/test_media.py",
+    for private in (".venv/bin/python", ".git/config", "data/storage/x", "igait_pipeline_tests/stages/test_media.py",
                     "dagster_home/dagster.yaml"):
         assert not included(private), private
     assert included("igait_pipeline/placement.yaml"), "package data goes into the image"

@@ -26,8 +26,10 @@ from dagster import (
 
 from igait_pipeline.partitions import job_partitions
 from igait_pipeline.resources.io_manager import FILES_META, STAGE_META, StageFilesIOManager, StorageResource
-from igait_pipeline.resources.storage import LocalStorage, StageFiles, job_key, write_stage
-from igait_pipeline.status.sensors import JobStatusResource, SmtpResource, job_status_sensor
+from igait_pipeline.layout import job_key
+from igait_pipeline.storage import LocalStorage, StageFiles, write_stage
+from igait_pipeline.resources import JobStatusResource, SmtpResource
+from igait_pipeline.status.sensors import job_status_sensor
 
 GROUP = "igait"
 FAIL_TAG = "igait-test/fail"
@@ -162,7 +164,7 @@ def make_defs(storage_root: str | Path = "", status_uri: str = "", smtp: SmtpRes
     )
 
 
-defs = make_defs()  # for `python -m igait_pipeline.status.metrics --definitions igait_pipeline_tests.test_status_graph`
+defs = make_defs()  # for `python -m igait_pipeline.status.metrics --definitions igait_pipeline_tests.status.test_graph`
 
 
 def submit(instance: DagsterInstance, storage_root: str | Path, job_id: str, metadata: dict | None = None) -> None:

@@ -14,7 +14,7 @@ from igait_pipeline.resources.model_store import (
     ModelStore,
     ModelStoreResource,
 )
-from igait_pipeline.resources.storage import LocalStorage
+from igait_pipeline.storage import LocalStorage
 from igait_pipeline.schemas import Prediction
 from igait_pipeline.stages import cycles, features, predict, synthetic
 from igait_pipeline.stages.predict import MLP, ModelError

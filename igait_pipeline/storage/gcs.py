@@ -42,7 +42,7 @@ from google.auth.credentials import Signing
 from google.cloud import storage as gcs
 from google.cloud.storage.retry import DEFAULT_RETRY
 
-from igait_pipeline.resources.storage import ObjectInfo, Storage, StorageError, _check_key
+from igait_pipeline.storage.base import ObjectInfo, Storage, StorageError, check_key
 
 MiB = 1024 * 1024
 CHUNK_MULTIPLE = 256 * 1024  # GCS resumable chunks (and the library's download chunks) are multiples of this
@@ -95,7 +95,7 @@ class GCSStorage(Storage):
             raise StorageError(f"GCS bucket name {bucket!r} is not a bucket name")
         prefix = prefix.strip("/")
         if prefix:
-            _check_key(prefix)
+            check_key(prefix)
             if _GLOB_CHARS & set(prefix):
                 raise StorageError(f"GCS prefix {prefix!r} may not contain glob characters {''.join(sorted(_GLOB_CHARS))}")
         for what, size in (("upload_chunk_size", upload_chunk_size), ("download_chunk_size", download_chunk_size)):
@@ -129,7 +129,7 @@ class GCSStorage(Storage):
 
     # ---------- names ----------
     def _name(self, key: str) -> str:
-        return self._root + _check_key(key)
+        return self._root + check_key(key)
 
     def _key(self, name: str) -> str:
         return name[len(self._root):]

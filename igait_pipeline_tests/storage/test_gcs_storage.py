@@ -19,17 +19,10 @@ import requests
 from dagster import SensorResult, build_sensor_context, instance_for_test
 from google.cloud import storage as gcs
 
-from igait_pipeline.resources.gcs import GCSStorage, MiB
+from igait_pipeline.storage.gcs import GCSStorage, MiB
 from igait_pipeline.resources.io_manager import StorageResource
-from igait_pipeline.resources.storage import (
-    LocalStorage,
-    StageFiles,
-    StorageError,
-    job_key,
-    read_stage,
-    storage_from_uri,
-    write_stage,
-)
+from igait_pipeline.layout import job_key
+from igait_pipeline.storage import LocalStorage, StageFiles, StorageError, read_stage, storage_from_uri, write_stage
 from igait_pipeline_tests.fixtures.media import GOOD_METADATA
 
 CHUNK = 256 * 1024  # the smallest chunk GCS accepts

@@ -6,7 +6,8 @@ import time
 from dagster import AssetMaterialization, SensorResult, build_sensor_context, instance_for_test
 
 from igait_pipeline.resources.io_manager import StorageResource
-from igait_pipeline.resources.storage import LocalStorage, job_key
+from igait_pipeline.layout import job_key
+from igait_pipeline.storage import LocalStorage
 from igait_pipeline.sensors import uploads_sensor
 from igait_pipeline.uploads import scan_uploads
 from igait_pipeline_tests.fixtures.media import GOOD_METADATA, put_job

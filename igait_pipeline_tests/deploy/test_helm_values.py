@@ -5,7 +5,7 @@ No cluster and no `helm` binary here, so the chart's templates are not run. Inst
 values we set to the dagster.yaml the chart's instance ConfigMap renders from them (the camelCase -> snake_case
 mapping of the chart's `_run-launcher.tpl`, `_compute-log-manager.tpl`, `_postgresql.tpl` and
 `configmap-instance.yaml`), and Dagster's own config schemas judge the result. The chart's values.schema.json
-check runs when the chart's files are present (see igait_pipeline_tests/data/helm/README.md); they are not
+check runs when the chart's files are present (see igait_pipeline_tests/deploy/data/helm/README.md); they are not
 committed here.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dagster._core.instance.config import dagster_instance_config_schema, valida
 
 from igait_pipeline import placement
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 VALUES = ROOT / "helm" / "values.yaml"
 PROD_INSTANCE = ROOT / "deploy" / "dagster.prod.yaml"
 DATA = Path(__file__).with_name("data") / "helm"
@@ -290,7 +290,7 @@ def test_values_agree_with_prod_dagster_yaml(instance_yaml):
 
 def chart_dir() -> Path | None:
     """Where the unpacked chart (values.yaml + values.schema.json) is, if anywhere: $IGAIT_DAGSTER_CHART_DIR,
-    then igait_pipeline_tests/data/helm/dagster (git-ignored)."""
+    then igait_pipeline_tests/deploy/data/helm/dagster (git-ignored)."""
     for cand in (os.environ.get("IGAIT_DAGSTER_CHART_DIR"), DATA / "dagster"):
         if cand and (Path(cand) / "values.schema.json").exists():
             return Path(cand)
@@ -364,7 +364,7 @@ def _pyproject_deps() -> list[str]:
 def test_values_validate_against_chart_schema(values):
     cdir = chart_dir()
     if cdir is None:
-        pytest.skip("chart files absent: see igait_pipeline_tests/data/helm/README.md")
+        pytest.skip("chart files absent: see igait_pipeline_tests/deploy/data/helm/README.md")
     chart = yaml.safe_load((cdir / "Chart.yaml").read_text()) if (cdir / "Chart.yaml").exists() else {}
     if chart:
         assert str(chart["version"]) == _pinned_chart_version(), f"chart in {cdir} is {chart['version']}"

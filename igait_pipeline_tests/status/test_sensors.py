@@ -1,15 +1,17 @@
 """The status sensor on a real Dagster instance, after real runs of igait_job (the stand-in graph of
-test_status_graph: same asset names, stages, IO manager and storage layout; stages take milliseconds)."""
+igait_pipeline_tests.status.test_graph: same asset names, stages, IO manager and storage layout; stages take milliseconds)."""
 import threading
 
 import pytest
 from dagster import DagsterInstance, build_sensor_context, instance_for_test
 
-from igait_pipeline.resources.storage import LocalStorage, job_key
+from igait_pipeline.layout import job_key
+from igait_pipeline.storage import LocalStorage
 from igait_pipeline.status.events import ReaderCursor
 from igait_pipeline.status.jobdoc import JobDocument, JobStore, job_store_from_uri
-from igait_pipeline.status.sensors import JobStatusResource, SmtpResource, job_status_sensor
-from igait_pipeline_tests.test_status_graph import (
+from igait_pipeline.resources import JobStatusResource, SmtpResource
+from igait_pipeline.status.sensors import job_status_sensor
+from igait_pipeline_tests.status.test_graph import (
     FAIL_TAG,
     HOLD_TAG,
     HOLDS,
@@ -21,7 +23,7 @@ from igait_pipeline_tests.test_status_graph import (
     run_job,
     submit,
 )
-from igait_pipeline_tests.test_status_notify import forbidden_details
+from igait_pipeline_tests.status.test_notify import forbidden_details
 
 
 class Env:

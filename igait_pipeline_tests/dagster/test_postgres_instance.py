@@ -13,19 +13,18 @@ from pathlib import Path
 
 import pytest
 import yaml
-from dagster import AssetKey, DagsterRunStatus, materialize
+from dagster import AssetKey, DagsterRun, DagsterRunStatus, instance_for_test, materialize
 from dagster._config import process_config, validate_config
 from dagster._core.instance.config import dagster_instance_config_schema, validate_concurrency_config
-from dagster._core.storage.dagster_run import DagsterRun
-from dagster._core.test_utils import instance_for_test
 
 from igait_pipeline import assets
 from igait_pipeline.resources.io_manager import StageFilesIOManager, StorageResource
-from igait_pipeline.resources.storage import job_key, storage_from_uri
+from igait_pipeline.layout import job_key
+from igait_pipeline.storage import storage_from_uri
 from igait_pipeline.stages import media
 from igait_pipeline_tests.fixtures.media import GOOD_METADATA, put_job
 
-PROD = Path(__file__).resolve().parents[1] / "deploy" / "dagster.prod.yaml"
+PROD = Path(__file__).resolve().parents[2] / "deploy" / "dagster.prod.yaml"
 
 # What the daemon's environment holds in production (besides DAGSTER_PG_*, set by the postgres_db fixture).
 K8S_ENV = {

@@ -1,0 +1,134 @@
+"""The iGait job layout, in one place and without Dagster: job IDs, the stage table, storage keys.
+
+Every layer reads these: the storage library (`jobs/{job_id}/stage_N/<file>`), the assets (name, stage number and
+files of each stage), the uploads sensor, the job-status documents and e-mails (stage labels), placement and the
+CLI. Renaming a stage's file or label means editing `STAGES` here and nothing else.
+
+    jobs/{job_id}/stage_0/front.mp4, side.mp4, metadata.json     the upload (the web back end writes it)
+    jobs/{job_id}/stage_N/<file>                                  what stage N's asset wrote
+    models/{name}/{version}/model.pt, model_card.json             scoring models
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# `{user_id}_{index}`: a user ID of letters, digits and inner dashes, then an underscore and a number.
+JOB_ID_RE = re.compile(r"^(?P<user_id>[A-Za-z0-9](?:[A-Za-z0-9-]{0,126}[A-Za-z0-9])?)_(?P<index>\d{1,9})$")
+
+ASSET_GROUP = "igait"  # the Dagster asset group every stage asset belongs to
+STAGE_META = "igait/stage"  # asset definition metadata: the stage number N of `stage_N/`
+FILES_META = "igait/files"  # asset definition metadata: the file names a stage always produces
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a job: its number (the N of `stage_N/`), its asset's name, the label people read (run log,
+    job document, e-mail) and the files it always writes under `stage_N/`."""
+
+    number: int
+    asset: str
+    label: str
+    files: tuple[str, ...]
+
+    def prefix(self, job_id: str) -> str:
+        return stage_prefix(job_id, self.number)
+
+    def key(self, job_id: str, name: str | None = None) -> str:
+        """The key of one of this stage's files (the only one when name is not given)."""
+        if name is None:
+            if len(self.files) != 1:
+                raise LayoutError(f"stage {self.number} has several files {self.files}: name one")
+            name = self.files[0]
+        if name not in self.files:
+            raise LayoutError(f"stage {self.number} ({self.asset}) has no file {name!r}; its files: {self.files}")
+        return job_key(job_id, self.number, name)
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage(0, "upload", "upload", ("front.mp4", "side.mp4", "metadata.json")),
+    Stage(1, "converted_video", "video conversion", ("front.mp4", "side.mp4")),
+    Stage(2, "validation_report", "video check", ("validation.json",)),
+    Stage(3, "reframed_video", "reframing", ("front.mp4", "side.mp4", "crop.json")),
+    Stage(4, "keypoints", "pose estimation",
+          ("front_keypoints.json", "side_keypoints.json", "front_overlay.mp4", "side_overlay.mp4")),
+    Stage(5, "gait_cycles", "gait cycles", ("cycles.json", "cycles.png", "curves.png")),
+    Stage(6, "prediction", "prediction", ("prediction.json",)),
+    Stage(7, "results_archive", "results archive", ("results.zip",)),
+)
+UPLOAD, CONVERTED, VALIDATION, REFRAMED, KEYPOINTS, CYCLES, PREDICTION, ARCHIVE = STAGES
+PIPELINE_STAGES = STAGES[1:]  # what a run of the pipeline materializes; stage 0 is the upload itself
+FINAL_STAGE = STAGES[-1].number
+_BY_ASSET = {s.asset: s for s in STAGES}
+
+
+def stage(number: int) -> Stage:
+    if not 0 <= number < len(STAGES):
+        raise KeyError(f"no stage {number}; stages are 0..{FINAL_STAGE}")
+    return STAGES[number]
+
+
+def stage_of_asset(asset: str) -> Stage:
+    try:
+        return _BY_ASSET[asset]
+    except KeyError:
+        raise KeyError(f"no stage has the asset {asset!r}; assets: {sorted(_BY_ASSET)}") from None
+
+
+class JobIdError(ValueError):
+    pass
+
+
+def validate_job_id(job_id: object) -> str:
+    """Return the job ID unchanged, or raise JobIdError saying what is wrong with it (before any storage access)."""
+    if not isinstance(job_id, str) or not job_id:
+        raise JobIdError(f"job ID {job_id!r} is empty; expected {{user_id}}_{{index}}, e.g. user123_5")
+    if JOB_ID_RE.match(job_id):
+        return job_id
+    problems = []
+    if "/" in job_id or "\\" in job_id:
+        problems.append("contains a path separator")
+    if ".." in job_id:
+        problems.append("contains '..'")
+    if any(c.isspace() for c in job_id):
+        problems.append("contains white space")
+    if "_" not in job_id:
+        problems.append("has no '_' between user ID and index")
+    else:
+        user, _, index = job_id.rpartition("_")
+        if not user:
+            problems.append("has an empty user ID")
+        if not index:
+            problems.append("has an empty index")
+        elif not index.isdigit():
+            problems.append(f"index {index!r} is not a number")
+    detail = "; ".join(problems) or "has characters outside letters, digits and '-'"
+    raise JobIdError(f"job ID {job_id!r} is malformed: {detail}; expected {{user_id}}_{{index}}, e.g. user123_5")
+
+
+def user_id_of(job_id: str) -> str:
+    return JOB_ID_RE.match(validate_job_id(job_id)).group("user_id")
+
+
+class LayoutError(ValueError):
+    pass
+
+
+def stage_prefix(job_id: str, stage: int) -> str:
+    return f"jobs/{validate_job_id(job_id)}/stage_{int(stage)}/"
+
+
+def job_key(job_id: str, stage: int, name: str) -> str:
+    if "/" in name or name in ("", ".", ".."):
+        raise LayoutError(f"file name {name!r} is not a plain name")
+    return stage_prefix(job_id, stage) + name
+
+
+def upload_glob(job_glob: str = "*") -> str:
+    """A storage glob (see `Storage.list`) for the metadata.json of every upload whose job ID matches job_glob:
+    the file the web back end writes last, so its presence marks a complete upload."""
+    return f"jobs/{job_glob}/stage_{UPLOAD.number}/metadata.json"
+
+
+def model_prefix(name: str, version: str) -> str:
+    return f"models/{name}/{version}/"

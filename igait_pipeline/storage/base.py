@@ -1,0 +1,77 @@
+"""The storage interface: a flat key space of immutable objects with atomic writes. No Dagster import here.
+
+`Storage` is the small interface every backend implements (`igait_pipeline.storage.local.LocalStorage`, the embedded
+default; `igait_pipeline.storage.gcs.GCSStorage`, production). A reader (or a crash) never sees half an object at
+a final key.
+"""
+from __future__ import annotations
+
+import tempfile
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    updated: float  # seconds since the epoch
+
+
+class StorageError(RuntimeError):
+    pass
+
+
+class Storage(ABC):
+    """A flat key space of immutable objects with atomic writes."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def list(self, prefix: str, start_after: str = "", match_glob: Optional[str] = None) -> Iterator[ObjectInfo]:
+        """Objects whose key starts with prefix, in key order, after `start_after` if given.
+
+        match_glob (e.g. `jobs/*/stage_0/metadata.json`, `*` never crossing a `/`) keeps only the keys it matches;
+        backends filter on the server side where they can (GCS `matchGlob`), so a scan for one file name does
+        not enumerate every object.
+        """
+
+    @abstractmethod
+    def download(self, key: str, dest: Path) -> Path:
+        """Stream the object to a local file (written atomically) and return its path."""
+
+    @abstractmethod
+    def upload(self, src: Path, key: str) -> None:
+        """Stream a local file to key; the object appears whole or not at all."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None: ...
+
+    @abstractmethod
+    def url(self, key: str) -> str:
+        """Where a person can fetch the object (a path locally, a gs:// or signed URL on GCS)."""
+
+    def local_path(self, key: str) -> Optional[Path]:
+        """A path to read the object in place, if the backend keeps objects on the local disk."""
+        return None
+
+    def read_bytes(self, key: str) -> bytes:
+        with tempfile.TemporaryDirectory() as tmp:
+            return self.download(key, Path(tmp) / "obj").read_bytes()
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            p = Path(tmp) / "obj"
+            p.write_bytes(data)
+            self.upload(p, key)
+
+
+def check_key(key: str) -> str:
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise StorageError(f"storage key {key!r} is not a clean relative key")
+    return key
+
