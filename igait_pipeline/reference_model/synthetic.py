@@ -90,6 +90,7 @@ class WalkerParams:
     knee_offset_deg: float
     arm_swing_deg: float
     noise: float  # keypoint jitter, share of leg length
+    knee_rom_right: float = 1.0  # extra scale of the right knee's range only (< 1: a stiff-knee limp on the right)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -191,7 +192,8 @@ def _body(p: WalkerParams, t: np.ndarray, hs: dict, amp: dict) -> tuple[np.ndarr
         k, ph = _phase(t, hs[foot])
         w = _warp(ph, p.stance_ratio)
         hip = hip_mean + p.hip_offset_deg + p.hip_rom * amp[foot]["hip"][k] * (template("hip_flex", w) - hip_mean)
-        knee = knee_min + p.knee_offset_deg + p.knee_rom * amp[foot]["knee"][k] * (template("knee_flex", w) - knee_min)
+        rom = p.knee_rom * (p.knee_rom_right if foot == "right" else 1.0)
+        knee = knee_min + p.knee_offset_deg + rom * amp[foot]["knee"][k] * (template("knee_flex", w) - knee_min)
         ankle = template("ankle_dorsi", w) + p.ankle_offset_deg
         abd = template("hip_abd", w)
         kabd = template("knee_abd", w)

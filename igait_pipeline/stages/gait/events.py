@@ -160,18 +160,23 @@ def measure_view(kp: Keypoints, settings: GaitSettings = DEFAULT) -> ViewMeasure
         res.extras["pelvis_forward_norm"] = d * pelvis[:, 0] / leg
     else:
         raw_heel, raw_toe = _front_signals(res, xy, legs, pelvis)
+    # Stride period from the longest segment (autocorrelation of the unfiltered heel signals): it sets the
+    # filter's cut-off (a number of stride harmonics) and the minimum distance between events of one foot.
+    s, e = max(res.segments, key=lambda se: se[1] - se[0])
+    periods = [p for p in (period(raw_heel[f][s:e], a.fps) for f in FEET
+                           if np.isfinite(raw_heel[f][s:e]).all()) if p]
+    res.period_s = float(np.median(periods)) if periods else None
+    cutoff = ss.lowpass_harmonics / res.period_s if res.period_s and ss.lowpass_harmonics else ss.lowpass_hz
+    res.extras["lowpass_hz"] = round(cutoff, 3)
     for f in FEET:
         for sig_raw, sig in ((raw_heel[f], res.heel[f]), (raw_toe[f], res.toe[f])):
             for s, e in res.segments:
                 if np.isfinite(sig_raw[s:e]).all():
-                    sig[s:e] = lowpass(sig_raw[s:e], a.fps, ss.lowpass_hz, ss.filter_order)
-    s, e = max(res.segments, key=lambda se: se[1] - se[0])
-    periods = [p for p in (period(res.heel[f][s:e], a.fps) for f in FEET) if p]
-    res.period_s = float(np.median(periods)) if periods else None
+                    sig[s:e] = lowpass(sig_raw[s:e], a.fps, cutoff, ss.filter_order)
     ev = settings.events
     min_dist = max(ev.min_peak_distance_s, ev.period_share * res.period_s) if res.period_s else ev.min_peak_distance_s
     _events(res, min_dist, settings)
-    _alternate(res)
+    enforce_alternation(res)
     _strides(res, settings)
     _steps(res)
     return res
@@ -240,9 +245,11 @@ def _events(res: ViewMeasurement, min_dist_s: float, settings: GaitSettings) -> 
             out.sort()
 
 
-def _alternate(res: ViewMeasurement) -> None:
+def enforce_alternation(res: ViewMeasurement) -> None:
     """Per foot and segment, heel strikes and toe-offs must alternate; of two consecutive events of one kind the
-    weaker (smaller excursion) is dropped."""
+    weaker (smaller excursion from the signal's median, `extras["event_strength"]`) is dropped and counted.
+    (find_peaks' minimum distance already keeps one event of a kind per ~0.6 stride; what remains are events
+    around a missed one, or a pose model's left/right swap.)"""
     if not any(res.toe_offs[f] for f in FEET):
         res.extras["events_dropped_for_order"] = 0
         return
@@ -299,15 +306,15 @@ def _strides(res: ViewMeasurement, settings: GaitSettings) -> None:
             x = res.extras["pelvis_forward_norm"]
             i, j = int(np.argmin(np.abs(t - s.start))), int(np.argmin(np.abs(t - s.end)))
             s.speed_norm = round(float((x[j] - x[i]) / (t[j] - t[i])), 4)
+    # Gait initiation / termination: strides much slower (or faster) than the median stride of the walk.
     speeds = [s.speed_norm for s in res.strides if s.steady and s.speed_norm is not None]
-    if speeds:
-        ref = float(np.median(speeds))
-        for s in res.strides:
-            if s.steady and s.speed_norm is not None and abs(s.speed_norm / ref - 1) > st.speed_tolerance:
-                s.steady = False
-                s.excluded = ("gait initiation or termination: pelvis speed "
-                              f"{s.speed_norm:.2f} leg lengths/s vs median stride {ref:.2f}")
-    res.extras["median_stride_speed_norm"] = round(float(np.median(speeds)), 4) if speeds else None
+    ref = float(np.median(speeds)) if speeds else None
+    for s in res.strides:
+        if ref and s.steady and s.speed_norm is not None and abs(s.speed_norm / ref - 1) > st.speed_tolerance:
+            s.steady = False
+            s.excluded = (f"gait initiation or termination: pelvis speed {s.speed_norm:.2f} leg lengths/s vs "
+                          f"{ref:.2f} for the median stride")
+    res.extras["median_stride_speed_norm"] = round(ref, 4) if ref else None
 
 
 def _steps(res: ViewMeasurement) -> None:
