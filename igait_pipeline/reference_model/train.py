@@ -18,7 +18,6 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
@@ -38,8 +37,8 @@ WALKERS = 400
 DOMAIN_MARGIN = 0.25  # share of each input's training span accepted beyond its training min/max
 AGE_RANGE = (3.0, 12.0)  # the simulated ages (synthetic.sample_params)
 TRAINED_ON = ("synthetic walkers only: keypoints rendered by a parametric gait model "
-              "(igait_pipeline.reference_model.synthetic) for two simulated classes with invented, overlapping parameter "
-              "distributions; no data from any real child")
+              "(igait_pipeline.reference_model.synthetic) for two simulated classes with invented, overlapping "
+              "parameter distributions; no data from any real child")
 
 
 @dataclass
@@ -50,7 +49,7 @@ class Dataset:
     failed: list[tuple[int, str]]
 
 
-def walker_features(seed: int, label: int) -> tuple[Optional[np.ndarray], str]:
+def walker_features(seed: int, label: int) -> tuple[np.ndarray | None, str]:
     """One walker through detect_cycles and compute_features; (vector, "") or (None, why it failed)."""
     w = synthetic.make_walker(seed, label=label)
     try:
@@ -176,7 +175,7 @@ def metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict:
     pred = p >= threshold
     tp, tn = int((pred & (y == 1)).sum()), int((~pred & (y == 0)).sum())
     fp, fn = int((pred & (y == 0)).sum()), int((~pred & (y == 1)).sum())
-    return {"n": int(len(y)), "positives": int((y == 1).sum()), "threshold": threshold,
+    return {"n": len(y), "positives": int((y == 1).sum()), "threshold": threshold,
             "accuracy": round((tp + tn) / len(y), 4), "roc_auc": round(roc_auc(y, p), 4),
             "sensitivity": round(tp / (tp + fn), 4) if tp + fn else None,
             "specificity": round(tn / (tn + fp), 4) if tn + fp else None,
@@ -192,7 +191,7 @@ def checkpoint(net: MLP, mean: np.ndarray, std: np.ndarray, names: list[str], dr
 
 
 def train_reference(out_dir: str | os.PathLike, walkers: int = WALKERS, seed: int = 0, workers: int = 2,
-                    epochs: int = EPOCHS, command: Optional[str] = None, log=print) -> dict:
+                    epochs: int = EPOCHS, command: str | None = None, log=print) -> dict:
     """Build the synthetic data set, train, evaluate on held-out walkers, write model.pt and model_card.json."""
     t0 = time.time()
     ds = build_dataset(walkers, seed, workers)

@@ -5,7 +5,6 @@ import json
 import os
 import zipfile
 from pathlib import Path
-from typing import Optional
 
 from igait_pipeline.schemas import Cycles, Prediction, ValidationReport
 
@@ -25,8 +24,8 @@ def _caveat(prediction: Prediction) -> list[str]:
     return lines + ([""] if lines else [])
 
 
-def summary_text(job_id: str, validation: Optional[ValidationReport], cycles: Optional[Cycles],
-                 prediction: Optional[Prediction]) -> str:
+def summary_text(job_id: str, validation: ValidationReport | None, cycles: Cycles | None,
+                 prediction: Prediction | None) -> str:
     lines = [f"iGait results for job {job_id}", ""]
     if prediction:
         lines += _caveat(prediction)

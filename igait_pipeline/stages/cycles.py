@@ -18,7 +18,6 @@ No Dagster import here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 from igait_pipeline.schemas import Cycles, Keypoints, ParameterInfo
 from igait_pipeline.stages.gait import kinematics as kin
@@ -28,8 +27,15 @@ from igait_pipeline.stages.gait.plot import plot_curves, plot_events
 from igait_pipeline.stages.gait.settings import DEFAULT, GaitSettings
 from igait_pipeline.stages.gait.signals import CyclesError
 
-__all__ = ["CyclesError", "GaitResult", "measure_gait", "detect_cycles", "measure_views", "plot_events",
-           "plot_curves"]
+__all__ = [
+    "CyclesError",
+    "GaitResult",
+    "detect_cycles",
+    "measure_gait",
+    "measure_views",
+    "plot_curves",
+    "plot_events",
+]
 
 
 @dataclass
@@ -43,7 +49,7 @@ class GaitResult:
                 "curves.png": plot_curves(self.cycles)}
 
 
-def measure_views(side: Keypoints, front: Optional[Keypoints],
+def measure_views(side: Keypoints, front: Keypoints | None,
                   settings: GaitSettings = DEFAULT) -> dict[str, ViewMeasurement]:
     """measure_view of each view given, keyed by view; checks the views are labelled as passed."""
     if side.view != "side":
@@ -97,7 +103,7 @@ def _flags(used: ViewMeasurement, views: dict[str, ViewMeasurement], settings: G
     return flags
 
 
-def measure_gait(side: Keypoints, front: Optional[Keypoints], job_id: str,
+def measure_gait(side: Keypoints, front: Keypoints | None, job_id: str,
                  settings: GaitSettings = DEFAULT) -> GaitResult:
     """Stage 5, once per job: both views measured, cycles.json assembled (the side view first, the front view as
     fallback for the events). Raises CyclesError (with the cause; the caller adds the job ID) when neither view
@@ -135,7 +141,7 @@ def measure_gait(side: Keypoints, front: Optional[Keypoints], job_id: str,
     return GaitResult(cycles, views)
 
 
-def detect_cycles(side: Keypoints, front: Optional[Keypoints], job_id: str,
+def detect_cycles(side: Keypoints, front: Keypoints | None, job_id: str,
                   settings: GaitSettings = DEFAULT) -> Cycles:
     """cycles.json of a job (measure_gait without the measurements)."""
     return measure_gait(side, front, job_id, settings).cycles

@@ -17,7 +17,6 @@ No Dagster import here.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Optional
 
 import numpy as np
 
@@ -51,13 +50,13 @@ class FeatureSet:
     names: list[str]
     values: np.ndarray  # float64, NaN where a value could not be measured
     curves: dict[str, dict]  # cycles.json kinematics curves used (series -> {mean, sd, n_cycles, ...} or {reason})
-    parameters: dict[str, Optional[float]]
+    parameters: dict[str, float | None]
     patient: dict[str, float]
     missing_reasons: dict[str, str] = field(default_factory=dict)  # series or parameter -> why it is missing
     warnings: list[str] = field(default_factory=list)
     settings: FeatureSettings = DEFAULT
 
-    def as_dict(self) -> dict[str, Optional[float]]:
+    def as_dict(self) -> dict[str, float | None]:
         return {n: (None if not np.isfinite(v) else float(v)) for n, v in zip(self.names, self.values)}
 
     def missing(self) -> list[str]:

@@ -26,15 +26,18 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 from torch import nn
 
-from pydantic import ValidationError
-
-from igait_pipeline.schemas import ModelCard, OutOfRangeInput, Prediction, PredictionModel
+from igait_pipeline.schemas import (
+    ModelCard,
+    OutOfRangeInput,
+    Prediction,
+    PredictionModel,
+)
 from igait_pipeline.stages.features import FeatureSet
 
 CHECKPOINT_FORMAT = "igait-mlp/1"
@@ -84,7 +87,7 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def model_gate(card: dict, digest: Optional[str]) -> list[str]:
+def model_gate(card: dict, digest: str | None) -> list[str]:
     """Problems that keep a model out of use (empty: it passes). The card must validate against ModelCard (which
     requires the domain and clinically_validated) and record `digest`, model.pt's sha256 (None: file missing)."""
     problems = []
@@ -129,7 +132,7 @@ class LoadedModel:
         return str(self.card.get("trained_on", "unknown"))
 
     @property
-    def domain(self) -> Optional[dict]:
+    def domain(self) -> dict | None:
         d = self.card.get("domain")
         return d if isinstance(d, dict) else None
 
@@ -152,7 +155,7 @@ class LoadedModel:
         return float(torch.sigmoid(logit)), imputed
 
 
-def load_model(model_path: str | os.PathLike, card: dict, sha256: Optional[str] = None) -> LoadedModel:
+def load_model(model_path: str | os.PathLike, card: dict, sha256: str | None = None) -> LoadedModel:
     """Build a LoadedModel from a local model.pt and its card. sha256: the file's hash if already computed."""
     model_path = Path(model_path)
     digest = sha256 or sha256_file(model_path)
@@ -222,9 +225,9 @@ def _domain_check(features: FeatureSet, model: LoadedModel) -> tuple[list[str], 
     return reasons, out
 
 
-def predict(features: FeatureSet, loaded_model: LoadedModel, job_id: str, threshold: Optional[float] = None,
-            flags: Optional[list[dict]] = None, settings: PredictSettings = PredictSettings(),
-            stage5_settings: Optional[dict] = None) -> Prediction:
+def predict(features: FeatureSet, loaded_model: LoadedModel, job_id: str, threshold: float | None = None,
+            flags: list[dict] | None = None, settings: PredictSettings = PredictSettings(),
+            stage5_settings: dict | None = None) -> Prediction:
     """Score and classification ("ASD" when score >= threshold), or "INDETERMINATE" with the reasons when the job
     is outside the model's domain, an input is missing, or a quality flag in `flags` (cycles.json
     quality.flags) that the features depend on failed."""
@@ -260,4 +263,4 @@ def _base(name: str) -> str:
     head, _, tail = name.rpartition("_")
     if tail.isdigit():
         return head
-    return name[: -len("_cycle_sd")] if name.endswith("_cycle_sd") else name
+    return name.removesuffix("_cycle_sd")

@@ -18,10 +18,10 @@ from igait_pipeline.resources.model_store import (
     ModelStore,
     ModelStoreResource,
 )
-from igait_pipeline.storage import LocalStorage
 from igait_pipeline.schemas import Prediction
 from igait_pipeline.stages import cycles, features, predict
 from igait_pipeline.stages.predict import MLP, ModelError
+from igait_pipeline.storage import LocalStorage
 
 PREFIX = f"models/{REFERENCE_NAME}/{REFERENCE_VERSION}/"
 

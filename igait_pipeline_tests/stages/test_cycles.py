@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from igait_pipeline.schemas import LM, Cycles, Keypoints
 from igait_pipeline.reference_model import synthetic
+from igait_pipeline.schemas import LM, Cycles, Keypoints
 from igait_pipeline.stages import cycles
 from igait_pipeline.stages.cycles import CyclesError, detect_cycles
 from igait_pipeline.stages.gait.events import enforce_alternation, measure_view

@@ -18,15 +18,24 @@ by more than `speed_tolerance` (gait initiation or termination).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 from scipy import signal
 
 from igait_pipeline.schemas import LM, Keypoints, Stride
 from igait_pipeline.stages.gait.settings import DEFAULT, GaitSettings
-from igait_pipeline.stages.gait.signals import (FEET, Arrays, arrays, fill_gaps, leg_lengths, lowpass, mid,
-                                                period, refine, runs)
+from igait_pipeline.stages.gait.signals import (
+    FEET,
+    Arrays,
+    arrays,
+    fill_gaps,
+    leg_lengths,
+    lowpass,
+    mid,
+    period,
+    refine,
+    runs,
+)
 
 LOWER_BODY = [f"{s}_{p}" for s in FEET for p in ("hip", "knee", "ankle", "heel", "foot_index")]
 
@@ -52,7 +61,7 @@ class ViewMeasurement:
     raw: Arrays  # the landmarks as read (gaps not bridged)
     used: np.ndarray  # frames inside a usable segment (after bridging short gaps)
     segments: list[tuple[int, int]] = field(default_factory=list)
-    xy: Optional[np.ndarray] = None  # landmarks with short gaps bridged, NaN outside segments
+    xy: np.ndarray | None = None  # landmarks with short gaps bridged, NaN outside segments
     direction: int = 1  # +1: walking direction is +x (side) / towards the camera (front)
     direction_label: str = "unknown"
     leg_px: float = float("nan")
@@ -62,10 +71,10 @@ class ViewMeasurement:
     toe_offs: dict = field(default_factory=lambda: {f: [] for f in FEET})
     strides: list[Stride] = field(default_factory=list)  # every plausible stride, steady or not
     steps: list[Step] = field(default_factory=list)
-    in_frame: Optional[np.ndarray] = None
+    in_frame: np.ndarray | None = None
     frames_detected: int = 0
     frames_visible: int = 0
-    period_s: Optional[float] = None
+    period_s: float | None = None
     extras: dict = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)

@@ -11,21 +11,24 @@ Angles (2-D, image pixels, degrees):
   perpendicular to the right-hip → left-hip line), positive when the knee lies lateral (away from the midline).
 * front knee abduction (+, valgus-like) / adduction (−, varus-like): the shank's lateral angle minus the thigh's.
 
-Each series is low-passed (KinematicsSettings.lowpass_hz, zero phase), cut at that leg's own steady heel strikes in its view (one cycle = heel strike to the next heel
-strike of the same foot), each cycle resampled to `points` (101: 0, 1, ..., 100 %) and averaged. When a leg has no
-usable cycle of its own, the other leg's cycles shifted by half a cycle are used, then windows of the stride period
-(the alignment is recorded). Range of motion (ROM) is max − min of the mean curve; the symmetry index of a joint is
-100 · (ROM_left − ROM_right) / mean(ROM_left, ROM_right) (Robinson et al. 1987; signed: + = left moves more).
+Each series is low-passed (KinematicsSettings.lowpass_hz, zero phase), cut at that leg's own steady heel strikes
+in its view (one cycle = heel strike to the next heel strike of the same foot), each cycle resampled to `points`
+(101: 0, 1, ..., 100 %) and averaged. When a leg has no usable cycle of its own, the other leg's cycles shifted by
+half a cycle are used, then windows of the stride period (the alignment is recorded). Range of motion (ROM) is
+max − min of the mean curve; the symmetry index of a joint is 100 · (ROM_left − ROM_right) / mean(ROM_left,
+ROM_right) (Robinson et al. 1987; signed: + = left moves more).
 """
 from __future__ import annotations
-
-from typing import Optional
 
 import numpy as np
 
 from igait_pipeline.schemas import LM, Stride
 from igait_pipeline.stages.gait.events import ViewMeasurement
-from igait_pipeline.stages.gait.settings import DEFAULT, GaitSettings, KinematicsSettings
+from igait_pipeline.stages.gait.settings import (
+    DEFAULT,
+    GaitSettings,
+    KinematicsSettings,
+)
 from igait_pipeline.stages.gait.signals import lowpass
 
 JOINTS = {"side": ["side_hip_flexion", "side_knee_flexion"], "front": ["front_hip_abduction", "front_knee_abduction"]}
@@ -77,7 +80,7 @@ def front_angles(xy: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def normalise_cycle(t: np.ndarray, y: np.ndarray, start: float, end: float,
-                    ks: KinematicsSettings = DEFAULT.kinematics) -> Optional[np.ndarray]:
+                    ks: KinematicsSettings = DEFAULT.kinematics) -> np.ndarray | None:
     """y over [start, end] resampled to ks.points phases, or None when too little of it was measured."""
     sel = (t >= start) & (t <= end)
     n = int(sel.sum())
@@ -91,8 +94,8 @@ def normalise_cycle(t: np.ndarray, y: np.ndarray, start: float, end: float,
     return np.interp(start + np.linspace(0.0, 1.0, ks.points) * (end - start), tt, yy)
 
 
-def series_cycles(t: np.ndarray, y: np.ndarray, strides: list[Stride], foot: str, period_s: Optional[float],
-                  used: np.ndarray, ks: KinematicsSettings = DEFAULT.kinematics) -> tuple[Optional[np.ndarray], str, str]:
+def series_cycles(t: np.ndarray, y: np.ndarray, strides: list[Stride], foot: str, period_s: float | None,
+                  used: np.ndarray, ks: KinematicsSettings = DEFAULT.kinematics) -> tuple[np.ndarray | None, str, str]:
     """(cycles array (k, points) or None, alignment, what was tried) for one series of one leg."""
     y = np.where(used, y, np.nan)
     other = "right" if foot == "left" else "left"

@@ -6,8 +6,6 @@ them.
 """
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from igait_pipeline.schemas import LM
@@ -38,14 +36,14 @@ METHODS = {
 }
 
 
-def _info(value: Optional[float], n: int, basis: str, reason: Optional[str] = None) -> dict:
+def _info(value: float | None, n: int, basis: str, reason: str | None = None) -> dict:
     if value is not None and not np.isfinite(value):
         value = None
     return {"value": None if value is None else round(float(value), 5), "n": n, "basis": basis,
             "reason": reason if value is None else None}
 
 
-def parameters(res: ViewMeasurement, front: Optional[ViewMeasurement],
+def parameters(res: ViewMeasurement, front: ViewMeasurement | None,
                settings: GaitSettings = DEFAULT) -> dict[str, dict]:
     """{name: {"value", "n", "basis", "reason"}} for every name in METHODS."""
     st = settings.strides
@@ -111,7 +109,7 @@ def _step_lengths(res: ViewMeasurement, steps) -> list[float]:
     return vals
 
 
-def _speed(res: ViewMeasurement, strides) -> Optional[float]:
+def _speed(res: ViewMeasurement, strides) -> float | None:
     x = res.extras.get("pelvis_forward_norm")
     if x is None or not strides:
         return None

@@ -3,7 +3,6 @@ refinement, period by autocorrelation). No Dagster import here."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 from scipy import signal
@@ -107,7 +106,7 @@ def refine(x: np.ndarray, i: int) -> float:
     return float(i)
 
 
-def period(x: np.ndarray, fps: float, lo_s: float = 0.45, hi_s: float = 2.5) -> Optional[float]:
+def period(x: np.ndarray, fps: float, lo_s: float = 0.45, hi_s: float = 2.5) -> float | None:
     """The signal's dominant period in seconds (first autocorrelation peak above 0.3, scipy.signal.find_peaks),
     or None."""
     x = x - x.mean()
