@@ -57,3 +57,11 @@ def test_stage_table_is_written_once():
             if hit:
                 offenders.append(f"{path.relative_to(PACKAGE)}:{line}: {value[:60]!r}")
     assert offenders == []
+
+
+def test_ruff_is_clean():
+    """The lint rules of pyproject.toml ([tool.ruff]) hold over the whole repository."""
+    root = PACKAGE.parent
+    out = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", str(root)], capture_output=True,
+                         text=True, cwd=root, timeout=300)
+    assert out.returncode == 0, out.stdout[-4000:]
