@@ -7,9 +7,9 @@ a stage function from `igait_pipeline.stages`, and returns its own files plus th
 import base64
 import json
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 from dagster import (
@@ -39,9 +39,9 @@ from igait_pipeline.layout import (
 from igait_pipeline.partitions import job_partitions
 from igait_pipeline.resources.io_manager import StorageResource
 from igait_pipeline.resources.model_store import ModelStoreResource
-from igait_pipeline.storage import StageFiles, write_stage
 from igait_pipeline.schemas import VIEWS, Cycles, JobMetadata, Keypoints, Prediction, ValidationReport
 from igait_pipeline.stages import archive, cycles, features, media, pose, predict, reframe, validity
+from igait_pipeline.storage import StageFiles, write_stage
 
 
 def _meta(stage: Stage) -> dict:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -105,7 +105,7 @@ class JobMetadata(BaseModel):
         return v
 
     @classmethod
-    def parse(cls, raw: dict) -> "JobMetadata":
+    def parse(cls, raw: dict) -> JobMetadata:
         """Parse the raw web-app document; raise MetadataError naming each bad field."""
         if not isinstance(raw, dict):
             raise MetadataError("metadata.json is not a JSON object")
@@ -124,7 +124,7 @@ class JobMetadata(BaseModel):
             raise MetadataError(f"metadata.json is invalid: {detail}") from None
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "JobMetadata":
+    def from_json(cls, text: str | bytes) -> JobMetadata:
         """Parse metadata.json's bytes; bad JSON is a MetadataError like any other bad metadata."""
         try:
             raw = json.loads(text)
@@ -148,7 +148,7 @@ class ViewValidation(BaseModel):
     walking: bool
     hip_travel: float = Field(description="horizontal travel of the walker's hips, share of frame width")
     scale_change: float = Field(description="ratio of the walker's last to first body height")
-    walker_box: Optional[list[float]] = Field(None, description="union box [x0, y0, x1, y1], normalised")
+    walker_box: list[float] | None = Field(None, description="union box [x0, y0, x1, y1], normalised")
     track: list[list[float]] = Field(default_factory=list, description="[t, x0, y0, x1, y1] per sampled frame")
     reasons: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
@@ -171,7 +171,7 @@ class ModelInfo(BaseModel):
 class KeypointFrame(BaseModel):
     index: int
     t: float
-    landmarks: Optional[list[list[float]]] = None  # 33 × [x, y, z, visibility]
+    landmarks: list[list[float]] | None = None  # 33 × [x, y, z, visibility]
 
 
 class Keypoints(BaseModel):
@@ -191,17 +191,17 @@ class Stride(BaseModel):
     start: float
     end: float
     duration: float
-    toe_off: Optional[float] = Field(None, description="that foot's toe-off inside the stride, if exactly one")
+    toe_off: float | None = Field(None, description="that foot's toe-off inside the stride, if exactly one")
     steady: bool = Field(True, description="not cut by the frame edge, not gait initiation or termination")
-    excluded: Optional[str] = Field(None, description="why the stride is not steady")
-    speed_norm: Optional[float] = Field(None, description="side view: pelvis speed in leg lengths/s")
+    excluded: str | None = Field(None, description="why the stride is not steady")
+    speed_norm: float | None = Field(None, description="side view: pelvis speed in leg lengths/s")
 
 
 class ParameterInfo(BaseModel):
-    value: Optional[float]
+    value: float | None
     n: int = Field(description="steady strides (or steps, or frames: see basis) the value was computed from")
     basis: str
-    reason: Optional[str] = Field(None, description="why the value is null")
+    reason: str | None = Field(None, description="why the value is null")
 
 
 class Cycles(BaseModel):
@@ -214,7 +214,7 @@ class Cycles(BaseModel):
     toe_offs: dict[str, list[float]]
     strides: list[Stride] = Field(description="steady strides of view_used (the parameters use these)")
     excluded_strides: list[Stride] = Field(default_factory=list, description="strides that are not steady, why")
-    parameters: dict[str, Optional[float]]
+    parameters: dict[str, float | None]
     parameter_details: dict[str, ParameterInfo] = Field(default_factory=dict)
     methods: dict[str, str] = Field(default_factory=dict, description="how each parameter is computed")
     kinematics: dict[str, object] = Field(default_factory=dict,

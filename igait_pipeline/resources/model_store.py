@@ -5,10 +5,10 @@ through `ModelStore.publish`, which runs the model gate (`predict.model_gate`: t
 `schemas.ModelCard`, declares its domain and validation status, and records model.pt's sha256) and refuses a model
 that fails it; the prediction asset runs the same gate as a blocking asset check on every job. `ModelStore.load`
 downloads a model through the `Storage` interface, checks model.pt against the sha256 its card records
-(ModelIntegrityError on a mismatch) and builds a `LoadedModel` (igait_pipeline.stages.predict). The bundled reference model
-(igait_pipeline/reference_model, trained on synthetic walkers) is copied into storage the first time it is
-asked for; any other name/version must have been published there (`ModelStore.publish` or by copying the two
-files), e.g. a model trained on real data later.
+(ModelIntegrityError on a mismatch) and builds a `LoadedModel` (igait_pipeline.stages.predict). The bundled
+reference model (igait_pipeline/reference_model, trained on synthetic walkers) is copied into storage the first
+time it is asked for; any other name/version must have been published there with `ModelStore.publish`, e.g. a
+model trained on real data later (files copied there by other means still meet the gate on every job).
 
 `ModelStoreResource` is the Dagster resource: which model (name, version) the prediction asset uses.
 """
@@ -16,15 +16,14 @@ files), e.g. a model trained on real data later.
 import json
 import tempfile
 from pathlib import Path
-from typing import Optional
 
 from dagster import ConfigurableResource, ResourceDependency
 
+from igait_pipeline.layout import model_prefix
 from igait_pipeline.reference_model import BUNDLED_DIR, REFERENCE_NAME, REFERENCE_VERSION
 from igait_pipeline.resources.io_manager import StorageResource
-from igait_pipeline.layout import model_prefix
-from igait_pipeline.storage import Storage
 from igait_pipeline.stages.predict import LoadedModel, ModelError, load_model, model_gate, sha256_file
+from igait_pipeline.storage import Storage
 
 MODEL_FILE = "model.pt"
 CARD_FILE = "model_card.json"
@@ -68,7 +67,7 @@ class ModelStore:
                        if o.key.endswith("/" + CARD_FILE)})
 
     # ---------- writing ----------
-    def publish(self, directory: str | Path, name: Optional[str] = None, version: Optional[str] = None) -> dict:
+    def publish(self, directory: str | Path, name: str | None = None, version: str | None = None) -> dict:
         """Promote a model: upload model.pt and model_card.json from a local directory, model first, card last (a
         reader that finds the card finds the model), after the model gate passes; ModelIntegrityError otherwise."""
         d = Path(directory)
