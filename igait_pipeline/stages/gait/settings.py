@@ -27,8 +27,9 @@ class SignalSettings:
     lowpass_harmonics: float = 3.0
     """When the stride period is known (autocorrelation of the unfiltered heel signal), the cut-off is this many
     stride frequencies (≈ 3.3 Hz for a 0.9 s stride), so slow and fast walkers are filtered alike. 3 places heel
-    strikes closest to the truth on the simulated reference walkers (tests/stages/test_gait_reference.py; 89 %
-    within one frame at 60 fps vs 74 % with 4, and 72 % with a fixed 4 Hz)."""
+    strikes closest to the truth on the simulated reference walkers
+    (igait_pipeline_tests/stages/test_gait_reference.py; 89 % within one frame at 60 fps vs 74 % with 4, and 72 %
+    with a fixed 4 Hz)."""
     filter_order: int = 4
     """Order of that Butterworth filter (applied forwards and backwards: no phase shift, so no event lag)."""
     edge_margin: float = 0.02
