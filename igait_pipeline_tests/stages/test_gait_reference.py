@@ -4,7 +4,7 @@ gaitmap tests its algorithms against reference data.
 
 The issue's targets at 60 fps are >= 95 % of heel strikes and toe-offs within one frame, cadence within 2 %, CV
 and asymmetry within one percentage point. What the method reaches on these walkers is asserted below (measured
-over these 96 walkers: heel strikes 89 % within 1 frame and 99 % within 2, toe-offs 70 % / 92 %, cadence 100 %
+over these 96 walkers: heel strikes 89 % within 1 frame and 99 % within 2, toe-offs 78 % / 97 %, cadence 100 %
 within 2 %, CV 93 % within 1 pp and 100 % within 2, asymmetry 69 % within 1 pp and 94 % within 2); the gap to
 the targets is explained in docs/pipeline.md. The toe-off bias assertion fails on the old method (toe landmark:
 2.0 frames late on these walkers).
@@ -89,8 +89,8 @@ def test_toe_offs_from_the_ankle_against_reference(reference_runs):
     err = np.concatenate([r["to"] for r in reference_runs])
     assert len(err) > 800
     assert abs(err.mean()) < 1.0  # the toe landmark made them 2 frames late here (60-116 ms on real clips)
-    assert _share(err, 1.0) >= 0.65
-    assert _share(err, 2.0) >= 0.9
+    assert _share(err, 1.0) >= 0.72
+    assert _share(err, 2.0) >= 0.95
 
 
 def test_cadence_within_two_percent_of_reference(reference_runs):

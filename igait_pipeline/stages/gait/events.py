@@ -177,11 +177,14 @@ def measure_view(kp: Keypoints, settings: GaitSettings = DEFAULT) -> ViewMeasure
     res.period_s = float(np.median(periods)) if periods else None
     cutoff = ss.lowpass_harmonics / res.period_s if res.period_s and ss.lowpass_harmonics else ss.lowpass_hz
     res.extras["lowpass_hz"] = round(cutoff, 3)
+    to_cutoff = (ss.toe_off_lowpass_harmonics / res.period_s if res.period_s and ss.toe_off_lowpass_harmonics
+                 else cutoff)
+    res.extras["toe_off_lowpass_hz"] = round(to_cutoff, 3)
     for f in FEET:
-        for sig_raw, sig in ((raw_heel[f], res.heel[f]), (raw_toe[f], res.toe[f])):
+        for sig_raw, sig, hz in ((raw_heel[f], res.heel[f], cutoff), (raw_toe[f], res.toe[f], to_cutoff)):
             for s, e in res.segments:
                 if np.isfinite(sig_raw[s:e]).all():
-                    sig[s:e] = lowpass(sig_raw[s:e], a.fps, cutoff, ss.filter_order)
+                    sig[s:e] = lowpass(sig_raw[s:e], a.fps, hz, ss.filter_order)
     ev = settings.events
     min_dist = max(ev.min_peak_distance_s, ev.period_share * res.period_s) if res.period_s else ev.min_peak_distance_s
     _events(res, min_dist, settings)
