@@ -5,10 +5,14 @@ a stage function from `igait_pipeline.stages`, and returns its own files plus th
 """
 
 import base64
+import functools
+import inspect
 import json
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 import cv2
@@ -24,7 +28,7 @@ from dagster import (
     asset,
 )
 
-from igait_pipeline import placement
+from igait_pipeline import placement, watchdog
 from igait_pipeline.layout import (
     ASSET_GROUP,
     FILES_META,
@@ -59,8 +63,45 @@ def stage_asset(description: str, kinds: set[str], code_version: str = "1",
         return asset(name=name, description=description, group_name=ASSET_GROUP, partitions_def=job_partitions,
                      code_version=code_version, kinds=kinds, metadata=_meta(stage_of_asset(name)),
                      op_tags=placement.op_tags_for(name), **({"pool": pool} if pool else {}),
-                     **({"check_specs": check_specs} if check_specs else {}))(fn)
+                     **({"check_specs": check_specs} if check_specs else {}))(_step(fn))
     return decorate
+
+
+_SCRATCH: ContextVar[list[Path] | None] = ContextVar("igait_scratch", default=None)
+
+
+@contextmanager
+def _step_scope() -> Iterator[None]:
+    watchdog.exit_with_parent()
+    made: list[Path] = []
+    token = _SCRATCH.set(made)
+    try:
+        yield
+    except BaseException:
+        for d in made:
+            shutil.rmtree(d, ignore_errors=True)
+        raise
+    finally:
+        _SCRATCH.reset(token)
+
+
+def _step(fn):
+    """Around each stage asset: a step process of the multiprocess executor ends itself when its run worker
+    dies (no orphan holding memory and a GPU), and the scratch directories the stage made are removed if it
+    fails (on success the IO manager stores their files and removes them). A stage that yields (its output and
+    an asset check result) is wrapped as a generator, so the scope covers its whole body."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def run_yielding(*args, **kwargs):
+            with _step_scope():
+                yield from fn(*args, **kwargs)
+        return run_yielding
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        with _step_scope():
+            return fn(*args, **kwargs)
+    return run
 
 
 upload = AssetSpec(
@@ -93,7 +134,13 @@ def _stage(context: AssetExecutionContext) -> Stage:
 
 
 def _scratch(context: AssetExecutionContext) -> Path:
-    return Path(tempfile.mkdtemp(prefix=f"igait-{context.partition_key}-stage{_stage(context).number}-"))
+    """A fresh scratch directory for this stage's files (removed when the stage fails or its files are stored)."""
+    d = Path(tempfile.mkdtemp(prefix=f"igait-{context.partition_key}-stage{_stage(context).number}-"))
+    made = _SCRATCH.get()
+    if made is not None:
+        made.append(d)
+    watchdog.scratch_dirs.add(d)
+    return d
 
 
 def _outputs(context: AssetExecutionContext, out: Path) -> dict[str, Path]:
@@ -138,7 +185,7 @@ def converted_video(context: AssetExecutionContext, upload: StageFiles) -> Outpu
         for view in VIEWS:
             src = upload[f"{view}.mp4"]
             try:
-                before = media.probe(src)
+                before = media.probe(src, min_duration=media.MIN_WALK_DURATION_S)
                 context.log.info(f"job {job_id}: converting {view} video ({before.width}×{before.height}, "
                                  f"{before.fps:.2f} fps, {before.codec}, {before.duration:.1f} s)")
                 info = media.convert(src, out / f"{view}.mp4", progress=lambda p, v=view: context.log.info(

@@ -22,9 +22,8 @@ from igait_pipeline.layout import (
     upload_glob,
     validate_job_id,
 )
-from igait_pipeline.storage import Storage, storage_from_uri
 from igait_pipeline.schemas import JobMetadata, MetadataError
-
+from igait_pipeline.storage import Storage, storage_from_uri
 
 
 class CliError(Exception):
@@ -51,11 +50,11 @@ def submit(front: Path, side: Path, metadata: Path, job_id: str | None = None, u
         raise CliError(f"{metadata}: {e}") from None
     for view, path in (("front", front), ("side", side)):
         try:
-            media.probe(path)
+            media.probe(path, min_duration=media.MIN_WALK_DURATION_S)
         except media.MediaError as e:
             raise CliError(f"{view} video {path}: {e}") from None
     try:
-        job_id = validate_job_id(job_id) if job_id else next_job_id(storage, user_id)
+        job_id = validate_job_id(job_id) if job_id is not None else next_job_id(storage, user_id)
     except JobIdError as e:
         raise CliError(str(e)) from None
     if storage.exists(UPLOAD.key(job_id, "metadata.json")):

@@ -36,7 +36,7 @@ _UNIT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(cm|m|mm|in|inch|inches|\")?\s*$", re
 def parse_height_cm(value: object) -> float:
     """Height as the web app sends it (`4'2"`, `4 ft 2 in`, `127 cm`, `1.27 m`, `50 in`, or a number of cm)."""
     if isinstance(value, bool):
-        raise MetadataError(f"height {value!r} is not a height")
+        raise MetadataError("height is true/false, not a height")
     if isinstance(value, (int, float)):
         cm = float(value)
     else:
@@ -47,11 +47,11 @@ def parse_height_cm(value: object) -> float:
         else:
             m = _UNIT.match(text)
             if not m:
-                raise MetadataError(f"height {value!r} is not understood (expected e.g. 4'2\" or 127 cm)")
+                raise MetadataError("height is not understood (expected e.g. 4'2\" or 127 cm)")
             number, unit = float(m.group(1)), (m.group(2) or "cm").lower()
             cm = number * {"cm": 1.0, "m": 100.0, "mm": 0.1, "in": 2.54, "inch": 2.54, "inches": 2.54, '"': 2.54}[unit]
     if not 40.0 <= cm <= 250.0:
-        raise MetadataError(f"height {value!r} is {cm:.0f} cm, outside 40–250 cm")
+        raise MetadataError("height is outside 40–250 cm")
     return round(cm, 1)
 
 
@@ -60,20 +60,62 @@ _WEIGHT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(kg|kgs|lb|lbs|pounds)?\s*$", re.I)
 
 def parse_weight_kg(value: object) -> float:
     if isinstance(value, bool):
-        raise MetadataError(f"weight {value!r} is not a weight")
+        raise MetadataError("weight is true/false, not a weight")
     if isinstance(value, (int, float)):
         kg = float(value)
     else:
         m = _WEIGHT.match(str(value))
         if not m:
-            raise MetadataError(f"weight {value!r} is not understood (expected e.g. 25 kg or 55 lb)")
+            raise MetadataError("weight is not understood (expected e.g. 25 kg or 55 lb)")
         kg = float(m.group(1)) * (0.45359237 if (m.group(2) or "kg").lower().startswith(("lb", "p")) else 1.0)
     if not 5.0 <= kg <= 300.0:
-        raise MetadataError(f"weight {value!r} is {kg:.0f} kg, outside 5–300 kg")
+        raise MetadataError("weight is outside 5–300 kg")
     return round(kg, 1)
 
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+class AddressError(ValueError):
+    """An e-mail address that cannot be used as the one recipient. The message names the problem, never the
+    address (it is patient data: it goes to logs)."""
+
+
+# Characters no usable single mailbox holds: separators of several addresses, display-name and comment syntax.
+_ADDRESS_FORBIDDEN = set(',;<>()[]"\\')
+MAX_ADDRESS_LENGTH = 254  # RFC 5321: a path of 256 octets including the angle brackets
+
+
+def normalize_email(value: object) -> str:
+    """One recipient `local@domain`, normalised: the domain in IDNA ASCII and lower case, the local part as given.
+
+    Refused (AddressError): anything but a string; white space or control characters anywhere (a trailing
+    newline too); a comma, semicolon, angle bracket or other syntax that makes several recipients or a display
+    name; not exactly one '@'; an empty, over-long or dotted-wrong part; a domain without a dot or not
+    encodable in IDNA. A local part with non-ASCII letters is kept: sending it needs a server that offers
+    SMTPUTF8 (status.notify checks that and refuses clearly otherwise).
+    """
+    if not isinstance(value, str):
+        raise AddressError("email is not a string")
+    if _ADDRESS_FORBIDDEN & set(value):
+        raise AddressError("email must be one plain address (no comma, semicolon, brackets, quotes or name)")
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
+        raise AddressError("email contains white space or a control character (a line break?)")
+    if value.count("@") != 1:
+        raise AddressError("email must contain exactly one '@'")
+    local, domain = value.split("@")
+    if not local or len(local.encode("utf-8")) > 64 or local.startswith(".") or local.endswith(".") or ".." in local:
+        raise AddressError("email has an empty, over-long or badly dotted part before the '@'")
+    labels = domain.split(".")
+    if len(labels) < 2 or any(not label for label in labels):
+        raise AddressError("email has no usable domain after the '@'")
+    try:
+        ascii_domain = ".".join(label.encode("idna").decode("ascii") for label in labels).lower()
+    except UnicodeError:
+        raise AddressError("email's domain cannot be written in IDNA") from None
+    if not all(re.fullmatch(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", label) for label in ascii_domain.split(".")):
+        raise AddressError("email's domain has characters a domain cannot hold")
+    address = f"{local}@{ascii_domain}"
+    if len(address.encode("utf-8")) > MAX_ADDRESS_LENGTH:
+        raise AddressError(f"email is longer than {MAX_ADDRESS_LENGTH} bytes")
+    return address
 
 
 class JobMetadata(BaseModel):
@@ -88,21 +130,42 @@ class JobMetadata(BaseModel):
     ethnicity: str = Field(min_length=1)
     email: str
 
+    @field_validator("age", mode="before")
+    @classmethod
+    def _age(cls, v: object) -> float:
+        if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+            raise ValueError("age must be a number of years")  # `"age": true` is not 1 year
+        if isinstance(v, str):
+            if not re.fullmatch(r"\s*\d+(?:\.\d+)?\s*", v):
+                raise ValueError("age must be a number of years")
+            return float(v)
+        return float(v)
+
+    @field_validator("ethnicity", mode="before")
+    @classmethod
+    def _text(cls, v: object) -> str:
+        if not isinstance(v, str):
+            raise ValueError("ethnicity must be text")
+        return v
+
     @field_validator("sex", mode="before")
     @classmethod
     def _sex(cls, v: object) -> str:
-        s = str(v).strip().lower()
+        if not isinstance(v, str):
+            raise ValueError("sex must be text")
+        s = v.strip().lower()
         table = {"m": "M", "male": "M", "boy": "M", "f": "F", "female": "F", "girl": "F", "o": "O", "other": "O"}
         if s not in table:
-            raise ValueError(f"sex {v!r} is not one of M, F, O")
+            raise ValueError("sex is not one of M, F, O")
         return table[s]
 
-    @field_validator("email")
+    @field_validator("email", mode="before")
     @classmethod
-    def _email(cls, v: str) -> str:
-        if not _EMAIL.match(v):
-            raise ValueError(f"email {v!r} is not an e-mail address")
-        return v
+    def _email(cls, v: object) -> str:
+        try:
+            return normalize_email(v)
+        except AddressError as e:
+            raise ValueError(str(e)) from None
 
     @classmethod
     def parse(cls, raw: dict) -> JobMetadata:
@@ -120,7 +183,9 @@ class JobMetadata(BaseModel):
             return cls.model_validate(data)
         except ValueError as e:  # pydantic.ValidationError is a ValueError
             errs = getattr(e, "errors", lambda: [])()
-            detail = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in errs) or str(e)
+            # the field and pydantic's message only: never the input value (patient data goes nowhere near logs)
+            detail = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg'].removeprefix('Value error, ')}"
+                               for x in errs) or "unusable values"
             raise MetadataError(f"metadata.json is invalid: {detail}") from None
 
     @classmethod

@@ -210,7 +210,9 @@ def _domain_check(features: FeatureSet, model: LoadedModel) -> tuple[list[str], 
     lo_age, hi_age = dom.get("age_years", (float("-inf"), float("inf")))
     age = features.patient.get("age_years")
     if age is not None and not lo_age <= age <= hi_age:
-        reasons.append(f"age {age:g} years is outside the model's domain ({lo_age:g}–{hi_age:g} years)")
+        # No patient value in a reason: reasons go to logs, the event log and SUMMARY.txt (the value is in
+        # out_of_range_inputs, in prediction.json only).
+        reasons.append(f"the age is outside the model's domain ({lo_age:g}–{hi_age:g} years)")
     ranges = dom.get("feature_ranges", {})
     index = {n: i for i, n in enumerate(features.names)}
     out = []

@@ -8,8 +8,8 @@ the side view, toward (or away from) the camera in the front view. The report ke
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
 
 import cv2
 import numpy as np
@@ -19,7 +19,16 @@ from igait_pipeline.stages import media
 from igait_pipeline.stages.pose import MediaPipePose, Person, PoseEstimator, detect_people, full_body
 
 SAMPLE_HZ = 4.0
-MAX_SAMPLES = 90
+MAX_SAMPLES = 90  # long videos are sampled more sparsely to stay near this many samples ...
+MAX_SAMPLE_GAP_S = 0.5  # ... but never further apart than this: tracks link people by hip position between samples
+
+
+def sampling_step(fps: float, frames: int) -> int:
+    """Frames between samples: about SAMPLE_HZ, thinned towards MAX_SAMPLES on long videos, but never more than
+    MAX_SAMPLE_GAP_S apart (a 125 s walk sampled 1.4 s apart broke the walker's track into pieces)."""
+    per_hz = int(round(fps / SAMPLE_HZ))
+    thinned = int(np.ceil(frames / MAX_SAMPLES))
+    return max(1, per_hz, min(thinned, int(fps * MAX_SAMPLE_GAP_S)))
 
 THRESHOLDS = {
     "min_person_ratio": 0.4,  # share of samples with anyone in view
@@ -70,11 +79,11 @@ def _link(tracks: list[Track], t: float, people: list[Person], max_jump: float =
             free.remove(best)
 
 
-def analyse_view(video: str | os.PathLike, view: str, estimator: Optional[PoseEstimator] = None,
-                 thresholds: dict = THRESHOLDS, progress: Optional[Callable[[int, int], None]] = None
+def analyse_view(video: str | os.PathLike, view: str, estimator: PoseEstimator | None = None,
+                 thresholds: dict = THRESHOLDS, progress: Callable[[int, int], None] | None = None
                  ) -> ViewValidation:
     info = media.probe(video)
-    step = max(1, int(round(info.fps / SAMPLE_HZ)), int(np.ceil(info.frames / MAX_SAMPLES)))
+    step = sampling_step(info.fps, info.frames)
     own = estimator is None
     est = estimator or MediaPipePose(video=False)
     tracks: list[Track] = []
@@ -137,7 +146,7 @@ def analyse_view(video: str | os.PathLike, view: str, estimator: Optional[PoseEs
 
 
 def validate(videos: dict[str, str | os.PathLike], job_id: str, thresholds: dict = THRESHOLDS,
-             progress: Optional[Callable[[str, int, int], None]] = None) -> ValidationReport:
+             progress: Callable[[str, int, int], None] | None = None) -> ValidationReport:
     """Analyse each view ({'front': path, 'side': path}) with one still-image estimator."""
     views = {}
     with MediaPipePose(video=False) as est:

@@ -6,9 +6,9 @@ import pytest
 from dagster import instance_for_test
 
 from igait_pipeline.definitions import defs
-from igait_pipeline.resources import build_resources
 from igait_pipeline.layout import job_key
 from igait_pipeline.reference_model import REFERENCE_NAME, REFERENCE_VERSION
+from igait_pipeline.resources import build_resources
 from igait_pipeline.storage import storage_from_uri
 from igait_pipeline_tests.fixtures.media import GOOD_METADATA, put_job
 
