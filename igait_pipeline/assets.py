@@ -7,6 +7,7 @@ a stage function from `igait_pipeline.stages`, and returns its own files plus th
 import base64
 import dataclasses
 import functools
+import inspect
 import json
 import shutil
 import tempfile
@@ -17,6 +18,9 @@ from pathlib import Path
 
 import cv2
 from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetSpec,
     Config,
@@ -50,7 +54,8 @@ def _meta(stage: Stage) -> dict:
     return {STAGE_META: stage.number, FILES_META: list(stage.files)}
 
 
-def stage_asset(description: str, kinds: set[str], code_version: str = "1"):
+def stage_asset(description: str, kinds: set[str], code_version: str = "1",
+                check_specs: list[AssetCheckSpec] | None = None):
     """@asset for one stage, named after the function: partitioned by job, its stage number and file names (from
     `layout.STAGES`) in its metadata for the IO manager, placement (k8s resources, GPU node pool, concurrency
     pool) from configuration, not code."""
@@ -59,30 +64,45 @@ def stage_asset(description: str, kinds: set[str], code_version: str = "1"):
         pool = placement.pool_for(name)
         return asset(name=name, description=description, group_name=ASSET_GROUP, partitions_def=job_partitions,
                      code_version=code_version, kinds=kinds, metadata=_meta(stage_of_asset(name)),
-                     op_tags=placement.op_tags_for(name), **({"pool": pool} if pool else {}))(_step(fn))
+                     op_tags=placement.op_tags_for(name), **({"pool": pool} if pool else {}),
+                     **({"check_specs": check_specs} if check_specs else {}))(_step(fn))
     return decorate
 
 
 _SCRATCH: ContextVar[list[Path] | None] = ContextVar("igait_scratch", default=None)
 
 
+@contextmanager
+def _step_scope() -> Iterator[None]:
+    watchdog.exit_with_parent()
+    made: list[Path] = []
+    token = _SCRATCH.set(made)
+    try:
+        yield
+    except BaseException:
+        for d in made:
+            shutil.rmtree(d, ignore_errors=True)
+        raise
+    finally:
+        _SCRATCH.reset(token)
+
+
 def _step(fn):
     """Around each stage asset: a step process of the multiprocess executor ends itself when its run worker
     dies (no orphan holding memory and a GPU), and the scratch directories the stage made are removed if it
-    fails (on success the IO manager stores their files and removes them)."""
+    fails (on success the IO manager stores their files and removes them). A stage that yields (its output and
+    an asset check result) is wrapped as a generator, so the scope covers its whole body."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def run_yielding(*args, **kwargs):
+            with _step_scope():
+                yield from fn(*args, **kwargs)
+        return run_yielding
+
     @functools.wraps(fn)
     def run(*args, **kwargs):
-        watchdog.exit_with_parent()
-        made: list[Path] = []
-        token = _SCRATCH.set(made)
-        try:
+        with _step_scope():
             return fn(*args, **kwargs)
-        except BaseException:
-            for d in made:
-                shutil.rmtree(d, ignore_errors=True)
-            raise
-        finally:
-            _SCRATCH.reset(token)
     return run
 
 
@@ -296,26 +316,35 @@ def _keypoints_of(files: StageFiles, view: str) -> Keypoints:
 
 
 @stage_asset(
-    kinds={"numpy", "json"},
-    description="Stage 5: heel strikes and toe-offs per foot from the keypoints (side view first, front view as "
-                "support), strides and gait parameters (cadence, stride time mean and CV, step-time asymmetry, "
-                "stance ratio, normalised step length, ...), and a plot of the signals with the events.",
+    kinds={"numpy", "json"}, code_version="2",
+    description="Stage 5: heel strikes (heel) and toe-offs (ankle) per foot from the keypoints (side view first, "
+                "front view as support), steady strides (no gait initiation/termination, none cut by the frame "
+                "edge), gait parameters with the strides each used (cadence, stride time and CV, step-time "
+                "asymmetry, stance, speed in leg lengths/s, ...), per-leg hip/knee joint-angle cycle curves with "
+                "ROM and symmetry, the algorithm settings; plots of the events and of the per-leg curves.",
 )
 def gait_cycles(context: AssetExecutionContext, keypoints: StageFiles) -> Output[StageFiles]:
     job_id = _job_id(context)
     out = _scratch(context)
     side, front = _keypoints_of(keypoints, "side"), _keypoints_of(keypoints, "front")
     with stage_errors(context):
-        result = cycles.detect_cycles(side, front, job_id)
-        png = cycles.plot_cycles(side if result.view_used == "side" else front, result)
+        gait = cycles.measure_gait(side, front, job_id)
+        pngs = gait.plots()
+    result = gait.cycles
     (out / "cycles.json").write_text(result.model_dump_json(indent=1))
-    (out / "cycles.png").write_bytes(png)
-    p = result.parameters
-    meta = {"num_cycles": len(result.strides), "view_used": result.view_used,
+    for name, png in pngs.items():
+        (out / name).write_bytes(png)
+    sym = result.kinematics.get("symmetry") or {}
+    meta = {"num_cycles": len(result.strides), "excluded_strides": len(result.excluded_strides),
+            "view_used": result.view_used,
             "heel_strikes/left": len(result.heel_strikes.get("left", [])),
             "heel_strikes/right": len(result.heel_strikes.get("right", [])),
-            **{f"param/{k}": float(v) for k, v in p.items() if v is not None},
-            "plot": _image_md(png, "image/png", "gait signals and events")}
+            **{f"param/{k}": float(v) for k, v in result.parameters.items() if v is not None},
+            **{f"n/{k}": d.n for k, d in result.parameter_details.items()},
+            **{f"rom_si_pct/{j}": float(v["rom_symmetry_index_pct"]) for j, v in sym.items()
+               if v.get("rom_symmetry_index_pct") is not None},
+            "plot": _image_md(pngs["cycles.png"], "image/png", "gait signals and events"),
+            "per_leg_curves": _image_md(pngs["curves.png"], "image/png", "per-leg joint-angle curves")}
     for w in result.quality.get("warnings", []) or []:
         context.log.warning(f"job {job_id}: {w}")
     files = _outputs(context, out)
@@ -323,42 +352,51 @@ def gait_cycles(context: AssetExecutionContext, keypoints: StageFiles) -> Output
     return Output(StageFiles(files, scratch=out), metadata=meta)
 
 
+MODEL_GATE = "model_gate"
+
+
 @stage_asset(
-    kinds={"pytorch", "json"},
-    description="Stage 6: features (hip and knee flexion/extension from the side view, hip and knee "
-                "abduction/adduction from the front view, each averaged over time-normalised gait cycles; gait "
-                "parameters; patient data) scored by the torch model from the model store. prediction.json holds "
-                "score, classification, threshold, model name/version/sha256 and what the model was trained on.",
+    kinds={"pytorch", "json"}, code_version="2",
+    check_specs=[AssetCheckSpec(MODEL_GATE, asset="prediction", blocking=True,
+                                description="The scoring model's card validates (schemas.ModelCard: domain and "
+                                            "clinical validation status declared) and model.pt's sha256 matches "
+                                            "it. Blocking: no results archive from an unverified model.")],
+    description="Stage 6: the feature vector read from cycles.json (per-leg joint-angle curves, gait parameters) "
+                "and patient data, scored by the torch model from the model store. prediction.json holds the "
+                "classification (INDETERMINATE with the reasons when the job is outside the model's declared "
+                "domain or a quality check failed), in_domain, out_of_range_inputs, clinically_validated, the "
+                "score, the model's name/version/sha256 and the settings. Never reads keypoints.",
 )
 def prediction(context: AssetExecutionContext, model_store: ModelStoreResource, upload: StageFiles,
-               keypoints: StageFiles, gait_cycles: StageFiles) -> Output[StageFiles]:
+               gait_cycles: StageFiles):
     job_id = _job_id(context)
     out = _scratch(context)
+    problems, checked = model_store.gate()
     with stage_errors(context):
         meta_in = JobMetadata.from_json(upload["metadata.json"].read_bytes())
         result = Cycles.model_validate_json(gait_cycles["cycles.json"].read_text())
-        fs = features.compute_features(_keypoints_of(keypoints, "side"), _keypoints_of(keypoints, "front"),
-                                       result, meta_in)
+        fs = features.compute_features(result, meta_in)
         model = model_store.load()
-        pred = predict.predict(fs, model, job_id, threshold=float(model.card.get("threshold", 0.5)))
+        pred = predict.predict(fs, model, job_id, flags=list(result.quality.get("flags") or []),
+                               stage5_settings=result.settings)
     for note in model.notes:
         context.log.info(f"job {job_id}: model {note}")
     for note in fs.warnings:
         context.log.warning(f"job {job_id}: {note}")
-    outside = (pred.features.get("outside_training_range") or {}).get("count", 0)
-    if outside:
-        context.log.warning(f"job {job_id}: {outside} of {len(fs.names)} model inputs lie more than 4 SD outside "
-                            f"the model's training data; the score is an extrapolation")
+    for r in pred.reasons:
+        context.log.warning(f"job {job_id}: INDETERMINATE: {r}")
     context.log.info(f"job {job_id}: {pred.disclaimer}")
     (out / "prediction.json").write_text(pred.model_dump_json(indent=1))
     files = _outputs(context, out)
-    return Output(StageFiles(files, scratch=out), metadata={
-        "score": pred.score, "classification": pred.classification, "threshold": pred.threshold,
-        "model": f"{pred.model.name} {pred.model.version}", "model_sha256": pred.model.sha256,
-        "clinically_validated": pred.model.clinically_validated,
-        "imputed_features": MetadataValue.json(pred.features.get("imputed_with_training_mean", [])),
-        "inputs_outside_training_range": outside,
+    yield Output(StageFiles(files, scratch=out), metadata={
+        "classification": pred.classification, "score": pred.score, "in_domain": pred.in_domain,
+        "reasons": MetadataValue.json(pred.reasons), "out_of_range_inputs": len(pred.out_of_range_inputs),
+        "threshold": pred.threshold, "model": f"{pred.model.name} {pred.model.version}",
+        "model_sha256": pred.model.sha256, "clinically_validated": pred.clinically_validated,
         "disclaimer": pred.disclaimer, **_sizes(files)})
+    yield AssetCheckResult(check_name=MODEL_GATE, passed=not problems, severity=AssetCheckSeverity.ERROR,
+                           metadata={"problems": MetadataValue.json(problems),
+                                     **{k: str(v) for k, v in checked.items()}})
 
 
 @stage_asset(

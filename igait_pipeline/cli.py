@@ -100,6 +100,7 @@ def job_status(job_id: str, instance=None) -> dict:
     if storage.exists(PREDICTION.key(job_id)):
         pred = json.loads(storage.read_bytes(PREDICTION.key(job_id)))
         result = {"score": pred["score"], "classification": pred["classification"],
+                  "reasons": pred.get("reasons") or [],
                   "archive": storage.url(ARCHIVE.key(job_id))
                   if storage.exists(ARCHIVE.key(job_id)) else None,
                   "note": pred.get("disclaimer")}
@@ -118,10 +119,14 @@ def print_status(status: dict) -> None:
         print(line)
     if status["result"]:
         r = status["result"]
-        print(f"result: score {r['score']:.3f} -> {r['classification']}")
-        print(f"archive: {r['archive']}")
         if r.get("note"):
             print(f"note: {r['note']}")
+        if r["classification"] == "INDETERMINATE":
+            print("result: INDETERMINATE (no screening result) because: " + "; ".join(r["reasons"]))
+            print(f"model score {r['score']:.3f}, a number only, not a result")
+        else:
+            print(f"result: score {r['score']:.3f} -> {r['classification']}")
+        print(f"archive: {r['archive']}")
 
 
 # The demo's one licensed walking clip is a side view in both slots: stage 2 records, rather than refuses, that.
@@ -139,7 +144,9 @@ def run_demo(job_id: str | None = None) -> int:
     from igait_pipeline.resources import build_resources
 
     video = sample.fetch_sample()
-    meta = {"age": 9, "sex": "F", "height": "4'2\"", "weight": "28 kg", "ethnicity": "not stated",
+    # The walker in the sample clip is an adult: outside the reference model's domain, so the demo's prediction
+    # is INDETERMINATE with its reasons (as it should be for a real adult's job).
+    meta = {"age": 34, "sex": "F", "height": "176 cm", "weight": "72 kg", "ethnicity": "not stated",
             "email": "family@example.org"}
     with tempfile.TemporaryDirectory() as tmp:
         mpath = Path(tmp) / "metadata.json"

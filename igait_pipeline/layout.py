@@ -55,7 +55,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(3, "reframed_video", "reframing", ("front.mp4", "side.mp4", "crop.json")),
     Stage(4, "keypoints", "pose estimation",
           ("front_keypoints.json", "side_keypoints.json", "front_overlay.mp4", "side_overlay.mp4")),
-    Stage(5, "gait_cycles", "gait cycles", ("cycles.json", "cycles.png")),
+    Stage(5, "gait_cycles", "gait cycles", ("cycles.json", "cycles.png", "curves.png")),
     Stage(6, "prediction", "prediction", ("prediction.json",)),
     Stage(7, "results_archive", "results archive", ("results.zip",)),
 )

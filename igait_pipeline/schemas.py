@@ -266,16 +266,35 @@ class Stride(BaseModel):
     start: float
     end: float
     duration: float
+    toe_off: float | None = Field(None, description="that foot's toe-off inside the stride, if exactly one")
+    steady: bool = Field(True, description="not cut by the frame edge, not gait initiation or termination")
+    excluded: str | None = Field(None, description="why the stride is not steady")
+    speed_norm: float | None = Field(None, description="side view: pelvis speed in leg lengths/s")
+
+
+class ParameterInfo(BaseModel):
+    value: float | None
+    n: int = Field(description="steady strides (or steps, or frames: see basis) the value was computed from")
+    basis: str
+    reason: str | None = Field(None, description="why the value is null")
 
 
 class Cycles(BaseModel):
+    """`stage_5/cycles.json`: everything stage 6 needs; stage 6 never reads keypoints."""
+
     job_id: str
     view_used: View
     fps: float
     heel_strikes: dict[str, list[float]]
     toe_offs: dict[str, list[float]]
-    strides: list[Stride]
+    strides: list[Stride] = Field(description="steady strides of view_used (the parameters use these)")
+    excluded_strides: list[Stride] = Field(default_factory=list, description="strides that are not steady, why")
     parameters: dict[str, float | None]
+    parameter_details: dict[str, ParameterInfo] = Field(default_factory=dict)
+    methods: dict[str, str] = Field(default_factory=dict, description="how each parameter is computed")
+    kinematics: dict[str, object] = Field(default_factory=dict,
+                                          description="per-leg joint-angle cycle curves, ROM, symmetry")
+    settings: dict[str, object] = Field(default_factory=dict, description="stage 5's algorithm parameters")
     quality: dict[str, object]
 
 
@@ -288,11 +307,57 @@ class PredictionModel(BaseModel):
     trained_on: str
 
 
+class OutOfRangeInput(BaseModel):
+    name: str
+    value: float
+    range: tuple[float, float] = Field(description="the model's declared domain for this input")
+
+
+CLASSIFICATIONS = ("ASD", "NO ASD", "INDETERMINATE")
+
+
 class Prediction(BaseModel):
     job_id: str
+    classification: Literal["ASD", "NO ASD", "INDETERMINATE"] = Field(
+        description="INDETERMINATE when the job is outside the model's domain or a quality check failed; the "
+                    "score is then only a number, not a result")
+    reasons: list[str] = Field(default_factory=list, description="why the classification is INDETERMINATE")
+    in_domain: bool = Field(description="the job lies inside the domain the model card declares")
+    out_of_range_inputs: list[OutOfRangeInput] = Field(default_factory=list)
+    clinically_validated: bool
     score: float = Field(ge=0.0, le=1.0)
-    classification: Literal["ASD", "NO ASD"]
     threshold: float
     model: PredictionModel
     disclaimer: str
+    settings: dict[str, object] = Field(default_factory=dict,
+                                        description="stage 6's parameters and the stage 5 settings it read")
     features: dict[str, object]
+
+
+# ---------- models/{name}/{version}/model_card.json ----------
+class ModelDomain(BaseModel):
+    """Where a model may be used: jobs outside it get an INDETERMINATE prediction."""
+
+    age_years: tuple[float, float] = Field(description="ages of the training population, inclusive")
+    feature_ranges: dict[str, tuple[float, float]] = Field(
+        description="per input, the range accepted (training min/max widened by `margin` of the span)")
+    margin: float = Field(0.0, ge=0.0, description="share of each training span added on both sides")
+    rule: str = Field(description="how the ranges were derived, in words")
+
+
+class ModelCard(BaseModel):
+    """`model_card.json`, beside `model.pt` in models/{name}/{version}/. A model is promoted (published) and used
+    only when its card validates and its sha256 matches the file (the prediction asset's blocking model gate)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="of model.pt")
+    clinically_validated: bool
+    trained_on: str = Field(min_length=1)
+    intended_use: str = Field(min_length=1)
+    domain: ModelDomain
+    feature_names: list[str] = Field(min_length=1)
+    threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    metrics: dict[str, object] = Field(default_factory=dict)

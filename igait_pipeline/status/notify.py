@@ -114,6 +114,7 @@ class Outcome:
     disclaimer: str | None = None
     reasons: tuple[str, ...] = ()  # plain reasons the videos were refused (validation), if that is why it failed
     upload_refused: str | None = None  # why the upload itself was refused (no stage ran), if it was
+    clinically_validated: bool | None = None  # of the model that scored the job (prediction.json)
 
 
 def compose(doc: dict, outcome: Outcome, sender: str) -> EmailMessage:
@@ -142,7 +143,14 @@ def _completed_body(doc: dict, o: Outcome) -> str:
         f"The iGait screening of the walking videos you sent us (job {doc['job_id']}) is complete.",
         "",
     ]
-    if cls is not None:
+    # The caveat comes first: an unvalidated model, or a job the model cannot judge, is said before any result.
+    if o.disclaimer and o.clinically_validated is not True:
+        lines += [o.disclaimer, ""]
+    if cls == "INDETERMINATE":
+        lines.append("Screening result: INDETERMINATE. The screening could not give a result for these videos: "
+                     "they, or the child, lie outside what the screening model was built for, or the walk could "
+                     "not be measured reliably enough. The reasons are in SUMMARY.txt in the archive below.")
+    elif cls is not None:
         score_txt = f"{score:.2f} on a scale from 0 to 1" if isinstance(score, (int, float)) else "not available"
         lines.append(f"Screening result: {cls} (score {score_txt}"
                      + (f"; results at or above {o.threshold:g} are reported as ASD" if o.threshold is not None
@@ -154,7 +162,7 @@ def _completed_body(doc: dict, o: Outcome) -> str:
         "This is a screening result, not a diagnosis. Please talk about it with your child's doctor, who can "
         "decide whether a full assessment is needed.",
     ]
-    if o.disclaimer:
+    if o.disclaimer and o.clinically_validated is True:
         lines += ["", o.disclaimer]
     if o.archive_url:
         lines += ["", "Your results (a ZIP archive) can be downloaded here:", o.archive_url]

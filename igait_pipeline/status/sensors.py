@@ -87,12 +87,13 @@ def outcome_for(storage: Storage, doc: dict) -> Outcome:
     job_id = doc["job_id"]
     archive_key = (doc.get("result") or {}).get("archive_key")
     url = storage.url(archive_key) if archive_key and storage.exists(archive_key) else None
-    threshold = disclaimer = None
+    threshold = disclaimer = validated = None
     reasons: tuple[str, ...] = ()
     if doc["status"] == "completed":
         pred = _read_json(storage, PREDICTION.key(job_id))
         if pred is not None:
             threshold, disclaimer = pred.get("threshold"), pred.get("disclaimer")
+            validated = pred.get("clinically_validated")
     elif doc.get("error") and doc.get("current_stage") == 0:
         return Outcome(upload_refused=doc["error"])  # the upload was refused: no stage ran, nothing to link
     else:
@@ -104,7 +105,8 @@ def outcome_for(storage: Storage, doc: dict) -> Outcome:
                     reasons = tuple(rep.reasons)
             except ValueError:
                 pass
-    return Outcome(archive_url=url, threshold=threshold, disclaimer=disclaimer, reasons=reasons)
+    return Outcome(archive_url=url, threshold=threshold, disclaimer=disclaimer, reasons=reasons,
+                   clinically_validated=validated)
 
 
 # ---------- one tick ----------

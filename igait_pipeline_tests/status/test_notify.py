@@ -60,6 +60,24 @@ def put(store, doc):
     store.update(doc["job_id"], lambda old: doc)
 
 
+def test_indeterminate_e_mail_leads_with_the_caveat_and_never_says_asd(store, smtp_server):
+    """Issue 9: the e-mail led with the class and dropped the caution."""
+    doc = finished_doc("completed")
+    doc["result"] = {"score": 0.97, "classification": "INDETERMINATE",
+                     "archive_key": "jobs/user9_4/stage_7/results.zip"}
+    put(store, doc)
+    caveat = "NOT CLINICALLY VALIDATED. This score comes from a model trained on simulated walkers."
+    outcome = Outcome(archive_url="https://storage.example/r.zip", threshold=0.5, disclaimer=caveat,
+                      clinically_validated=False)
+    assert deliver(store, store.get(doc["job_id"]), settings_for(smtp_server), outcome) == "sent"
+    body = smtp_server.messages[0].message.get_content()
+    assert body.index(caveat) < body.index("Screening result: INDETERMINATE")
+    assert "ASD" not in body.replace(caveat, "") and "0.97" not in body
+    assert forbidden_details(body) == []
+    plain = compose(finished_doc("completed"), outcome, "iGait <results@igait.example>").get_content()
+    assert plain.index(caveat) < plain.index("Screening result: ASD (score 0.73")
+
+
 def test_completed_e_mail_reaches_the_server_with_result_and_link_and_nothing_else(store, smtp_server):
     doc = finished_doc("completed")
     put(store, doc)
