@@ -17,14 +17,15 @@ def later_stages(tmp: Path) -> list[tuple]:
     front = kp.model_copy(update={"view": "front"})  # the sample is a side view; it stands in for the front
     rows = []
     t = time.perf_counter()
-    cyc = cycles.detect_cycles(kp, front, "bench_1")
-    cycles.plot_cycles(kp, cyc)
+    gait = cycles.measure_gait(kp, front, "bench_1")
+    gait.plots()
+    cyc = gait.cycles
     rows.append(("5 gait_cycles", time.perf_counter() - t, f"{len(cyc.strides)} strides", None))
     t = time.perf_counter()
     model = predict.load_model_dir(REFERENCE_MODEL)
-    fs = features.compute_features(kp, front, cyc, JobMetadata.parse(METADATA))
-    pred = predict.predict(fs, model, "bench_1")
-    rows.append(("6 prediction", time.perf_counter() - t, f"score {pred.score:.3f}", None))
+    fs = features.compute_features(cyc, JobMetadata.parse(METADATA))
+    pred = predict.predict(fs, model, "bench_1", flags=cyc.quality["flags"], stage5_settings=cyc.settings)
+    rows.append(("6 prediction", time.perf_counter() - t, f"{pred.classification}, score {pred.score:.3f}", None))
     t = time.perf_counter()
     files = {4: {p.name: p for p in (tmp / "s4").iterdir()}, 3: {p.name: p for p in (tmp / "s3").iterdir()}}
     archive.build_archive("bench_1", files, archive.summary_text("bench_1", None, cyc, pred), tmp / "results.zip")

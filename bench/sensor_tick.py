@@ -84,9 +84,12 @@ def tick(instance, root: str, cursor):
     from dagster import build_sensor_context
 
     from igait_pipeline.resources.io_manager import StorageResource
+    from igait_pipeline.resources.status import JobStatusResource
     from igait_pipeline.sensors import uploads_sensor
 
-    ctx = build_sensor_context(instance=instance, cursor=cursor, resources={"storage": StorageResource(root=root)})
+    status = JobStatusResource(uri=f"sqlite:{tempfile.gettempdir()}/igait-bench-status.sqlite3")
+    ctx = build_sensor_context(instance=instance, cursor=cursor,
+                               resources={"storage": StorageResource(root=root), "job_status": status})
     t = time.perf_counter()
     result = uploads_sensor(ctx)
     return time.perf_counter() - t, result

@@ -13,26 +13,34 @@ written them: `stage_asset` splits such a parameter into one input per view and 
 """
 
 import base64
+import dataclasses
 import functools
 import inspect
 import json
+import shutil
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
     AssetSpec,
+    Config,
+    ConfigurableResource,
     Failure,
     MetadataValue,
     Output,
     asset,
 )
 
-from igait_pipeline import placement
+from igait_pipeline import placement, watchdog
 from igait_pipeline.layout import (
     ASSET_GROUP,
     FILES_META,
@@ -48,9 +56,9 @@ from igait_pipeline.layout import (
 from igait_pipeline.partitions import job_partitions
 from igait_pipeline.resources.io_manager import StorageResource
 from igait_pipeline.resources.model_store import ModelStoreResource
-from igait_pipeline.storage import StageFiles, write_stage
 from igait_pipeline.schemas import VIEWS, Cycles, JobMetadata, Keypoints, Prediction, ValidationReport
 from igait_pipeline.stages import archive, cycles, features, media, pose, predict, reframe, validity
+from igait_pipeline.storage import StageFiles, write_stage
 
 
 def _meta(stage: Stage, view: str | None = None) -> dict:
@@ -69,7 +77,7 @@ def _inputs(fn) -> list[inspect.Parameter]:
     """The parameters of an asset function that are asset inputs (not the context, not a resource)."""
     return [p for p in inspect.signature(fn).parameters.values()
             if p.name != "context" and not (isinstance(p.annotation, type)
-                                            and issubclass(p.annotation, (StorageResource, ModelStoreResource)))]
+                                            and issubclass(p.annotation, (ConfigurableResource, Config)))]
 
 
 def _merging_views(fn):
@@ -87,17 +95,26 @@ def _merging_views(fn):
             params.append(p.replace(name=f"{p.name}__{view}"))
             ins[f"{p.name}__{view}"] = AssetIn(key=[p.name, view])
 
-    @functools.wraps(fn)
-    def merged(*args, **kwargs):
+    def merge(kwargs: dict) -> dict:
         for name in split:
             kwargs[name] = StageFiles.merged(*(kwargs.pop(f"{name}__{view}") for view in VIEWS))
-        return fn(*args, **kwargs)
+        return kwargs
+
+    if inspect.isgeneratorfunction(fn):  # a stage that yields (output and check results) stays a generator
+        @functools.wraps(fn)
+        def merged(*args, **kwargs):
+            yield from fn(*args, **merge(kwargs))
+    else:
+        @functools.wraps(fn)
+        def merged(*args, **kwargs):
+            return fn(*args, **merge(kwargs))
 
     merged.__signature__ = inspect.signature(fn).replace(parameters=params)
     return merged, ins
 
 
-def stage_asset(description: str, kinds: set[str], code_version: str = "1"):
+def stage_asset(description: str, kinds: set[str], code_version: str = "1",
+                check_specs: list[AssetCheckSpec] | None = None):
     """@asset for one stage, named after the function: partitioned by job, its stage number and file names (from
     `layout.STAGES`) in its metadata for the IO manager, placement (k8s resources, GPU node pool, concurrency
     pool) from configuration, not code.
@@ -113,13 +130,53 @@ def stage_asset(description: str, kinds: set[str], code_version: str = "1"):
                       **({"pool": pool} if pool else {}))
         if not stage.per_view:
             compute, ins = _merging_views(fn)
-            return asset(name=name, metadata=_meta(stage), ins=ins, **common)(compute)
+            return asset(name=name, metadata=_meta(stage), ins=ins, **common,
+                         **({"check_specs": check_specs} if check_specs else {}))(_step(compute))
+        if check_specs:
+            raise ValueError(f"{name}: asset checks of a per-view stage need one spec per view asset")
         return tuple(
             asset(key=[name, view], metadata=_meta(stage, view), **common,
                   ins={p.name: AssetIn(key=[p.name, view] if _per_view_stage(p.name) else p.name,
-                                       metadata={VIEW_META: view}) for p in _inputs(fn)})(fn)
+                                       metadata={VIEW_META: view}) for p in _inputs(fn)})(_step(fn))
             for view in VIEWS)
     return decorate
+
+
+_SCRATCH: ContextVar[list[Path] | None] = ContextVar("igait_scratch", default=None)
+
+
+@contextmanager
+def _step_scope() -> Iterator[None]:
+    watchdog.exit_with_parent()
+    made: list[Path] = []
+    token = _SCRATCH.set(made)
+    try:
+        yield
+    except BaseException:
+        for d in made:
+            shutil.rmtree(d, ignore_errors=True)
+        raise
+    finally:
+        _SCRATCH.reset(token)
+
+
+def _step(fn):
+    """Around each stage asset: a step process of the multiprocess executor ends itself when its run worker
+    dies (no orphan holding memory and a GPU), and the scratch directories the stage made are removed if it
+    fails (on success the IO manager stores their files and removes them). A stage that yields (its output and
+    an asset check result) is wrapped as a generator, so the scope covers its whole body."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def run_yielding(*args, **kwargs):
+            with _step_scope():
+                yield from fn(*args, **kwargs)
+        return run_yielding
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        with _step_scope():
+            return fn(*args, **kwargs)
+    return run
 
 
 upload = AssetSpec(
@@ -158,9 +215,15 @@ def _view(context: AssetExecutionContext) -> str | None:
 
 
 def _scratch(context: AssetExecutionContext) -> Path:
+    """A fresh scratch directory for this stage's files (removed when the stage fails or its files are stored)."""
     view = _view(context)
-    return Path(tempfile.mkdtemp(prefix=f"igait-{context.partition_key}-stage{_stage(context).number}-"
-                                        f"{view + '-' if view else ''}"))
+    d = Path(tempfile.mkdtemp(prefix=f"igait-{context.partition_key}-stage{_stage(context).number}-"
+                                     f"{view + '-' if view else ''}"))
+    made = _SCRATCH.get()
+    if made is not None:
+        made.append(d)
+    watchdog.scratch_dirs.add(d)
+    return d
 
 
 def _outputs(context: AssetExecutionContext, out: Path) -> dict[str, Path]:
@@ -205,7 +268,7 @@ def converted_video(context: AssetExecutionContext, upload: StageFiles) -> Outpu
         JobMetadata.from_json(upload["metadata.json"].read_bytes())
         src = upload[f"{view}.mp4"]
         try:
-            before = media.probe(src)
+            before = media.probe(src, min_duration=media.MIN_WALK_DURATION_S)
             context.log.info(f"job {job_id}: converting {view} video ({before.width}×{before.height}, "
                              f"{before.fps:.2f} fps, {before.codec}, {before.duration:.1f} s)")
             info = media.convert(src, out / f"{view}.mp4", progress=lambda p: context.log.info(
@@ -218,29 +281,44 @@ def converted_video(context: AssetExecutionContext, upload: StageFiles) -> Outpu
     return Output(StageFiles(files, scratch=out), metadata=meta)
 
 
+class ValidationConfig(Config):
+    """Run configuration of stage 2. view_check: `refuse` (default) stops a job whose videos are in the wrong
+    slots or show the same view twice; `warn` only records it (`igait demo`, whose one licensed walking clip is
+    a side view, uses it)."""
+
+    view_check: str = "refuse"
+
+
 @stage_asset(
     kinds={"mediapipe", "json"},
     description="Stage 2: is one whole person visible enough, and walking, in each view? MediaPipe pose on "
                 "sampled frames, every person found and tracked; fails the run (after writing validation.json) "
                 "when a view is unusable, so later stages never start on a rejected job.",
 )
-def validation_report(context: AssetExecutionContext, storage: StorageResource,
+def validation_report(context: AssetExecutionContext, config: ValidationConfig, storage: StorageResource,
                       converted_video: StageFiles) -> Output[StageFiles]:
     job_id = _job_id(context)
     out = _scratch(context)
     with stage_errors(context):
-        report = validity.validate({v: converted_video[f"{v}.mp4"] for v in VIEWS}, job_id,
+        if config.view_check not in ("refuse", "warn"):
+            raise ValueError(f"view_check {config.view_check!r} is not one of refuse, warn")
+        params = dataclasses.replace(validity.PARAMS, view_check=config.view_check)
+        report = validity.validate({v: converted_video[f"{v}.mp4"] for v in VIEWS}, job_id, params,
                                    progress=lambda v, d, t: context.log.info(
                                        f"job {job_id}: validating {v} view, {d}/{t} samples"))
     (out / "validation.json").write_text(report.model_dump_json(indent=1))
     files = StageFiles(_outputs(context, out), scratch=out)
-    meta = {"valid": report.valid, "reasons": MetadataValue.json(report.reasons)}
+    meta = {"valid": report.valid, "reasons": MetadataValue.json(report.reasons),
+            "view_check": report.view_check.get("verdict", "")}
     for view, v in report.views.items():
         meta.update({f"{view}/person_ratio": v.person_ratio, f"{view}/full_body_ratio": v.full_body_ratio,
                      f"{view}/multiple_people_ratio": v.multiple_people_ratio, f"{view}/walking": v.walking,
-                     f"{view}/frames_sampled": v.frames_sampled})
+                     f"{view}/frames_sampled": v.frames_sampled, f"{view}/view_seen": v.view_seen,
+                     f"{view}/walker_coverage": v.walker_coverage})
         for w in v.warnings:
             context.log.warning(f"job {job_id}: {w}")
+    for w in report.warnings:
+        context.log.warning(w)
     if not report.valid:
         # validation.json is written either way: store it, then stop this job here.
         write_stage(storage.get(), job_id, _stage(context).number, files)
@@ -310,26 +388,35 @@ def _keypoints_of(files: StageFiles, view: str) -> Keypoints:
 
 
 @stage_asset(
-    kinds={"numpy", "json"},
-    description="Stage 5: heel strikes and toe-offs per foot from the keypoints (side view first, front view as "
-                "support), strides and gait parameters (cadence, stride time mean and CV, step-time asymmetry, "
-                "stance ratio, normalised step length, ...), and a plot of the signals with the events.",
+    kinds={"numpy", "json"}, code_version="2",
+    description="Stage 5: heel strikes (heel) and toe-offs (ankle) per foot from the keypoints (side view first, "
+                "front view as support), steady strides (no gait initiation/termination, none cut by the frame "
+                "edge), gait parameters with the strides each used (cadence, stride time and CV, step-time "
+                "asymmetry, stance, speed in leg lengths/s, ...), per-leg hip/knee joint-angle cycle curves with "
+                "ROM and symmetry, the algorithm settings; plots of the events and of the per-leg curves.",
 )
 def gait_cycles(context: AssetExecutionContext, keypoints: StageFiles) -> Output[StageFiles]:
     job_id = _job_id(context)
     out = _scratch(context)
     side, front = _keypoints_of(keypoints, "side"), _keypoints_of(keypoints, "front")
     with stage_errors(context):
-        result = cycles.detect_cycles(side, front, job_id)
-        png = cycles.plot_cycles(side if result.view_used == "side" else front, result)
+        gait = cycles.measure_gait(side, front, job_id)
+        pngs = gait.plots()
+    result = gait.cycles
     (out / "cycles.json").write_text(result.model_dump_json(indent=1))
-    (out / "cycles.png").write_bytes(png)
-    p = result.parameters
-    meta = {"num_cycles": len(result.strides), "view_used": result.view_used,
+    for name, png in pngs.items():
+        (out / name).write_bytes(png)
+    sym = result.kinematics.get("symmetry") or {}
+    meta = {"num_cycles": len(result.strides), "excluded_strides": len(result.excluded_strides),
+            "view_used": result.view_used,
             "heel_strikes/left": len(result.heel_strikes.get("left", [])),
             "heel_strikes/right": len(result.heel_strikes.get("right", [])),
-            **{f"param/{k}": float(v) for k, v in p.items() if v is not None},
-            "plot": _image_md(png, "image/png", "gait signals and events")}
+            **{f"param/{k}": float(v) for k, v in result.parameters.items() if v is not None},
+            **{f"n/{k}": d.n for k, d in result.parameter_details.items()},
+            **{f"rom_si_pct/{j}": float(v["rom_symmetry_index_pct"]) for j, v in sym.items()
+               if v.get("rom_symmetry_index_pct") is not None},
+            "plot": _image_md(pngs["cycles.png"], "image/png", "gait signals and events"),
+            "per_leg_curves": _image_md(pngs["curves.png"], "image/png", "per-leg joint-angle curves")}
     for w in result.quality.get("warnings", []) or []:
         context.log.warning(f"job {job_id}: {w}")
     files = _outputs(context, out)
@@ -337,42 +424,51 @@ def gait_cycles(context: AssetExecutionContext, keypoints: StageFiles) -> Output
     return Output(StageFiles(files, scratch=out), metadata=meta)
 
 
+MODEL_GATE = "model_gate"
+
+
 @stage_asset(
-    kinds={"pytorch", "json"},
-    description="Stage 6: features (hip and knee flexion/extension from the side view, hip and knee "
-                "abduction/adduction from the front view, each averaged over time-normalised gait cycles; gait "
-                "parameters; patient data) scored by the torch model from the model store. prediction.json holds "
-                "score, classification, threshold, model name/version/sha256 and what the model was trained on.",
+    kinds={"pytorch", "json"}, code_version="2",
+    check_specs=[AssetCheckSpec(MODEL_GATE, asset="prediction", blocking=True,
+                                description="The scoring model's card validates (schemas.ModelCard: domain and "
+                                            "clinical validation status declared) and model.pt's sha256 matches "
+                                            "it. Blocking: no results archive from an unverified model.")],
+    description="Stage 6: the feature vector read from cycles.json (per-leg joint-angle curves, gait parameters) "
+                "and patient data, scored by the torch model from the model store. prediction.json holds the "
+                "classification (INDETERMINATE with the reasons when the job is outside the model's declared "
+                "domain or a quality check failed), in_domain, out_of_range_inputs, clinically_validated, the "
+                "score, the model's name/version/sha256 and the settings. Never reads keypoints.",
 )
 def prediction(context: AssetExecutionContext, model_store: ModelStoreResource, upload: StageFiles,
-               keypoints: StageFiles, gait_cycles: StageFiles) -> Output[StageFiles]:
+               gait_cycles: StageFiles):
     job_id = _job_id(context)
     out = _scratch(context)
+    problems, checked = model_store.gate()
     with stage_errors(context):
         meta_in = JobMetadata.from_json(upload["metadata.json"].read_bytes())
         result = Cycles.model_validate_json(gait_cycles["cycles.json"].read_text())
-        fs = features.compute_features(_keypoints_of(keypoints, "side"), _keypoints_of(keypoints, "front"),
-                                       result, meta_in)
+        fs = features.compute_features(result, meta_in)
         model = model_store.load()
-        pred = predict.predict(fs, model, job_id, threshold=float(model.card.get("threshold", 0.5)))
+        pred = predict.predict(fs, model, job_id, flags=list(result.quality.get("flags") or []),
+                               stage5_settings=result.settings)
     for note in model.notes:
         context.log.info(f"job {job_id}: model {note}")
     for note in fs.warnings:
         context.log.warning(f"job {job_id}: {note}")
-    outside = (pred.features.get("outside_training_range") or {}).get("count", 0)
-    if outside:
-        context.log.warning(f"job {job_id}: {outside} of {len(fs.names)} model inputs lie more than 4 SD outside "
-                            f"the model's training data; the score is an extrapolation")
+    for r in pred.reasons:
+        context.log.warning(f"job {job_id}: INDETERMINATE: {r}")
     context.log.info(f"job {job_id}: {pred.disclaimer}")
     (out / "prediction.json").write_text(pred.model_dump_json(indent=1))
     files = _outputs(context, out)
-    return Output(StageFiles(files, scratch=out), metadata={
-        "score": pred.score, "classification": pred.classification, "threshold": pred.threshold,
-        "model": f"{pred.model.name} {pred.model.version}", "model_sha256": pred.model.sha256,
-        "clinically_validated": pred.model.clinically_validated,
-        "imputed_features": MetadataValue.json(pred.features.get("imputed_with_training_mean", [])),
-        "inputs_outside_training_range": outside,
+    yield Output(StageFiles(files, scratch=out), metadata={
+        "classification": pred.classification, "score": pred.score, "in_domain": pred.in_domain,
+        "reasons": MetadataValue.json(pred.reasons), "out_of_range_inputs": len(pred.out_of_range_inputs),
+        "threshold": pred.threshold, "model": f"{pred.model.name} {pred.model.version}",
+        "model_sha256": pred.model.sha256, "clinically_validated": pred.clinically_validated,
         "disclaimer": pred.disclaimer, **_sizes(files)})
+    yield AssetCheckResult(check_name=MODEL_GATE, passed=not problems, severity=AssetCheckSeverity.ERROR,
+                           metadata={"problems": MetadataValue.json(problems),
+                                     **{k: str(v) for k, v in checked.items()}})
 
 
 @stage_asset(

@@ -25,9 +25,8 @@ from igait_pipeline.layout import (
     upload_glob,
     validate_job_id,
 )
-from igait_pipeline.storage import Storage, storage_from_uri
 from igait_pipeline.schemas import JobMetadata, MetadataError
-
+from igait_pipeline.storage import Storage, storage_from_uri
 
 
 class CliError(Exception):
@@ -54,11 +53,11 @@ def submit(front: Path, side: Path, metadata: Path, job_id: str | None = None, u
         raise CliError(f"{metadata}: {e}") from None
     for view, path in (("front", front), ("side", side)):
         try:
-            media.probe(path)
+            media.probe(path, min_duration=media.MIN_WALK_DURATION_S)
         except media.MediaError as e:
             raise CliError(f"{view} video {path}: {e}") from None
     try:
-        job_id = validate_job_id(job_id) if job_id else next_job_id(storage, user_id)
+        job_id = validate_job_id(job_id) if job_id is not None else next_job_id(storage, user_id)
     except JobIdError as e:
         raise CliError(str(e)) from None
     if storage.exists(UPLOAD.key(job_id, "metadata.json")):
@@ -114,6 +113,7 @@ def job_status(job_id: str, instance=None) -> dict:
     if storage.exists(PREDICTION.key(job_id)):
         pred = json.loads(storage.read_bytes(PREDICTION.key(job_id)))
         result = {"score": pred["score"], "classification": pred["classification"],
+                  "reasons": pred.get("reasons") or [],
                   "archive": storage.url(ARCHIVE.key(job_id))
                   if storage.exists(ARCHIVE.key(job_id)) else None,
                   "note": pred.get("disclaimer")}
@@ -132,14 +132,23 @@ def print_status(status: dict) -> None:
         print(line)
     if status["result"]:
         r = status["result"]
-        print(f"result: score {r['score']:.3f} -> {r['classification']}")
-        print(f"archive: {r['archive']}")
         if r.get("note"):
             print(f"note: {r['note']}")
+        if r["classification"] == "INDETERMINATE":
+            print("result: INDETERMINATE (no screening result) because: " + "; ".join(r["reasons"]))
+            print(f"model score {r['score']:.3f}, a number only, not a result")
+        else:
+            print(f"result: score {r['score']:.3f} -> {r['classification']}")
+        print(f"archive: {r['archive']}")
 
 
-def register(job_id: str, how: str = "registered by `igait register`", instance=None) -> bool:
-    """Record a job's upload (already in storage) as the uploads sensor does: its partition and its stage 0."""
+# The demo's one licensed walking clip is a side view in both slots: stage 2 records, rather than refuses, that.
+DEMO_RUN_CONFIG = {"ops": {"validation_report": {"config": {"view_check": "warn"}}}}
+
+
+def register(job_id: str, how: str = "registered by `igait register`", instance=None):
+    """Record a job's upload (already in storage) as the uploads sensor does: its partition and its stage 0.
+    Returns (the checked upload, whether it was recorded now)."""
     from dagster import DagsterInstance
 
     from igait_pipeline import launch
@@ -152,7 +161,12 @@ def register(job_id: str, how: str = "registered by `igait register`", instance=
         raise CliError(f"job {job_id}: upload refused: {e}") from None
 
 
-def run(job_id: str, how: str = "run by `igait run`") -> int:
+def view_check_config(view_check: str) -> dict:
+    """Run config of stage 2's view check: `refuse` (the default, as the daemon runs jobs) or `warn`."""
+    return {"ops": {"validation_report": {"config": {"view_check": view_check}}}}
+
+
+def run(job_id: str, how: str = "run by `igait run`", run_config: dict | None = None) -> int:
     """Record the job's upload as the sensor would and run the whole job in this process, as the daemon would
     (the code location's executor: one process per step, both views at once); then print its status."""
     from dagster import DagsterInstance
@@ -160,10 +174,11 @@ def run(job_id: str, how: str = "run by `igait run`") -> int:
     from igait_pipeline import launch
 
     instance = DagsterInstance.get()
-    if not register(job_id, how, instance):
+    job, recorded = register(job_id, how, instance)
+    if not recorded:
         print(f"job {job_id} is already a partition of this instance: running it again", flush=True)
     print(f"running job {job_id} (Dagster instance {instance.root_directory})…", flush=True)
-    result = launch.run_job(instance, job_id)
+    result = launch.run_job(instance, job, run_config)
     print_status(job_status(job_id, instance))
     return 0 if result.success else 1
 
@@ -175,15 +190,19 @@ def run_demo(job_id: str | None = None) -> int:
     from igait_pipeline import sample
 
     video = sample.fetch_sample()
-    meta = {"age": 9, "sex": "F", "height": "4'2\"", "weight": "28 kg", "ethnicity": "not stated",
+    # The walker in the sample clip is an adult: outside the reference model's domain, so the demo's prediction
+    # is INDETERMINATE with its reasons (as it should be for a real adult's job).
+    meta = {"age": 34, "sex": "F", "height": "176 cm", "weight": "72 kg", "ethnicity": "not stated",
             "email": "family@example.org"}
     with tempfile.TemporaryDirectory() as tmp:
         mpath = Path(tmp) / "metadata.json"
         mpath.write_text(json.dumps(meta))
-        # The only licensed walking clip is a side view: it stands in for both views (the report says so).
+        # The only licensed walking clip is a side view: it stands in for both views. Stage 2 sees that (same
+        # view twice) and would refuse the job; the demo runs with view_check=warn, so validation.json records the
+        # verdict as a warning instead.
         job_id = submit(video, video, mpath, job_id=job_id, user_id="demo")
     print(f"submitted {job_id} ({sample.SAMPLE_LICENSE})", flush=True)
-    return run(job_id, "submitted by `igait demo`")
+    return run(job_id, "submitted by `igait demo`", DEMO_RUN_CONFIG)
 
 
 def ensure_dagster_home() -> Path:
@@ -218,6 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--metadata", type=Path)
     p.add_argument("--job-id", help="the job to run; with --front/--side/--metadata, the ID to submit it as")
     p.add_argument("--user-id", default="local", help="user part of a generated job ID")
+    p.add_argument("--view-check", choices=("refuse", "warn"), default="refuse",
+                   help="stage 2's check that the videos show a front and a side view: refuse the job (default, as "
+                        "the daemon runs it) or only warn (e.g. one clip in both slots)")
     p = sub.add_parser("register", help="record a job already in storage as the uploads sensor does (partition "
                                         "and stage 0), so `dagster asset materialize --partition ID` accepts it")
     p.add_argument("job_id")
@@ -254,9 +276,9 @@ def main(argv: list[str] | None = None) -> int:
                 job_id = validate_job_id(args.job_id)
             else:
                 raise CliError("run: give --front, --side and --metadata, or the --job-id of a job in storage")
-            return run(job_id)
+            return run(job_id, run_config=view_check_config(args.view_check))
         elif args.cmd == "register":
-            print(f"job {args.job_id}: " + ("registered" if register(args.job_id) else "already registered"))
+            print(f"job {args.job_id}: " + ("registered" if register(args.job_id)[1] else "already registered"))
     except (CliError, JobIdError) as e:
         print(f"igait: {e}", file=sys.stderr)
         return 2

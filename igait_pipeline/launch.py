@@ -22,6 +22,7 @@ import sys
 
 from dagster import (
     AssetMaterialization,
+    AssetObservation,
     DagsterInstance,
     JobExecutionResult,
     build_reconstructable_job,
@@ -38,27 +39,37 @@ JOB_FUNCTION = "igait_job_def"  # in DEFINITIONS_MODULE: the resolved job (asset
 JOB_TAG = "igait/job_id"
 
 
-def upload_event(job: ReadyJob, description: str) -> AssetMaterialization:
-    """The `upload` (stage 0) materialization of a complete upload, as the sensor records it."""
-    return AssetMaterialization(UPLOAD.asset, partition=job.job_id, description=description,
-                                metadata={"prefix": UPLOAD.prefix(job.job_id),
-                                          **{f"size_bytes/{n}": s for n, s in job.sizes.items()}})
+DATA_VERSION_TAG = "dagster/data_version"  # where Dagster reads an asset event's data version
+UPLOAD_VERSION_TAG = "igait/upload_version"  # run tag: the fingerprint of the upload a run processes
 
 
-def run_tags(job_id: str) -> dict[str, str]:
+def upload_events(job: ReadyJob, description: str) -> list[AssetObservation | AssetMaterialization]:
+    """What the sensor records for a complete upload: an observation carrying the upload's fingerprint as the
+    `upload` asset's data version (Dagster reads an external asset's version from observations; recorded first),
+    then the `upload` (stage 0) materialization the job status reads."""
+    return [AssetObservation(UPLOAD.asset, partition=job.job_id, tags={DATA_VERSION_TAG: job.fingerprint}),
+            AssetMaterialization(UPLOAD.asset, partition=job.job_id, description=description,
+                                 tags={DATA_VERSION_TAG: job.fingerprint},
+                                 metadata={"prefix": UPLOAD.prefix(job.job_id), "upload_version": job.fingerprint,
+                                           **{f"size_bytes/{n}": s for n, s in job.sizes.items()}})]
+
+
+def run_tags(job: ReadyJob) -> dict[str, str]:
     """The tags of a job's run (the sensor's RunRequest and `run_job` alike)."""
-    return {JOB_TAG: job_id}
+    return {JOB_TAG: job.job_id, UPLOAD_VERSION_TAG: job.fingerprint}
 
 
-def record_upload(instance: DagsterInstance, storage: Storage, job_id: str, how: str) -> bool:
+def record_upload(instance: DagsterInstance, storage: Storage, job_id: str, how: str) -> tuple[ReadyJob, bool]:
     """Check the job's upload in storage (raises MetadataError / FileNotFoundError / JobIdError with the reason),
-    then add its partition and report its upload, unless the partition exists already. True if it was new."""
+    then add its partition and record its upload as the sensor does, unless the partition exists already.
+    Returns the checked upload and whether it was recorded now."""
     job = check_upload(storage, validate_job_id(job_id))
     if instance.has_dynamic_partition(job_partitions.name, job_id):
-        return False
+        return job, False
     instance.add_dynamic_partitions(job_partitions.name, [job_id])
-    instance.report_runless_asset_event(upload_event(job, f"upload of job {job_id} {how}"))
-    return True
+    for event in upload_events(job, f"upload of job {job_id} {how}"):
+        instance.report_runless_asset_event(event)
+    return job, True
 
 
 def start_step_server() -> bool:
@@ -76,11 +87,11 @@ def start_step_server() -> bool:
     return True
 
 
-def run_job(instance: DagsterInstance, job_id: str) -> JobExecutionResult:
+def run_job(instance: DagsterInstance, job: ReadyJob, run_config: dict | None = None) -> JobExecutionResult:
     """One run of the whole job for the partition, in this process, with the code location's executor."""
-    job = build_reconstructable_job(DEFINITIONS_MODULE, JOB_FUNCTION)
-    return execute_job(job, instance=instance, tags={"dagster/partition": validate_job_id(job_id),
-                                                     **run_tags(job_id)})
+    recon = build_reconstructable_job(DEFINITIONS_MODULE, JOB_FUNCTION)
+    return execute_job(recon, instance=instance, run_config=run_config,
+                       tags={"dagster/partition": job.job_id, **run_tags(job)})
 
 
 _UNKNOWN_PARTITION = re.compile(r"partition key `(?P<key>[^`]*)`")

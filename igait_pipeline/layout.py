@@ -14,8 +14,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-# `{user_id}_{index}`: a user ID of letters, digits and inner dashes, then an underscore and a number.
-JOB_ID_RE = re.compile(r"^(?P<user_id>[A-Za-z0-9](?:[A-Za-z0-9-]{0,126}[A-Za-z0-9])?)_(?P<index>\d{1,9})$")
+# `{user_id}_{index}`: a user ID of letters, digits and inner dashes, then an underscore and a number. Always
+# matched whole (`fullmatch`, and `\Z`: `$` would admit a final newline, `a_1\n`), and only ASCII digits.
+JOB_ID_RE = re.compile(r"(?P<user_id>[A-Za-z0-9](?:[A-Za-z0-9-]{0,126}[A-Za-z0-9])?)_(?P<index>[0-9]{1,9})\Z",
+                       re.ASCII)
+MAX_JOB_ID_LENGTH = 128 + 1 + 9  # user ID (at most 128), '_', index (at most 9 digits)
 
 ASSET_GROUP = "igait"  # the Dagster asset group every stage asset belongs to
 STAGE_META = "igait/stage"  # asset definition metadata: the stage number N of `stage_N/`
@@ -84,7 +87,7 @@ STAGES: tuple[Stage, ...] = (
           per_view=True),
     Stage(4, "keypoints", "pose estimation",
           ("front_keypoints.json", "side_keypoints.json", "front_overlay.mp4", "side_overlay.mp4"), per_view=True),
-    Stage(5, "gait_cycles", "gait cycles", ("cycles.json", "cycles.png")),
+    Stage(5, "gait_cycles", "gait cycles", ("cycles.json", "cycles.png", "curves.png")),
     Stage(6, "prediction", "prediction", ("prediction.json",)),
     Stage(7, "results_archive", "results archive", ("results.zip",)),
 )
@@ -116,9 +119,14 @@ class JobIdError(ValueError):
 
 def validate_job_id(job_id: object) -> str:
     """Return the job ID unchanged, or raise JobIdError saying what is wrong with it (before any storage access)."""
-    if not isinstance(job_id, str) or not job_id:
-        raise JobIdError(f"job ID {job_id!r} is empty; expected {{user_id}}_{{index}}, e.g. user123_5")
-    if JOB_ID_RE.match(job_id):
+    if not isinstance(job_id, str):
+        raise JobIdError(f"job ID {job_id!r} is not a string; expected {{user_id}}_{{index}}, e.g. user123_5")
+    if not job_id:
+        raise JobIdError("job ID '' is empty; expected {user_id}_{index}, e.g. user123_5")
+    if len(job_id) > MAX_JOB_ID_LENGTH:
+        raise JobIdError(f"job ID {job_id[:20]!r}… is too long: {len(job_id)} characters, at most "
+                         f"{MAX_JOB_ID_LENGTH} (a user ID of up to 128, '_', an index of up to 9 digits)")
+    if JOB_ID_RE.fullmatch(job_id):
         return job_id
     problems = []
     if "/" in job_id or "\\" in job_id:
@@ -135,14 +143,18 @@ def validate_job_id(job_id: object) -> str:
             problems.append("has an empty user ID")
         if not index:
             problems.append("has an empty index")
-        elif not index.isdigit():
+        elif not (index.isascii() and index.isdigit()):
             problems.append(f"index {index!r} is not a number")
+        elif len(index) > 9:
+            problems.append(f"index {index!r} has more than 9 digits")
+        elif user and len(user) > 128:
+            problems.append(f"user ID has {len(user)} characters, at most 128")
     detail = "; ".join(problems) or "has characters outside letters, digits and '-'"
     raise JobIdError(f"job ID {job_id!r} is malformed: {detail}; expected {{user_id}}_{{index}}, e.g. user123_5")
 
 
 def user_id_of(job_id: str) -> str:
-    return JOB_ID_RE.match(validate_job_id(job_id)).group("user_id")
+    return JOB_ID_RE.fullmatch(validate_job_id(job_id)).group("user_id")
 
 
 def stage_prefix(job_id: str, stage: int) -> str:

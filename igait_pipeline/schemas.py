@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -36,7 +36,7 @@ _UNIT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(cm|m|mm|in|inch|inches|\")?\s*$", re
 def parse_height_cm(value: object) -> float:
     """Height as the web app sends it (`4'2"`, `4 ft 2 in`, `127 cm`, `1.27 m`, `50 in`, or a number of cm)."""
     if isinstance(value, bool):
-        raise MetadataError(f"height {value!r} is not a height")
+        raise MetadataError("height is true/false, not a height")
     if isinstance(value, (int, float)):
         cm = float(value)
     else:
@@ -47,11 +47,11 @@ def parse_height_cm(value: object) -> float:
         else:
             m = _UNIT.match(text)
             if not m:
-                raise MetadataError(f"height {value!r} is not understood (expected e.g. 4'2\" or 127 cm)")
+                raise MetadataError("height is not understood (expected e.g. 4'2\" or 127 cm)")
             number, unit = float(m.group(1)), (m.group(2) or "cm").lower()
             cm = number * {"cm": 1.0, "m": 100.0, "mm": 0.1, "in": 2.54, "inch": 2.54, "inches": 2.54, '"': 2.54}[unit]
     if not 40.0 <= cm <= 250.0:
-        raise MetadataError(f"height {value!r} is {cm:.0f} cm, outside 40–250 cm")
+        raise MetadataError("height is outside 40–250 cm")
     return round(cm, 1)
 
 
@@ -60,20 +60,62 @@ _WEIGHT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(kg|kgs|lb|lbs|pounds)?\s*$", re.I)
 
 def parse_weight_kg(value: object) -> float:
     if isinstance(value, bool):
-        raise MetadataError(f"weight {value!r} is not a weight")
+        raise MetadataError("weight is true/false, not a weight")
     if isinstance(value, (int, float)):
         kg = float(value)
     else:
         m = _WEIGHT.match(str(value))
         if not m:
-            raise MetadataError(f"weight {value!r} is not understood (expected e.g. 25 kg or 55 lb)")
+            raise MetadataError("weight is not understood (expected e.g. 25 kg or 55 lb)")
         kg = float(m.group(1)) * (0.45359237 if (m.group(2) or "kg").lower().startswith(("lb", "p")) else 1.0)
     if not 5.0 <= kg <= 300.0:
-        raise MetadataError(f"weight {value!r} is {kg:.0f} kg, outside 5–300 kg")
+        raise MetadataError("weight is outside 5–300 kg")
     return round(kg, 1)
 
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+class AddressError(ValueError):
+    """An e-mail address that cannot be used as the one recipient. The message names the problem, never the
+    address (it is patient data: it goes to logs)."""
+
+
+# Characters no usable single mailbox holds: separators of several addresses, display-name and comment syntax.
+_ADDRESS_FORBIDDEN = set(',;<>()[]"\\')
+MAX_ADDRESS_LENGTH = 254  # RFC 5321: a path of 256 octets including the angle brackets
+
+
+def normalize_email(value: object) -> str:
+    """One recipient `local@domain`, normalised: the domain in IDNA ASCII and lower case, the local part as given.
+
+    Refused (AddressError): anything but a string; white space or control characters anywhere (a trailing
+    newline too); a comma, semicolon, angle bracket or other syntax that makes several recipients or a display
+    name; not exactly one '@'; an empty, over-long or dotted-wrong part; a domain without a dot or not
+    encodable in IDNA. A local part with non-ASCII letters is kept: sending it needs a server that offers
+    SMTPUTF8 (status.notify checks that and refuses clearly otherwise).
+    """
+    if not isinstance(value, str):
+        raise AddressError("email is not a string")
+    if _ADDRESS_FORBIDDEN & set(value):
+        raise AddressError("email must be one plain address (no comma, semicolon, brackets, quotes or name)")
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
+        raise AddressError("email contains white space or a control character (a line break?)")
+    if value.count("@") != 1:
+        raise AddressError("email must contain exactly one '@'")
+    local, domain = value.split("@")
+    if not local or len(local.encode("utf-8")) > 64 or local.startswith(".") or local.endswith(".") or ".." in local:
+        raise AddressError("email has an empty, over-long or badly dotted part before the '@'")
+    labels = domain.split(".")
+    if len(labels) < 2 or any(not label for label in labels):
+        raise AddressError("email has no usable domain after the '@'")
+    try:
+        ascii_domain = ".".join(label.encode("idna").decode("ascii") for label in labels).lower()
+    except UnicodeError:
+        raise AddressError("email's domain cannot be written in IDNA") from None
+    if not all(re.fullmatch(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", label) for label in ascii_domain.split(".")):
+        raise AddressError("email's domain has characters a domain cannot hold")
+    address = f"{local}@{ascii_domain}"
+    if len(address.encode("utf-8")) > MAX_ADDRESS_LENGTH:
+        raise AddressError(f"email is longer than {MAX_ADDRESS_LENGTH} bytes")
+    return address
 
 
 class JobMetadata(BaseModel):
@@ -88,24 +130,45 @@ class JobMetadata(BaseModel):
     ethnicity: str = Field(min_length=1)
     email: str
 
+    @field_validator("age", mode="before")
+    @classmethod
+    def _age(cls, v: object) -> float:
+        if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+            raise ValueError("age must be a number of years")  # `"age": true` is not 1 year
+        if isinstance(v, str):
+            if not re.fullmatch(r"\s*\d+(?:\.\d+)?\s*", v):
+                raise ValueError("age must be a number of years")
+            return float(v)
+        return float(v)
+
+    @field_validator("ethnicity", mode="before")
+    @classmethod
+    def _text(cls, v: object) -> str:
+        if not isinstance(v, str):
+            raise ValueError("ethnicity must be text")
+        return v
+
     @field_validator("sex", mode="before")
     @classmethod
     def _sex(cls, v: object) -> str:
-        s = str(v).strip().lower()
+        if not isinstance(v, str):
+            raise ValueError("sex must be text")
+        s = v.strip().lower()
         table = {"m": "M", "male": "M", "boy": "M", "f": "F", "female": "F", "girl": "F", "o": "O", "other": "O"}
         if s not in table:
-            raise ValueError(f"sex {v!r} is not one of M, F, O")
+            raise ValueError("sex is not one of M, F, O")
         return table[s]
 
-    @field_validator("email")
+    @field_validator("email", mode="before")
     @classmethod
-    def _email(cls, v: str) -> str:
-        if not _EMAIL.match(v):
-            raise ValueError(f"email {v!r} is not an e-mail address")
-        return v
+    def _email(cls, v: object) -> str:
+        try:
+            return normalize_email(v)
+        except AddressError as e:
+            raise ValueError(str(e)) from None
 
     @classmethod
-    def parse(cls, raw: dict) -> "JobMetadata":
+    def parse(cls, raw: dict) -> JobMetadata:
         """Parse the raw web-app document; raise MetadataError naming each bad field."""
         if not isinstance(raw, dict):
             raise MetadataError("metadata.json is not a JSON object")
@@ -120,11 +183,13 @@ class JobMetadata(BaseModel):
             return cls.model_validate(data)
         except ValueError as e:  # pydantic.ValidationError is a ValueError
             errs = getattr(e, "errors", lambda: [])()
-            detail = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in errs) or str(e)
+            # the field and pydantic's message only: never the input value (patient data goes nowhere near logs)
+            detail = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg'].removeprefix('Value error, ')}"
+                               for x in errs) or "unusable values"
             raise MetadataError(f"metadata.json is invalid: {detail}") from None
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "JobMetadata":
+    def from_json(cls, text: str | bytes) -> JobMetadata:
         """Parse metadata.json's bytes; bad JSON is a MetadataError like any other bad metadata."""
         try:
             raw = json.loads(text)
@@ -148,8 +213,15 @@ class ViewValidation(BaseModel):
     walking: bool
     hip_travel: float = Field(description="horizontal travel of the walker's hips, share of frame width")
     scale_change: float = Field(description="ratio of the walker's last to first body height")
-    walker_box: Optional[list[float]] = Field(None, description="union box [x0, y0, x1, y1], normalised")
-    track: list[list[float]] = Field(default_factory=list, description="[t, x0, y0, x1, y1] per sampled frame")
+    walker_box: list[float] | None = Field(None, description="union box [x0, y0, x1, y1], normalised")
+    track: list[list[float]] = Field(default_factory=list,
+                                     description="the walker's track: [t, x0, y0, x1, y1] per sample it is seen on")
+    tracks: int = Field(0, description="number of people tracks found")
+    walker_track_id: int | None = None
+    walker_coverage: float = Field(0.0, description="share of sampled frames on which the walker's track is seen")
+    walk: dict = Field(default_factory=dict, description="the walker's evidence: leg alternations, travel, size")
+    view_seen: str = Field("unknown", description="front, side, oblique (not judged) or unknown, from the pose")
+    view_evidence: dict = Field(default_factory=dict)
     reasons: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
 
@@ -159,7 +231,10 @@ class ValidationReport(BaseModel):
     valid: bool
     views: dict[str, ViewValidation]
     thresholds: dict[str, float]
+    params: dict = Field(default_factory=dict, description="stage 2's parameters (tracker, walker, view check)")
+    view_check: dict = Field(default_factory=dict, description="{verdict, mode, message}")
     reasons: list[str]
+    warnings: list[str] = Field(default_factory=list)
 
 
 # ---------- stage 4: {view}_keypoints.json ----------
@@ -171,7 +246,7 @@ class ModelInfo(BaseModel):
 class KeypointFrame(BaseModel):
     index: int
     t: float
-    landmarks: Optional[list[list[float]]] = None  # 33 × [x, y, z, visibility]
+    landmarks: list[list[float]] | None = None  # 33 × [x, y, z, visibility]
 
 
 class Keypoints(BaseModel):
@@ -191,16 +266,35 @@ class Stride(BaseModel):
     start: float
     end: float
     duration: float
+    toe_off: float | None = Field(None, description="that foot's toe-off inside the stride, if exactly one")
+    steady: bool = Field(True, description="not cut by the frame edge, not gait initiation or termination")
+    excluded: str | None = Field(None, description="why the stride is not steady")
+    speed_norm: float | None = Field(None, description="side view: pelvis speed in leg lengths/s")
+
+
+class ParameterInfo(BaseModel):
+    value: float | None
+    n: int = Field(description="steady strides (or steps, or frames: see basis) the value was computed from")
+    basis: str
+    reason: str | None = Field(None, description="why the value is null")
 
 
 class Cycles(BaseModel):
+    """`stage_5/cycles.json`: everything stage 6 needs; stage 6 never reads keypoints."""
+
     job_id: str
     view_used: View
     fps: float
     heel_strikes: dict[str, list[float]]
     toe_offs: dict[str, list[float]]
-    strides: list[Stride]
-    parameters: dict[str, Optional[float]]
+    strides: list[Stride] = Field(description="steady strides of view_used (the parameters use these)")
+    excluded_strides: list[Stride] = Field(default_factory=list, description="strides that are not steady, why")
+    parameters: dict[str, float | None]
+    parameter_details: dict[str, ParameterInfo] = Field(default_factory=dict)
+    methods: dict[str, str] = Field(default_factory=dict, description="how each parameter is computed")
+    kinematics: dict[str, object] = Field(default_factory=dict,
+                                          description="per-leg joint-angle cycle curves, ROM, symmetry")
+    settings: dict[str, object] = Field(default_factory=dict, description="stage 5's algorithm parameters")
     quality: dict[str, object]
 
 
@@ -213,11 +307,57 @@ class PredictionModel(BaseModel):
     trained_on: str
 
 
+class OutOfRangeInput(BaseModel):
+    name: str
+    value: float
+    range: tuple[float, float] = Field(description="the model's declared domain for this input")
+
+
+CLASSIFICATIONS = ("ASD", "NO ASD", "INDETERMINATE")
+
+
 class Prediction(BaseModel):
     job_id: str
+    classification: Literal["ASD", "NO ASD", "INDETERMINATE"] = Field(
+        description="INDETERMINATE when the job is outside the model's domain or a quality check failed; the "
+                    "score is then only a number, not a result")
+    reasons: list[str] = Field(default_factory=list, description="why the classification is INDETERMINATE")
+    in_domain: bool = Field(description="the job lies inside the domain the model card declares")
+    out_of_range_inputs: list[OutOfRangeInput] = Field(default_factory=list)
+    clinically_validated: bool
     score: float = Field(ge=0.0, le=1.0)
-    classification: Literal["ASD", "NO ASD"]
     threshold: float
     model: PredictionModel
     disclaimer: str
+    settings: dict[str, object] = Field(default_factory=dict,
+                                        description="stage 6's parameters and the stage 5 settings it read")
     features: dict[str, object]
+
+
+# ---------- models/{name}/{version}/model_card.json ----------
+class ModelDomain(BaseModel):
+    """Where a model may be used: jobs outside it get an INDETERMINATE prediction."""
+
+    age_years: tuple[float, float] = Field(description="ages of the training population, inclusive")
+    feature_ranges: dict[str, tuple[float, float]] = Field(
+        description="per input, the range accepted (training min/max widened by `margin` of the span)")
+    margin: float = Field(0.0, ge=0.0, description="share of each training span added on both sides")
+    rule: str = Field(description="how the ranges were derived, in words")
+
+
+class ModelCard(BaseModel):
+    """`model_card.json`, beside `model.pt` in models/{name}/{version}/. A model is promoted (published) and used
+    only when its card validates and its sha256 matches the file (the prediction asset's blocking model gate)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="of model.pt")
+    clinically_validated: bool
+    trained_on: str = Field(min_length=1)
+    intended_use: str = Field(min_length=1)
+    domain: ModelDomain
+    feature_names: list[str] = Field(min_length=1)
+    threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    metrics: dict[str, object] = Field(default_factory=dict)

@@ -33,6 +33,8 @@ def test_submit_writes_videos_then_metadata_and_prints_the_id(local_storage, sho
 
 @pytest.mark.parametrize("args,message", [
     (["--job-id", "user 1/2"], "job ID 'user 1/2' is malformed"),
+    (["--job-id", ""], "job ID '' is empty"),  # was: silently replaced by a generated ID
+    (["--job-id", "a_1\n"], "contains white space"),  # was: accepted, making jobs/a_1\n/
     (["--metadata", "BAD"], "metadata.json is invalid: email"),
     (["--side", "CORRUPT"], "side video"),
 ])
@@ -89,5 +91,57 @@ def test_embedded_dagster_yaml_gives_sqlite_and_a_queued_coordinator(tmp_path, m
         assert type(instance.run_storage).__name__ == "ConsolidatedSqliteEventLogStorage" or \
             "Sqlite" in type(instance.run_storage).__name__
         assert Path(instance.root_directory) == home
+    finally:
+        instance.dispose()
+
+
+def _embedded_instance(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    return DagsterInstance.get()
+
+
+def test_embedded_dagster_yaml_limits_each_job_to_one_run_and_monitors_runs(tmp_path, monkeypatch):
+    """Issue 12: two materializations of one partition both ran; a run whose worker was SIGKILLed stayed
+    STARTED for ever."""
+    instance = _embedded_instance(tmp_path, monkeypatch)
+    try:
+        limits = {(lim["key"], json.dumps(lim.get("value"), sort_keys=True)): lim["limit"]
+                  for lim in instance.run_coordinator.get_run_queue_config().tag_concurrency_limits}
+        per_value = json.dumps({"applyLimitPerUniqueValue": True})
+        assert limits[("dagster/partition", per_value)] == 1 and limits[("igait/job_id", per_value)] == 1
+        assert instance.run_monitoring_enabled and instance.run_launcher.supports_check_run_worker_health
+        assert instance.run_retries_enabled and instance.run_retries_max_retries == 1
+    finally:
+        instance.dispose()
+
+
+def test_run_monitoring_fails_a_run_whose_worker_died(tmp_path, monkeypatch):
+    import logging
+    import subprocess
+    import sys
+
+    from dagster import DagsterRunStatus
+    from dagster._core.events import EngineEventData
+    from dagster._core.storage.dagster_run import DagsterRun
+    from dagster._daemon.monitoring.run_monitoring import monitor_started_run
+
+    instance = _embedded_instance(tmp_path, monkeypatch)
+    try:
+        worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        run = instance.add_run(DagsterRun(job_name="igait_job", run_id="r" * 8 + "-0000-0000-0000-000000000000",
+                                          status=DagsterRunStatus.STARTED, tags={"dagster/partition": "u_1"}))
+        instance.report_engine_event(f"Started process for run (pid: {worker.pid}).", run,
+                                     EngineEventData.in_process(worker.pid))
+        assert instance.run_launcher.check_run_worker_health(run).status.value == "RUNNING"
+        worker.kill()  # SIGKILL of the run worker
+        worker.wait()
+        health = instance.run_launcher.check_run_worker_health(run)
+        assert health.status.value == "FAILED" and str(worker.pid) in health.msg
+        record = instance.get_run_records()[0]
+        monitor_started_run(instance, None, record, logging.getLogger("test"))
+        assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.FAILURE
     finally:
         instance.dispose()

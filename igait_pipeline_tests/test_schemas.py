@@ -36,3 +36,36 @@ def test_metadata_parse_and_errors():
         JobMetadata.parse({"age": -3, "sex": "F", "height": 120, "weight": 28, "ethnicity": "x", "email": "a@b.c"})
     with pytest.raises(MetadataError, match="not a JSON object"):
         JobMetadata.parse([1, 2])
+
+
+GOOD = {"age": 9, "sex": "F", "height": "4'2\"", "weight": "28 kg", "ethnicity": "Asian", "email": "a@b.org"}
+
+
+@pytest.mark.parametrize("field,value", [
+    ("age", True), ("age", False), ("age", "nine"), ("age", [9]), ("age", None),  # was: true became 1.0
+    ("sex", 1), ("sex", True), ("ethnicity", 5), ("ethnicity", None), ("email", 12),
+])
+def test_metadata_types_are_strict(field, value):
+    with pytest.raises(MetadataError, match=field):
+        JobMetadata.parse({**GOOD, field: value})
+
+
+def test_numbers_as_text_still_parse():
+    assert JobMetadata.parse({**GOOD, "age": "7.5"}).age == 7.5
+
+
+@pytest.mark.parametrize("field,value", [
+    ("height", "913 cm"), ("height", "tall as 4'11"), ("weight", "912 kg"), ("weight", "about 27.35"),
+    ("sex", "Xylophone"), ("age", 911.5), ("age", "nine hundred"), ("email", "kid.smith@ex ample.org"),
+    ("email", "kid.smith@example.org, other@example.org"), ("ethnicity", ""),
+])
+def test_metadata_errors_name_the_field_never_the_value(field, value):
+    """Refusal messages go to logs, tick logs and the event log: the field name only (was: the value too)."""
+    with pytest.raises(MetadataError) as e:
+        JobMetadata.parse({**GOOD, field: value})
+    message = str(e.value)
+    assert field in message
+    words = [p for p in str(value).replace(",", " ").replace("@", " ").split() if len(p) > 2]
+    for part in [str(value)] * bool(str(value)) + words:
+        if part not in ("cm", "kg", "about", "as"):
+            assert part not in message, (part, message)

@@ -12,8 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from igait_pipeline.reference_model import BUNDLED_DIR  # noqa: E402
-from igait_pipeline.reference_model import train  # noqa: E402
+from igait_pipeline.reference_model import BUNDLED_DIR, train  # noqa: E402
 
 
 def main(argv=None) -> int:

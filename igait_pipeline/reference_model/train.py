@@ -1,7 +1,9 @@
 """Train the reference MLP on synthetic walkers, deterministically (fixed seeds, CPU, one torch thread).
 
 Each simulated walker goes through the pipeline's own stage code — `cycles.detect_cycles` on its side and front
-keypoints, then `features.compute_features` — so the model sees exactly what the pipeline produces. Walkers
+keypoints, then `features.compute_features` on the resulting cycles.json — so the model sees exactly what the
+pipeline produces. The card declares the model's domain (schemas.ModelDomain): the simulated ages and, per input,
+the training min/max widened by DOMAIN_MARGIN of the span; the share of held-out walkers inside it is a metric. Walkers
 alternate between the two simulated classes; every fourth walker is held out for the metrics.
 
 Run it through `scripts/train_reference_model.py`.
@@ -16,13 +18,12 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
 
-from igait_pipeline.reference_model import REFERENCE_NAME, REFERENCE_VERSION
-from igait_pipeline.stages import cycles, features, synthetic
+from igait_pipeline.reference_model import REFERENCE_NAME, REFERENCE_VERSION, synthetic
+from igait_pipeline.stages import cycles, features
 from igait_pipeline.stages.predict import CHECKPOINT_FORMAT, MLP, sha256_file
 
 NAME = REFERENCE_NAME
@@ -33,9 +34,11 @@ EPOCHS = 100
 LR = 1e-3
 WEIGHT_DECAY = 1e-2
 WALKERS = 400
+DOMAIN_MARGIN = 0.25  # share of each input's training span accepted beyond its training min/max
+AGE_RANGE = (3.0, 12.0)  # the simulated ages (synthetic.sample_params)
 TRAINED_ON = ("synthetic walkers only: keypoints rendered by a parametric gait model "
-              "(igait_pipeline.stages.synthetic) for two simulated classes with invented, overlapping parameter "
-              "distributions; no data from any real child")
+              "(igait_pipeline.reference_model.synthetic) for two simulated classes with invented, overlapping "
+              "parameter distributions; no data from any real child")
 
 
 @dataclass
@@ -46,13 +49,12 @@ class Dataset:
     failed: list[tuple[int, str]]
 
 
-def walker_features(seed: int, label: int) -> tuple[Optional[np.ndarray], str]:
+def walker_features(seed: int, label: int) -> tuple[np.ndarray | None, str]:
     """One walker through detect_cycles and compute_features; (vector, "") or (None, why it failed)."""
     w = synthetic.make_walker(seed, label=label)
     try:
-        views = cycles.analyse_views(w.side, w.front)
-        c = cycles.detect_cycles(w.side, w.front, f"synthetic_{seed}", analyses=views)
-        return features.compute_features(w.side, w.front, c, w.metadata, analyses=views).values, ""
+        c = cycles.detect_cycles(w.side, w.front, f"synthetic_{seed}")
+        return features.compute_features(c, w.metadata).values, ""
     except (cycles.CyclesError, features.FeaturesError) as e:
         return None, str(e)
 
@@ -101,6 +103,25 @@ def scaler(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mean = np.nan_to_num(mean, nan=0.0)
     std = np.where(np.isfinite(std) & (std > 1e-9), std, 1.0)
     return mean, std
+
+
+def domain(X: np.ndarray, names: list[str], margin: float = DOMAIN_MARGIN) -> dict:
+    """The card's domain: per input the training min/max widened by `margin` of the span (a constant input gets
+    ±margin of its magnitude, at least 1e-6)."""
+    lo, hi = np.nanmin(X, axis=0), np.nanmax(X, axis=0)
+    span = np.where(hi > lo, hi - lo, np.maximum(np.abs(hi), 1e-6 / max(margin, 1e-9)))
+    lo, hi = lo - margin * span, hi + margin * span
+    return {"age_years": list(AGE_RANGE), "margin": margin,
+            "rule": f"per input: training min/max widened by {margin:.0%} of the training span on each side; "
+                    f"age: the simulated ages",
+            "feature_ranges": {n: [round(float(a), 6), round(float(b), 6)] for n, a, b in zip(names, lo, hi)}}
+
+
+def in_domain_share(X: np.ndarray, dom: dict, names: list[str]) -> float:
+    lo = np.array([dom["feature_ranges"][n][0] for n in names])
+    hi = np.array([dom["feature_ranges"][n][1] for n in names])
+    inside = np.all(~np.isfinite(X) | ((X >= lo) & (X <= hi)), axis=1) & np.all(np.isfinite(X), axis=1)
+    return round(float(inside.mean()), 4) if len(X) else float("nan")
 
 
 def standardise(X: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
@@ -154,7 +175,7 @@ def metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict:
     pred = p >= threshold
     tp, tn = int((pred & (y == 1)).sum()), int((~pred & (y == 0)).sum())
     fp, fn = int((pred & (y == 0)).sum()), int((~pred & (y == 1)).sum())
-    return {"n": int(len(y)), "positives": int((y == 1).sum()), "threshold": threshold,
+    return {"n": len(y), "positives": int((y == 1).sum()), "threshold": threshold,
             "accuracy": round((tp + tn) / len(y), 4), "roc_auc": round(roc_auc(y, p), 4),
             "sensitivity": round(tp / (tp + fn), 4) if tp + fn else None,
             "specificity": round(tn / (tn + fp), 4) if tn + fp else None,
@@ -170,7 +191,7 @@ def checkpoint(net: MLP, mean: np.ndarray, std: np.ndarray, names: list[str], dr
 
 
 def train_reference(out_dir: str | os.PathLike, walkers: int = WALKERS, seed: int = 0, workers: int = 2,
-                    epochs: int = EPOCHS, command: Optional[str] = None, log=print) -> dict:
+                    epochs: int = EPOCHS, command: str | None = None, log=print) -> dict:
     """Build the synthetic data set, train, evaluate on held-out walkers, write model.pt and model_card.json."""
     t0 = time.time()
     ds = build_dataset(walkers, seed, workers)
@@ -181,6 +202,8 @@ def train_reference(out_dir: str | os.PathLike, walkers: int = WALKERS, seed: in
     net = train_mlp(Ztr, ds.y[train], seed=seed, epochs=epochs)
     t_train = time.time() - t0 - t_data
     held = metrics(ds.y[test], probabilities(net, Zte))
+    dom = domain(ds.X[train], features.FEATURE_NAMES)
+    held["in_domain_and_complete_share"] = in_domain_share(ds.X[test], dom, features.FEATURE_NAMES)
     fit = metrics(ds.y[train], probabilities(net, Ztr))
     log(f"data: {len(ds.y)} walkers in {t_data:.1f} s ({len(ds.failed)} failed); train {t_train:.1f} s; "
         f"held-out accuracy {held['accuracy']}, AUC {held['roc_auc']}")
@@ -205,7 +228,7 @@ def train_reference(out_dir: str | os.PathLike, walkers: int = WALKERS, seed: in
             "Patient metadata (age, sex, height, weight) is distributed identically in both simulated classes.",
         ],
         "simulation": {
-            "module": "igait_pipeline.stages.synthetic",
+            "module": "igait_pipeline.reference_model.synthetic",
             "class_parameters": {str(k): v for k, v in synthetic.CLASS_PARAMS.items()},
             "labels": {"0": "TD-like (simulated)", "1": "ASD-like (simulated)"},
         },
@@ -221,6 +244,7 @@ def train_reference(out_dir: str | os.PathLike, walkers: int = WALKERS, seed: in
                      "failure_examples": [why for _, why in ds.failed[:5]]},
         "metrics": {"held_out_synthetic": held, "training_synthetic": fit},
         "threshold": 0.5,
+        "domain": dom,
         "feature_names": list(features.FEATURE_NAMES),
         "n_features": len(features.FEATURE_NAMES),
         "training_command": command or f"python scripts/train_reference_model.py --walkers {walkers} "

@@ -1,11 +1,14 @@
 """The model store: scoring models kept in object storage at `models/{name}/{version}/model.pt` + `model_card.json`.
 
-`ModelStore` (no Dagster) downloads a model through the `Storage` interface, checks model.pt against the sha256
-its card records (ModelIntegrityError on a mismatch; a card without one gets the hash computed and reported),
-and builds a `LoadedModel` (igait_pipeline.stages.predict). The bundled reference model
-(igait_pipeline/reference_model, trained on synthetic walkers) is copied into storage the first time it is
-asked for; any other name/version must have been published there (`ModelStore.publish` or by copying the two
-files), e.g. a model trained on real data later.
+A model version lives in one folder, `models/{name}/{version}/`, card and weights side by side. It gets there only
+through `ModelStore.publish`, which runs the model gate (`predict.model_gate`: the card validates against
+`schemas.ModelCard`, declares its domain and validation status, and records model.pt's sha256) and refuses a model
+that fails it; the prediction asset runs the same gate as a blocking asset check on every job. `ModelStore.load`
+downloads a model through the `Storage` interface, checks model.pt against the sha256 its card records
+(ModelIntegrityError on a mismatch) and builds a `LoadedModel` (igait_pipeline.stages.predict). The bundled
+reference model (igait_pipeline/reference_model, trained on synthetic walkers) is copied into storage the first
+time it is asked for; any other name/version must have been published there with `ModelStore.publish`, e.g. a
+model trained on real data later (files copied there by other means still meet the gate on every job).
 
 `ModelStoreResource` is the Dagster resource: which model (name, version) the prediction asset uses.
 """
@@ -13,15 +16,14 @@ files), e.g. a model trained on real data later.
 import json
 import tempfile
 from pathlib import Path
-from typing import Optional
 
 from dagster import ConfigurableResource, ResourceDependency
 
+from igait_pipeline.layout import model_prefix
 from igait_pipeline.reference_model import BUNDLED_DIR, REFERENCE_NAME, REFERENCE_VERSION
 from igait_pipeline.resources.io_manager import StorageResource
-from igait_pipeline.layout import model_prefix
+from igait_pipeline.stages.predict import LoadedModel, ModelError, load_model, model_gate, sha256_file
 from igait_pipeline.storage import Storage
-from igait_pipeline.stages.predict import LoadedModel, ModelError, load_model, sha256_file
 
 MODEL_FILE = "model.pt"
 CARD_FILE = "model_card.json"
@@ -65,20 +67,19 @@ class ModelStore:
                        if o.key.endswith("/" + CARD_FILE)})
 
     # ---------- writing ----------
-    def publish(self, directory: str | Path, name: Optional[str] = None, version: Optional[str] = None) -> dict:
-        """Upload model.pt and model_card.json from a local directory; model first, card last (a reader that finds
-        the card finds the model). The card gets the model's sha256 if it lacks one; a wrong one is refused."""
+    def publish(self, directory: str | Path, name: str | None = None, version: str | None = None) -> dict:
+        """Promote a model: upload model.pt and model_card.json from a local directory, model first, card last (a
+        reader that finds the card finds the model), after the model gate passes; ModelIntegrityError otherwise."""
         d = Path(directory)
         card = json.loads((d / CARD_FILE).read_text())
         name, version = name or card.get("name"), version or card.get("version")
         if (card.get("name"), card.get("version")) != (name, version):
             raise ModelIntegrityError(f"the card in {d} describes {card.get('name')} {card.get('version')}, "
                                       f"not {name} {version}")
-        digest = sha256_file(d / MODEL_FILE)
-        if card.get("sha256") and card["sha256"] != digest:
-            raise ModelIntegrityError(f"{d / MODEL_FILE}: sha256 {digest} does not match its card's "
-                                      f"{card['sha256']}")
-        card["sha256"] = digest
+        digest = sha256_file(d / MODEL_FILE) if (d / MODEL_FILE).is_file() else None
+        problems = model_gate(card, digest)
+        if problems:
+            raise ModelIntegrityError(f"{d} fails the model gate, not published: " + "; ".join(problems))
         model_key, card_key = self.keys(name, version)
         self.storage.upload(d / MODEL_FILE, model_key)
         self.storage.write_bytes(card_key, (json.dumps(card, indent=1) + "\n").encode())
@@ -96,6 +97,30 @@ class ModelStore:
                                       f"publish the model completely")
         self.publish(self.bundled_dir)
         return True
+
+    def gate(self, name: str, version: str) -> tuple[list[str], dict]:
+        """Run the model gate on a stored model: (problems, {"card_key", "model_key", "sha256"})."""
+        model_key, card_key = self.keys(name, version)
+        if not self.storage.exists(card_key) and self.is_bundled(name, version):
+            self.seed_bundled()
+        info = {"card_key": card_key, "model_key": model_key, "sha256": None}
+        if not self.storage.exists(card_key):
+            return [f"{card_key} is not in storage"], info
+        try:
+            card = json.loads(self.storage.read_bytes(card_key))
+        except ValueError as e:
+            return [f"{card_key} is not JSON: {e}"], info
+        if not isinstance(card, dict):
+            return [f"{card_key} is not a JSON object"], info
+        digest = None
+        if self.storage.exists(model_key):
+            with tempfile.TemporaryDirectory(prefix="igait-model-") as tmp:
+                digest = sha256_file(self.storage.download(model_key, Path(tmp) / MODEL_FILE))
+        info["sha256"] = digest
+        problems = model_gate(card, digest)
+        if (card.get("name"), card.get("version")) != (name, version):
+            problems.append(f"{card_key} describes {card.get('name')} {card.get('version')}, not {name} {version}")
+        return problems, info
 
     # ---------- reading ----------
     def load(self, name: str = REFERENCE_NAME, version: str = REFERENCE_VERSION) -> LoadedModel:
@@ -136,3 +161,7 @@ class ModelStoreResource(ConfigurableResource):
 
     def load(self) -> LoadedModel:
         return self.store().load(self.model_name, self.model_version)
+
+    def gate(self) -> tuple[list[str], dict]:
+        """The model gate on the model in use, as stored: (problems, what was checked)."""
+        return self.store().gate(self.model_name, self.model_version)

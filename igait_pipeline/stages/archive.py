@@ -5,43 +5,80 @@ import json
 import os
 import zipfile
 from pathlib import Path
-from typing import Optional
 
 from igait_pipeline.schemas import Cycles, Prediction, ValidationReport
 
 STORED = {".mp4", ".png", ".jpg", ".zip"}  # already compressed: stored as they are
 
 
-def summary_text(job_id: str, validation: Optional[ValidationReport], cycles: Optional[Cycles],
-                 prediction: Optional[Prediction]) -> str:
+def _caveat(prediction: Prediction) -> list[str]:
+    """The lines SUMMARY.txt starts with: what the result may and may not be read as."""
+    lines = []
+    if prediction.classification == "INDETERMINATE":
+        lines.append("RESULT: INDETERMINATE - this job gets no screening result, because:")
+        lines += [f"  - {r}" for r in prediction.reasons]
+        lines.append(f"The model's score ({prediction.score:.3f}) is kept below only as a number; it is not a "
+                     f"result and says nothing about this person.")
+    if not prediction.clinically_validated:
+        lines.append(prediction.disclaimer)
+    return lines + ([""] if lines else [])
+
+
+def summary_text(job_id: str, validation: ValidationReport | None, cycles: Cycles | None,
+                 prediction: Prediction | None) -> str:
     lines = [f"iGait results for job {job_id}", ""]
+    if prediction:
+        lines += _caveat(prediction)
     if validation:
         lines.append(f"Video check: {'passed' if validation.valid else 'FAILED'}")
         for view, v in sorted(validation.views.items()):
             lines.append(f"  {view}: person in {v.person_ratio:.0%} of sampled frames, whole body in "
-                         f"{v.full_body_ratio:.0%}, walking: {'yes' if v.walking else 'no'}")
+                         f"{v.full_body_ratio:.0%}, walking: {'yes' if v.walking else 'no'}, seen from the "
+                         f"{v.view_seen}, walker on {v.walker_coverage:.0%} of sampled frames")
             lines += [f"    note: {w}" for w in v.warnings]
+        lines += [f"  note: {w}" for w in validation.warnings]
         lines += [f"  reason: {r}" for r in validation.reasons]
         lines.append("")
     if cycles:
-        p = cycles.parameters
-        lines.append(f"Gait ({cycles.view_used} view): {len(cycles.strides)} strides")
-        for name, value in p.items():
-            if value is not None:
-                lines.append(f"  {name}: {value:.3f}" if isinstance(value, float) else f"  {name}: {value}")
-        lines.append("")
+        lines += _gait_lines(cycles)
     if prediction:
-        lines.append(f"Screening score: {prediction.score:.3f} (threshold {prediction.threshold}) -> "
-                     f"{prediction.classification}")
+        if prediction.classification == "INDETERMINATE":
+            lines.append(f"Model score (not a result): {prediction.score:.3f}")
+        else:
+            lines.append(f"Screening score: {prediction.score:.3f} (threshold {prediction.threshold}) -> "
+                         f"{prediction.classification}")
+        lines.append(f"In the model's domain: {'yes' if prediction.in_domain else 'no'}"
+                     + (f" ({len(prediction.out_of_range_inputs)} inputs outside their training range)"
+                        if prediction.out_of_range_inputs else ""))
         lines.append(f"Model: {prediction.model.name} {prediction.model.version} "
-                     f"(sha256 {prediction.model.sha256[:12]}…)")
+                     f"(sha256 {prediction.model.sha256[:12]}…), clinically validated: "
+                     f"{'yes' if prediction.clinically_validated else 'no'}")
         lines.append(f"Trained on: {prediction.model.trained_on}")
-        outside = (prediction.features.get("outside_training_range") or {}).get("count", 0)
-        if outside:
-            lines.append(f"Caution: {outside} model inputs lie far outside the data the model was trained on; "
-                         f"the score is an extrapolation.")
-        lines.append(prediction.disclaimer)
+        if prediction.clinically_validated:
+            lines.append(prediction.disclaimer)
     return "\n".join(lines) + "\n"
+
+
+def _gait_lines(cycles: Cycles) -> list[str]:
+    lines = [f"Gait ({cycles.view_used} view): {len(cycles.strides)} steady strides used, "
+             f"{len(cycles.excluded_strides)} excluded (gait initiation/termination, cut by the frame edge)"]
+    for name, d in cycles.parameter_details.items():
+        if d.value is None:
+            lines.append(f"  {name}: not reported ({d.reason})")
+        else:
+            lines.append(f"  {name}: {d.value:.3f}  [{d.n} {d.basis}]")
+    if not cycles.parameter_details:  # cycles.json from before parameter_details existed
+        lines += [f"  {k}: {v:.3f}" for k, v in cycles.parameters.items() if isinstance(v, float)]
+    sym = (cycles.kinematics or {}).get("symmetry") or {}
+    if sym:
+        lines.append("  range of motion per leg (mean gait cycle), left / right, symmetry index:")
+        for joint, v in sym.items():
+            if v.get("rom_symmetry_index_pct") is None:
+                lines.append(f"    {joint}: not measured ({v.get('reason')})")
+            else:
+                lines.append(f"    {joint}: {v['rom_left_deg']:.1f}° / {v['rom_right_deg']:.1f}°, "
+                             f"SI {v['rom_symmetry_index_pct']:+.1f} %")
+    return lines + [""]
 
 
 def build_archive(job_id: str, stages: dict[int, dict[str, Path]], summary: str,

@@ -8,10 +8,11 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Optional
 
 import cv2
 import ffmpeg
@@ -20,6 +21,9 @@ import numpy as np
 Progress = Optional[Callable[[float], None]]  # called with the share done, 0..1
 
 TARGET_WIDTH, TARGET_HEIGHT, TARGET_FPS = 1920, 1080, 60
+# The shortest video stage 1 accepts: about two strides of a walking child (a stride takes about 1 s). Shorter
+# clips cannot show a walk; they are refused with this number instead of failing later as "does not walk".
+MIN_WALK_DURATION_S = 2.0
 X264_PRESET = "veryfast"
 X264_CRF = 18
 
@@ -84,7 +88,8 @@ def probe(path: str | os.PathLike, min_duration: float = 0.5) -> VideoInfo:
     if w <= 0 or h <= 0 or fps <= 0:
         raise MediaError(f"{path.name}: video stream has no usable size or frame rate")
     if duration < min_duration:
-        raise MediaError(f"{path.name}: video is {duration:.2f} s long, shorter than {min_duration} s")
+        raise MediaError(f"{path.name}: video is too short: {duration:.2f} s long, the minimum is "
+                         f"{min_duration:g} s")
     return VideoInfo(w, h, fps, frames, duration, s.get("codec_name", "?"), rot)
 
 

@@ -5,11 +5,17 @@ A model is two files (see igait_pipeline.resources.model_store for where they li
 * `model.pt`: `torch.save` of a plain dict (loaded with `weights_only=True`, so no code runs on load):
   `{"format": "igait-mlp/1", "layers": [n_in, h1, ..., 1], "dropout": float, "state_dict": {...},
   "feature_names": [...], "scaler_mean": tensor, "scaler_std": tensor}`;
-* `model_card.json`: `{"name", "version", "sha256" (of model.pt), "trained_on", "clinically_validated",
-  "feature_names", "metrics", ...}`.
+* `model_card.json`: `schemas.ModelCard` — name, version, sha256 of model.pt, trained_on, intended_use,
+  clinically_validated, the domain (age range and per-input ranges), feature_names, threshold, metrics.
 
-The model takes its inputs by name from the job's FeatureSet, so a later model may use a different subset of
-features; a feature it needs that the job lacks (NaN) is replaced by the training mean (z = 0) and listed.
+`model_gate` is the one check a model passes before it is published to the model store or used (the prediction
+asset's blocking asset check): the card validates against ModelCard, declares its domain and validation status,
+and its sha256 matches model.pt.
+
+The model takes its inputs by name from the job's FeatureSet. The prediction abstains — classification
+"INDETERMINATE" with the reasons, the score kept only as a number — when the job is outside the model's declared
+domain (age, any input outside its declared range), when an input the model needs could not be measured, or when
+a stage 5 quality flag it depends on failed (`PredictSettings.abstain_on_flags`).
 
 No Dagster import here.
 """
@@ -18,19 +24,35 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 from torch import nn
 
-from igait_pipeline.schemas import Prediction, PredictionModel
+from igait_pipeline.schemas import (
+    ModelCard,
+    OutOfRangeInput,
+    Prediction,
+    PredictionModel,
+)
 from igait_pipeline.stages.features import FeatureSet
 
 CHECKPOINT_FORMAT = "igait-mlp/1"
-OUTSIDE_Z = 4.0  # inputs this many training SDs from the training mean are reported as out of range
+
+
+@dataclass(frozen=True)
+class PredictSettings:
+    """Stage 6's parameters; recorded in prediction.json (with the stage 5 settings read from cycles.json)."""
+
+    abstain_on_flags: tuple[str, ...] = ("side_view_used", "steady_strides", "front_view_usable")
+    """cycles.json quality flags (quality.flags) whose failure makes the prediction INDETERMINATE: the features
+    depend on side-view events, steady strides and a real front view."""
+    abstain_on_missing: bool = True
+    """An input the model needs that could not be measured makes the prediction INDETERMINATE (rather than
+    imputing the training mean and labelling the result)."""
 
 
 class ModelError(ValueError):
@@ -65,6 +87,29 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def model_gate(card: dict, digest: str | None) -> list[str]:
+    """Problems that keep a model out of use (empty: it passes). The card must validate against ModelCard (which
+    requires the domain and clinically_validated) and record `digest`, model.pt's sha256 (None: file missing)."""
+    problems = []
+    try:
+        parsed = ModelCard.model_validate(card)
+    except ValidationError as e:
+        problems += [f"model card: {'.'.join(map(str, x['loc'])) or '(card)'}: {x['msg']}" for x in e.errors()]
+        parsed = None
+    if digest is None:
+        problems.append("model.pt is missing")
+    elif parsed is not None and parsed.sha256 != digest:
+        problems.append(f"model.pt has sha256 {digest}, its card records {parsed.sha256}")
+    if parsed is not None:
+        unknown = sorted(set(parsed.domain.feature_ranges) - set(parsed.feature_names))
+        lacking = [n for n in parsed.feature_names if n not in parsed.domain.feature_ranges]
+        if lacking:
+            problems.append(f"the card's domain gives no range for {len(lacking)} input(s): {', '.join(lacking[:5])}")
+        if unknown:
+            problems.append(f"the card's domain names inputs the model does not take: {', '.join(unknown[:5])}")
+    return problems
+
+
 @dataclass
 class LoadedModel:
     name: str
@@ -86,6 +131,11 @@ class LoadedModel:
     def trained_on(self) -> str:
         return str(self.card.get("trained_on", "unknown"))
 
+    @property
+    def domain(self) -> dict | None:
+        d = self.card.get("domain")
+        return d if isinstance(d, dict) else None
+
     def standardise(self, features: FeatureSet) -> tuple[np.ndarray, list[str]]:
         """The model's input (z-scores in its feature order, NaN -> 0) and the names that were imputed."""
         index = {n: i for i, n in enumerate(features.names)}
@@ -105,7 +155,7 @@ class LoadedModel:
         return float(torch.sigmoid(logit)), imputed
 
 
-def load_model(model_path: str | os.PathLike, card: dict, sha256: Optional[str] = None) -> LoadedModel:
+def load_model(model_path: str | os.PathLike, card: dict, sha256: str | None = None) -> LoadedModel:
     """Build a LoadedModel from a local model.pt and its card. sha256: the file's hash if already computed."""
     model_path = Path(model_path)
     digest = sha256 or sha256_file(model_path)
@@ -151,21 +201,68 @@ def disclaimer(model: LoadedModel) -> str:
             f"nothing reliable about this child.")
 
 
-def predict(features: FeatureSet, loaded_model: LoadedModel, job_id: str, threshold: float = 0.5) -> Prediction:
-    """Score, classification ("ASD" when score >= threshold) and everything needed to read it honestly."""
+def _domain_check(features: FeatureSet, model: LoadedModel) -> tuple[list[str], list[OutOfRangeInput]]:
+    """Reasons the job lies outside the model's declared domain, and the inputs outside their ranges."""
+    dom = model.domain
+    if not dom:
+        return [f"model {model.name} {model.version} declares no domain in its card"], []
+    reasons: list[str] = []
+    lo_age, hi_age = dom.get("age_years", (float("-inf"), float("inf")))
+    age = features.patient.get("age_years")
+    if age is not None and not lo_age <= age <= hi_age:
+        # No patient value in a reason: reasons go to logs, the event log and SUMMARY.txt (the value is in
+        # out_of_range_inputs, in prediction.json only).
+        reasons.append(f"the age is outside the model's domain ({lo_age:g}–{hi_age:g} years)")
+    ranges = dom.get("feature_ranges", {})
+    index = {n: i for i, n in enumerate(features.names)}
+    out = []
+    for n in model.feature_names:
+        v = features.values[index[n]] if n in index else np.nan
+        if n in ranges and np.isfinite(v) and not ranges[n][0] <= v <= ranges[n][1]:
+            out.append(OutOfRangeInput(name=n, value=round(float(v), 5),
+                                       range=(round(float(ranges[n][0]), 5), round(float(ranges[n][1]), 5))))
+    if out:
+        reasons.append(f"{len(out)} of {len(model.feature_names)} inputs lie outside the ranges the model was "
+                       f"trained on (e.g. {', '.join(o.name for o in out[:4])})")
+    return reasons, out
+
+
+def predict(features: FeatureSet, loaded_model: LoadedModel, job_id: str, threshold: float | None = None,
+            flags: list[dict] | None = None, settings: PredictSettings = PredictSettings(),
+            stage5_settings: dict | None = None) -> Prediction:
+    """Score and classification ("ASD" when score >= threshold), or "INDETERMINATE" with the reasons when the job
+    is outside the model's domain, an input is missing, or a quality flag in `flags` (cycles.json
+    quality.flags) that the features depend on failed."""
+    threshold = float(loaded_model.card.get("threshold", 0.5) if threshold is None else threshold)
     if not 0.0 < threshold < 1.0:
         raise ModelError(f"threshold {threshold} is not between 0 and 1")
     score, imputed = loaded_model.score(features)
-    z, _ = loaded_model.standardise(features)
-    far = [n for n, v in zip(loaded_model.feature_names, z) if abs(v) > OUTSIDE_Z]
+    reasons, out = _domain_check(features, loaded_model)
+    in_domain = not reasons
+    for f in flags or []:
+        if f.get("name") in settings.abstain_on_flags and not f.get("ok"):
+            reasons.append(f"quality check {f['name']} failed: {f.get('detail')}")
+    if imputed and settings.abstain_on_missing:
+        why = sorted({features.missing_reasons.get(_base(n), "not measured") for n in imputed})
+        reasons.append(f"{len(imputed)} input(s) could not be measured ({'; '.join(why)[:400]})")
     summary = features.summary()
     summary["imputed_with_training_mean"] = imputed
-    summary["outside_training_range"] = {
-        "rule": f"|z| > {OUTSIDE_Z} against the model's training data", "count": len(far), "names": far[:40]}
+    cls = "INDETERMINATE" if reasons else ("ASD" if score >= threshold else "NO ASD")
     return Prediction(
-        job_id=job_id, score=round(score, 6), classification="ASD" if score >= threshold else "NO ASD",
-        threshold=threshold,
+        job_id=job_id, classification=cls, reasons=reasons, in_domain=in_domain, out_of_range_inputs=out,
+        clinically_validated=loaded_model.clinically_validated, score=round(score, 6), threshold=threshold,
         model=PredictionModel(name=loaded_model.name, version=loaded_model.version, sha256=loaded_model.sha256,
                               clinically_validated=loaded_model.clinically_validated,
                               trained_on=loaded_model.trained_on),
-        disclaimer=disclaimer(loaded_model), features=summary)
+        disclaimer=disclaimer(loaded_model),
+        settings={"predict": asdict(settings), "features": asdict(features.settings),
+                  "stage_5": stage5_settings or {}},
+        features=summary)
+
+
+def _base(name: str) -> str:
+    """The series or parameter a feature name belongs to (side_hip_flexion_left_042 -> side_hip_flexion_left)."""
+    head, _, tail = name.rpartition("_")
+    if tail.isdigit():
+        return head
+    return name.removesuffix("_cycle_sd")

@@ -22,8 +22,8 @@ the metrics see one stage, as for a one-step stage.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Mapping, Optional
 
 from dagster import (
     AssetKey,
@@ -72,7 +72,7 @@ class StageMap:
     by_asset: Mapping[AssetKey, int]
 
     @classmethod
-    def from_repository(cls, repo) -> "StageMap":
+    def from_repository(cls, repo) -> StageMap:
         found = {}
         for key in repo.asset_graph.get_all_asset_keys():
             value = repo.asset_graph.get(key).metadata.get(STAGE_META)
@@ -84,38 +84,38 @@ class StageMap:
         return cls(found)
 
     @classmethod
-    def from_definitions(cls, defs) -> "StageMap":
+    def from_definitions(cls, defs) -> StageMap:
         return cls.from_repository(defs.get_repository_def())
 
     @property
     def upload_key(self) -> AssetKey:
         return next(k for k, v in self.by_asset.items() if v == 0)
 
-    def stage_of(self, key: Optional[AssetKey]) -> Optional[int]:
+    def stage_of(self, key: AssetKey | None) -> int | None:
         return self.by_asset.get(key) if key is not None else None
 
 
 @dataclass
 class ReaderCursor:
     after: int = -1  # instance-wide storage id read up to
-    runs: dict[str, Optional[str]] = field(default_factory=dict)  # active run id -> its own log's cursor
+    runs: dict[str, str | None] = field(default_factory=dict)  # active run id -> its own log's cursor
 
     def to_json(self) -> str:
         return json.dumps({"after": self.after, "runs": self.runs}, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: Optional[str]) -> "ReaderCursor":
+    def from_json(cls, text: str | None) -> ReaderCursor:
         if not text:
             return cls()
         raw = json.loads(text)
         return cls(after=int(raw.get("after", -1)), runs=dict(raw.get("runs") or {}))
 
 
-def job_id_of_run(run: Optional[DagsterRun]) -> Optional[str]:
+def job_id_of_run(run: DagsterRun | None) -> str | None:
     if run is None:
         return None
     key = run.tags.get(PARTITION_TAG)
-    return key if key and JOB_ID_RE.match(key) else None
+    return key if key and JOB_ID_RE.fullmatch(key) else None
 
 
 class JobEventReader:
@@ -124,7 +124,7 @@ class JobEventReader:
         self.stages = stages
         self.page = page
         self.run_page = run_page
-        self._runs: dict[str, Optional[DagsterRun]] = {}
+        self._runs: dict[str, DagsterRun | None] = {}
         self._plans: dict[str, tuple[dict[str, int], tuple[int, ...]]] = {}
         self._stage_steps: dict[str, dict[int, frozenset[str]]] = {}  # run -> stage -> its planned steps
 
@@ -139,7 +139,7 @@ class JobEventReader:
             etype = dagster_event.event_type
             if etype == DagsterEventType.ASSET_MATERIALIZATION:
                 job_id = dagster_event.partition
-                if job_id and JOB_ID_RE.match(job_id):
+                if job_id and JOB_ID_RE.fullmatch(job_id):
                     events.append(JobEvent("upload", job_id, utc(rec.timestamp)))
                 continue
             run_id = rec.event_log_entry.run_id
@@ -194,8 +194,8 @@ class JobEventReader:
         return merged, new_after
 
     # ---- one run's own log ----
-    def _run_log(self, run: DagsterRun, job_id: str, cursor: Optional[str],
-                 to_end: bool) -> tuple[list[JobEvent], Optional[str]]:
+    def _run_log(self, run: DagsterRun, job_id: str, cursor: str | None,
+                 to_end: bool) -> tuple[list[JobEvent], str | None]:
         step_stage, _ = self._plan(run)
         multi = {n: steps for n, steps in self._stage_steps[run.run_id].items() if len(steps) > 1}
         events: list[JobEvent] = []
@@ -220,7 +220,7 @@ class JobEventReader:
         return [(r.storage_id, r.event_log_entry.dagster_event.event_type, r.event_log_entry.dagster_event.step_key,
                  r.event_log_entry.timestamp) for r in conn.records]
 
-    def _step_event(self, rec: EventLogRecord, job_id: str, step_stage: Mapping[str, int]) -> Optional[JobEvent]:
+    def _step_event(self, rec: EventLogRecord, job_id: str, step_stage: Mapping[str, int]) -> JobEvent | None:
         entry = rec.event_log_entry
         de = entry.dagster_event
         if de is None:
@@ -251,7 +251,7 @@ class JobEventReader:
         return JobEvent(kind, job_id, at, run_id=entry.run_id, stage=stage)
 
     # ---- runs and their plans ----
-    def _run(self, run_id: str, fresh: bool = False) -> Optional[DagsterRun]:
+    def _run(self, run_id: str, fresh: bool = False) -> DagsterRun | None:
         if fresh or run_id not in self._runs:
             self._runs[run_id] = self.instance.get_run_by_id(run_id)
         return self._runs[run_id]
@@ -315,14 +315,14 @@ def _value(v):
     return getattr(v, "value", v)
 
 
-def _error_text(err) -> Optional[str]:
+def _error_text(err) -> str | None:
     if err is None:
         return None
     msg = (err.message or "").strip()
     return msg.splitlines()[0] if msg else err.cls_name
 
 
-def _failure_text(data) -> Optional[str]:
+def _failure_text(data) -> str | None:
     if data is None:
         return None
     user = getattr(data, "user_failure_data", None)

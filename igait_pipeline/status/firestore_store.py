@@ -11,7 +11,7 @@ Credentials, GOOGLE_CLOUD_PROJECT); FIRESTORE_EMULATOR_HOST points the client at
 from __future__ import annotations
 
 import copy
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
 from google.cloud import firestore
 from google.cloud.firestore_v1.field_path import FieldPath
@@ -22,22 +22,22 @@ _IN_LIMIT = 30  # Firestore's limit on the values of one `in` filter
 
 
 class FirestoreJobStore(JobStore):
-    def __init__(self, project: Optional[str] = None, database: Optional[str] = None,
-                 collection: str = COLLECTION, client: Optional[firestore.Client] = None):
+    def __init__(self, project: str | None = None, database: str | None = None,
+                 collection: str = COLLECTION, client: firestore.Client | None = None):
         self.client = client or firestore.Client(project=project, database=database)
         self.collection = collection
         self._coll = self.client.collection(collection)
 
-    def get(self, job_id: str) -> Optional[dict]:
+    def get(self, job_id: str) -> dict | None:
         snap = self._coll.document(job_id).get()
         return snap.to_dict() if snap.exists else None
 
-    def update(self, job_id: str, change: Change) -> Optional[dict]:
+    def update(self, job_id: str, change: Change) -> dict | None:
         ref = self._coll.document(job_id)
         wrote: list[bool] = []
 
         @firestore.transactional
-        def run(txn: firestore.Transaction) -> Optional[dict]:
+        def run(txn: firestore.Transaction) -> dict | None:
             wrote.clear()
             snap = ref.get(transaction=txn)
             old = snap.to_dict() if snap.exists else None
@@ -59,9 +59,12 @@ class FirestoreJobStore(JobStore):
         # Read back after a write so that updated_at is the server's value, as any reader will see it.
         return self.get(job_id) if wrote else result
 
-    def find(self, *, status: Optional[Iterable[str]] = None, email_sent: Optional[bool] = None,
-             user_id: Optional[str] = None, limit: int = 100) -> list[dict]:
+    def find(self, *, status: Iterable[str] | None = None, email_sent: bool | None = None,
+             user_id: str | None = None, email_status: Iterable[str] | None = None,
+             limit: int = 100) -> list[dict]:
         query = self._coll
+        if email_status is not None:
+            query = query.where(filter=firestore.FieldFilter("email_status", "in", list(email_status)))
         if status is not None:
             status = list(status)
             if not 0 < len(status) <= _IN_LIMIT:

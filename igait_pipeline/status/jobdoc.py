@@ -9,7 +9,10 @@ One document per job ID in the collection `jobs` (shape fixed: the web app reads
     stages {"1".."7": {status: pending | processing | success | failed | skipped,
                        started_at, completed_at, duration_ms, output_keys, error}},
     result {score, classification, archive_key},
-    email, email_sent
+    error,                          why the job failed before any stage ran (a refused upload), else null
+    email, email_sent,              email_sent: true only once the SMTP server accepted the message
+    email_status: pending | sending | sent | retry | failed | uncertain | skipped,
+    email_error, email_attempts, email_retry_at      (the last refusal, failed tries, not before this ISO time)
 
 `JobEvent` is the plain record of one thing the pipeline did (an upload seen, a run started, a stage started,
 succeeded or failed, a run ended); `apply_events` folds events into a document. Every event sets absolute values
@@ -25,9 +28,10 @@ from __future__ import annotations
 import copy
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Callable, Iterable, Literal, Optional, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -42,6 +46,10 @@ FINAL_JOB_STATUSES = ("completed", "failed")
 TIME_FIELDS = ("created_at", "updated_at")
 STAGE_TIME_FIELDS = ("started_at", "completed_at")
 ERROR_MAX_CHARS = 1000
+EMAIL_STATUSES = ("pending", "sending", "sent", "retry", "failed", "uncertain", "skipped")
+EMAIL_DUE = ("pending", "retry")  # e-mail states in which a finished job's e-mail may be (re)tried
+EMAIL_MAX_ATTEMPTS = 5
+EMAIL_BACKOFF_S = (60, 300, 1800, 7200)  # wait after the 1st, 2nd, ... refused attempt (the last one repeats)
 
 STATUS_URI_ENV = "IGAIT_STATUS_URI"
 DEFAULT_STATUS_URI = "sqlite:data/status.sqlite3"
@@ -55,29 +63,29 @@ class StageState(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: StageStatus
-    started_at: Optional[datetime]
-    completed_at: Optional[datetime]
-    duration_ms: Optional[int]
+    started_at: datetime | None
+    completed_at: datetime | None
+    duration_ms: int | None
     output_keys: list[str]
-    error: Optional[str]
+    error: str | None
 
 
 class Patient(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    age: Optional[float]
-    sex: Optional[str]
-    height: Optional[float] = Field(description="cm")
-    weight: Optional[float] = Field(description="kg")
-    ethnicity: Optional[str]
+    age: float | None
+    sex: str | None
+    height: float | None = Field(description="cm")
+    weight: float | None = Field(description="kg")
+    ethnicity: str | None
 
 
 class Result(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    score: Optional[float]
-    classification: Optional[str]
-    archive_key: Optional[str]
+    score: float | None
+    classification: str | None
+    archive_key: str | None
 
 
 class JobDocument(BaseModel):
@@ -88,14 +96,19 @@ class JobDocument(BaseModel):
     job_id: str
     user_id: str
     created_at: datetime
-    updated_at: Optional[datetime]
+    updated_at: datetime | None
     patient: Patient
     status: JobStatus
     current_stage: int = Field(ge=0, le=FINAL_STAGE)
     stages: dict[Literal[_STAGE_KEYS], StageState] = Field(min_length=len(_STAGE_KEYS), max_length=len(_STAGE_KEYS))
     result: Result
-    email: Optional[str]
+    error: str | None = None
+    email: str | None
     email_sent: bool
+    email_status: Literal[EMAIL_STATUSES] = "pending"
+    email_error: str | None = None
+    email_attempts: int = 0
+    email_retry_at: str | None = None
 
 
 EMPTY_PATIENT = {"age": None, "sex": None, "height": None, "weight": None, "ethnicity": None}
@@ -107,8 +120,8 @@ def fresh_stage(status: str = "pending") -> dict:
             "error": None}
 
 
-def new_job_doc(job_id: str, user_id: str, created_at: datetime, patient: Optional[dict],
-                email: Optional[str]) -> dict:
+def new_job_doc(job_id: str, user_id: str, created_at: datetime, patient: dict | None,
+                email: str | None) -> dict:
     """A job as the uploads sensor first sees it: submitted, every stage pending, no e-mail sent."""
     pat = dict(EMPTY_PATIENT)
     pat.update({k: v for k, v in (patient or {}).items() if k in EMPTY_PATIENT})
@@ -122,15 +135,20 @@ def new_job_doc(job_id: str, user_id: str, created_at: datetime, patient: Option
         "current_stage": 0,
         "stages": {str(n): fresh_stage() for n in STAGE_NUMBERS},
         "result": dict(EMPTY_RESULT),
+        "error": None,
         "email": email,
         "email_sent": False,
+        "email_status": "pending",
+        "email_error": None,
+        "email_attempts": 0,
+        "email_retry_at": None,
     }
 
 
 def utc(ts: float | datetime) -> datetime:
     if isinstance(ts, datetime):
-        return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
-    return datetime.fromtimestamp(ts, tz=timezone.utc)
+        return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+    return datetime.fromtimestamp(ts, tz=UTC)
 
 
 # ---------- events ----------
@@ -145,29 +163,29 @@ class JobEvent:
     kind: EventKind
     job_id: str
     at: datetime
-    run_id: Optional[str] = None
-    stage: Optional[int] = None
-    duration_ms: Optional[int] = None
+    run_id: str | None = None
+    stage: int | None = None
+    duration_ms: int | None = None
     output_keys: tuple[str, ...] = ()
-    error: Optional[str] = None
-    outcome: Optional[Literal["success", "failure", "canceled"]] = None  # run_end
+    error: str | None = None
+    outcome: Literal["success", "failure", "canceled"] | None = None  # run_end
     will_retry: bool = False  # run_end: Dagster will launch a retry of this run
     planned: tuple[int, ...] = ()  # run_start / run_end: the stages this run was to execute
     # filled in by the sensor from storage, never by the event log:
-    user_id: Optional[str] = None  # upload
-    patient: Optional[dict] = None  # upload
-    email: Optional[str] = None  # upload
-    result: Optional[dict] = field(default=None, hash=False)  # run_end: {score, classification, archive_key}
+    user_id: str | None = None  # upload
+    patient: dict | None = None  # upload
+    email: str | None = None  # upload
+    result: dict | None = field(default=None, hash=False)  # run_end: {score, classification, archive_key}
 
 
-def plain_error(text: Optional[str]) -> Optional[str]:
+def plain_error(text: str | None) -> str | None:
     if not text:
         return None
     text = " ".join(text.strip().split())
     return text if len(text) <= ERROR_MAX_CHARS else text[: ERROR_MAX_CHARS - 1] + "…"
 
 
-def _ms_between(start: Optional[datetime], end: datetime) -> Optional[int]:
+def _ms_between(start: datetime | None, end: datetime) -> int | None:
     if start is None:
         return None
     return max(0, round((utc(end) - utc(start)).total_seconds() * 1000))
@@ -239,7 +257,7 @@ def _end_run(doc: dict, ev: JobEvent) -> dict:
     return doc
 
 
-def apply_events(doc: Optional[dict], events: Sequence[JobEvent], seed: Optional[JobEvent] = None) -> Optional[dict]:
+def apply_events(doc: dict | None, events: Sequence[JobEvent], seed: JobEvent | None = None) -> dict | None:
     """Fold events (of one job, in order) into a copy of doc. A missing document is created from the first
     upload event, else from `seed` (an upload event the caller reconstructed), else left missing."""
     out = copy.deepcopy(doc) if doc is not None else None
@@ -263,11 +281,22 @@ def finalized_at(doc: dict) -> datetime:
 
 
 def needs_email(doc: dict) -> bool:
-    return doc.get("status") in FINAL_JOB_STATUSES and not doc.get("email_sent") and bool(doc.get("email"))
+    return (doc.get("status") in FINAL_JOB_STATUSES and not doc.get("email_sent") and bool(doc.get("email"))
+            and doc.get("email_status", "pending") in EMAIL_DUE)
+
+
+def email_due_now(doc: dict, now: datetime) -> bool:
+    """needs_email, and any back-off after a refused attempt is over."""
+    retry_at = doc.get("email_retry_at")
+    return needs_email(doc) and (retry_at is None or datetime.fromisoformat(retry_at) <= now)
+
+
+def backoff_s(attempts: int) -> int:
+    return EMAIL_BACKOFF_S[min(max(attempts, 1), len(EMAIL_BACKOFF_S)) - 1]
 
 
 # ---------- comparing and diffing documents ----------
-def same_content(a: Optional[dict], b: Optional[dict]) -> bool:
+def same_content(a: dict | None, b: dict | None) -> bool:
     """Equal apart from `updated_at` (timestamps compared as instants)."""
     if a is None or b is None:
         return a is b
@@ -300,7 +329,7 @@ def changed_paths(old: dict, new: dict, prefix: tuple[str, ...] = ()) -> dict[tu
 
 
 # ---------- the backends' interface ----------
-Change = Callable[[Optional[dict]], Optional[dict]]
+Change = Callable[[dict | None], dict | None]
 
 
 class JobStore(ABC):
@@ -310,42 +339,84 @@ class JobStore(ABC):
     collection: str = COLLECTION
 
     @abstractmethod
-    def get(self, job_id: str) -> Optional[dict]: ...
+    def get(self, job_id: str) -> dict | None: ...
 
     @abstractmethod
-    def update(self, job_id: str, change: Change) -> Optional[dict]:
+    def update(self, job_id: str, change: Change) -> dict | None:
         """In one transaction: read the document (None if absent), call change on a copy, and write the result
         (create it if it was absent) unless it equals what was read. Returns the document as it now is."""
 
     @abstractmethod
-    def find(self, *, status: Optional[Iterable[str]] = None, email_sent: Optional[bool] = None,
-             user_id: Optional[str] = None, limit: int = 100) -> list[dict]:
-        """Documents matching every given condition (status is one of the given values), in job ID order."""
+    def find(self, *, status: Iterable[str] | None = None, email_sent: bool | None = None,
+             user_id: str | None = None, email_status: Iterable[str] | None = None,
+             limit: int = 100) -> list[dict]:
+        """Documents matching every given condition (status / email_status is one of the given values), in job
+        ID order. A document without email_status (written before that field existed) counts as "pending"
+        in the embedded store; Firestore matches only documents that have the field."""
 
     def close(self) -> None:
         pass
 
-    # -- the e-mail claim: `email_sent` is set before the e-mail goes out, in a transaction --
+    # -- the e-mail: claimed (email_status "sending") in a transaction before it goes out, so it never goes twice;
+    #    email_sent is set only once the server has accepted it --
     def claim_email(self, job_id: str) -> bool:
-        """Set email_sent from false to true; True if this caller won (and must send), False if already set."""
+        """email_status pending/retry -> sending; True if this caller won (and must send), False otherwise."""
         won = []
 
-        def claim(doc: Optional[dict]) -> Optional[dict]:
+        def claim(doc: dict | None) -> dict | None:
             won.clear()
-            if doc is None or doc.get("email_sent"):
+            if doc is None or doc.get("email_sent") or doc.get("email_status", "pending") not in EMAIL_DUE:
                 return doc
             won.append(True)
-            return {**doc, "email_sent": True}
+            return {**doc, "email_status": "sending"}
 
         self.update(job_id, claim)
         return bool(won)
 
-    def release_email(self, job_id: str) -> None:
-        """Undo a claim when the e-mail certainly did not leave (refused before the message was handed over)."""
-        self.update(job_id, lambda doc: None if doc is None else {**doc, "email_sent": False})
+    def email_accepted(self, job_id: str) -> None:
+        """The server answered 250 to the message: now, and only now, email_sent is true."""
+        self.update(job_id, lambda doc: None if doc is None else {
+            **doc, "email_sent": True, "email_status": "sent", "email_error": None, "email_retry_at": None})
+
+    def release_email(self, job_id: str, error: str = "not sent", permanent: bool = False,
+                      now: datetime | None = None) -> dict | None:
+        """The e-mail certainly did not leave: count the attempt, record why, and either schedule the next try
+        (back-off) or, when the cause is permanent or the attempts are used up, give up (email_status failed)."""
+        now = now or datetime.now(UTC)
+
+        def release(doc: dict | None) -> dict | None:
+            if doc is None:
+                return None
+            attempts = int(doc.get("email_attempts") or 0) + 1
+            give_up = permanent or attempts >= EMAIL_MAX_ATTEMPTS
+            retry_at = None if give_up else (now + timedelta(seconds=backoff_s(attempts))).isoformat()
+            return {**doc, "email_sent": False, "email_status": "failed" if give_up else "retry",
+                    "email_attempts": attempts, "email_error": plain_error(error), "email_retry_at": retry_at}
+
+        return self.update(job_id, release)
+
+    def email_uncertain(self, job_id: str, error: str) -> None:
+        """The connection broke while the message was handed over: it may have left. Never tried again by the
+        sensor (an operator who finds it was not delivered sets email_status back to "retry")."""
+        self.update(job_id, lambda doc: None if doc is None else {
+            **doc, "email_status": "uncertain", "email_error": plain_error(error)})
+
+    def skip_email(self, job_id: str, why: str) -> bool:
+        """No e-mail is due (the job finished too long ago): email_status skipped, email_sent stays false."""
+        won = []
+
+        def skip(doc: dict | None) -> dict | None:
+            won.clear()
+            if doc is None or doc.get("email_sent") or doc.get("email_status", "pending") not in EMAIL_DUE:
+                return doc
+            won.append(True)
+            return {**doc, "email_status": "skipped", "email_error": plain_error(why)}
+
+        self.update(job_id, skip)
+        return bool(won)
 
 
-def job_store_from_uri(uri: Optional[str] = None, collection: str = COLLECTION) -> JobStore:
+def job_store_from_uri(uri: str | None = None, collection: str = COLLECTION) -> JobStore:
     """`firestore://PROJECT[/DATABASE]` chooses Firestore (FIRESTORE_EMULATOR_HOST is honoured by the client);
     `sqlite:PATH` (or a bare path) an embedded SQLite file. Default: $IGAIT_STATUS_URI, else
     `sqlite:data/status.sqlite3`."""

@@ -4,14 +4,22 @@ What the e-mail says: the job ID, the result (classification and score, with the
 reason and what to do next, and where to fetch the results archive. Nothing else about the child: no age, sex,
 height, weight or ethnicity, and the address appears only as the recipient. Logs name the job ID only.
 
-Never twice: `deliver` first claims the job (`email_sent` false -> true in a store transaction), then sends.
- - Refused before the message was handed over (cannot connect, login refused, sender or recipient refused, the
-   server answers DATA with an error): the e-mail certainly did not leave, the claim is released and the next
-   sensor tick tries again.
+The message is written with `email.policy.SMTP` (CRLF line ends, lines folded; a body line too long for SMTP is
+quoted-printable), or `email.policy.SMTPUTF8` when the recipient's local part is not ASCII. The recipient is
+normalised by `schemas.normalize_email` (one address; IDNA domain); a non-ASCII local part is sent only to a
+server that offers SMTPUTF8, otherwise the e-mail is refused for good with that reason in the document.
+
+Never twice, and `email_sent` only once the server said "250" to the message: `deliver` first claims the job
+(`email_status` pending/retry -> sending in a store transaction), then sends, then records the outcome.
+ - Accepted (250 after DATA): `email_sent` true, `email_status` sent.
+ - Refused before or at the end of the message (cannot connect, login refused, sender or recipient refused, the
+   server answers the message with an error, e.g. `500 Line too long`): the e-mail certainly did not leave. The
+   attempt is counted with its reason (`email_error`) and retried after a back-off (`email_retry_at`), at most
+   EMAIL_MAX_ATTEMPTS times; an unusable address is not retried (`email_status` failed).
  - The connection breaks while the message is being handed over, or the process dies between the claim and the
-   server's "250 OK": the e-mail may or may not have left. The claim stays: the family may miss this e-mail
-   but never gets it twice. Such jobs are logged as errors ("delivery uncertain"); an operator who finds it was
-   not delivered sets `email_sent` back to false and the sensor sends it again.
+   server's reply: the e-mail may or may not have left. `email_status` stays sending / becomes uncertain and
+   the sensor never tries it again: the family may miss this e-mail but never gets it twice. An operator who
+   finds it was not delivered sets `email_status` back to "retry".
 
 SMTP settings come from configuration (`SmtpSettings`, or the SmtpResource of the Dagster definitions) or from
 the environment: IGAIT_SMTP_HOST, IGAIT_SMTP_PORT, IGAIT_SMTP_SECURITY (none | starttls | ssl),
@@ -22,16 +30,18 @@ from __future__ import annotations
 
 import logging
 import os
-import smtplib
-import socket
-import ssl
-from dataclasses import dataclass
-from email.message import EmailMessage
-from email.utils import make_msgid
 import re
-from typing import Literal, Mapping, Optional
+import smtplib
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email import policy
+from email.message import EmailMessage
+from email.utils import make_msgid, parseaddr
+from typing import Literal
 
 from igait_pipeline.layout import STAGES
+from igait_pipeline.schemas import AddressError, normalize_email
 from igait_pipeline.status.jobdoc import JobStore, needs_email
 
 STAGE_LABELS = {s.number: s.label for s in STAGES[1:]}
@@ -61,7 +71,7 @@ class SmtpSettings:
         return self.port or _DEFAULT_PORTS[self.security]
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ, **overrides) -> Optional["SmtpSettings"]:
+    def from_env(cls, env: Mapping[str, str] = os.environ, **overrides) -> SmtpSettings | None:
         """Settings from IGAIT_SMTP_*; keyword arguments that are not empty win. None if no host is set."""
         values = {
             "host": env.get("IGAIT_SMTP_HOST", ""),
@@ -85,11 +95,13 @@ def redact(text: str) -> str:
 
 
 class SendError(Exception):
-    """The e-mail was not accepted. `uncertain`: it may have left anyway (the connection broke mid-message)."""
+    """The e-mail was not accepted. `uncertain`: it may have left anyway (the connection broke mid-message).
+    `permanent`: trying again cannot help (the address is unusable, or needs SMTPUTF8 the server lacks)."""
 
-    def __init__(self, message: str, uncertain: bool):
+    def __init__(self, message: str, uncertain: bool, permanent: bool = False):
         super().__init__(redact(message))
         self.uncertain = uncertain
+        self.permanent = permanent
 
 
 # ---------- the message ----------
@@ -97,17 +109,20 @@ class SendError(Exception):
 class Outcome:
     """What the e-mail reports, gathered by the caller from the job document and the job's files."""
 
-    archive_url: Optional[str] = None  # a signed URL on GCS, a path locally
-    threshold: Optional[float] = None
-    disclaimer: Optional[str] = None
+    archive_url: str | None = None  # a signed URL on GCS, a path locally
+    threshold: float | None = None
+    disclaimer: str | None = None
     reasons: tuple[str, ...] = ()  # plain reasons the videos were refused (validation), if that is why it failed
+    upload_refused: str | None = None  # why the upload itself was refused (no stage ran), if it was
+    clinically_validated: bool | None = None  # of the model that scored the job (prediction.json)
 
 
 def compose(doc: dict, outcome: Outcome, sender: str) -> EmailMessage:
+    """The message (raises AddressError if the document's address is not one usable recipient)."""
     job_id = doc["job_id"]
-    msg = EmailMessage()
+    msg = EmailMessage(policy=policy.SMTP)
     msg["From"] = sender
-    msg["To"] = doc["email"]
+    msg["To"] = normalize_email(doc["email"])
     msg["Message-ID"] = make_msgid(idstring=f"igait.{job_id}")
     if doc["status"] == "completed":
         msg["Subject"] = f"Your iGait screening result is ready (job {job_id})"
@@ -128,7 +143,14 @@ def _completed_body(doc: dict, o: Outcome) -> str:
         f"The iGait screening of the walking videos you sent us (job {doc['job_id']}) is complete.",
         "",
     ]
-    if cls is not None:
+    # The caveat comes first: an unvalidated model, or a job the model cannot judge, is said before any result.
+    if o.disclaimer and o.clinically_validated is not True:
+        lines += [o.disclaimer, ""]
+    if cls == "INDETERMINATE":
+        lines.append("Screening result: INDETERMINATE. The screening could not give a result for these videos: "
+                     "they, or the child, lie outside what the screening model was built for, or the walk could "
+                     "not be measured reliably enough. The reasons are in SUMMARY.txt in the archive below.")
+    elif cls is not None:
         score_txt = f"{score:.2f} on a scale from 0 to 1" if isinstance(score, (int, float)) else "not available"
         lines.append(f"Screening result: {cls} (score {score_txt}"
                      + (f"; results at or above {o.threshold:g} are reported as ASD" if o.threshold is not None
@@ -140,7 +162,7 @@ def _completed_body(doc: dict, o: Outcome) -> str:
         "This is a screening result, not a diagnosis. Please talk about it with your child's doctor, who can "
         "decide whether a full assessment is needed.",
     ]
-    if o.disclaimer:
+    if o.disclaimer and o.clinically_validated is True:
         lines += ["", o.disclaimer]
     if o.archive_url:
         lines += ["", "Your results (a ZIP archive) can be downloaded here:", o.archive_url]
@@ -154,7 +176,10 @@ def _failed_body(doc: dict, o: Outcome) -> str:
     stage = failed[0] if failed else None
     lines = ["Hello,", "", f"We could not complete the iGait screening of the videos you sent us "
                            f"(job {doc['job_id']}).", ""]
-    if o.reasons:
+    if o.upload_refused:
+        lines += ["What you sent could not be used:", f"  - {o.upload_refused}", "",
+                  "What to do next: please check the details and send both videos again in a new submission."]
+    elif o.reasons:
         lines += ["Our automatic check found a problem with the videos:"]
         lines += [f"  - {r}" for r in o.reasons]
         lines += ["", "What to do next: please record both videos again (one from the front, one from the side) "
@@ -177,8 +202,14 @@ def _failed_body(doc: dict, o: Outcome) -> str:
 
 # ---------- sending ----------
 def send(settings: SmtpSettings, msg: EmailMessage) -> None:
-    """Hand the message to the SMTP server; raise SendError saying whether it may have left anyway."""
-    recipients = [a.strip() for a in str(msg["To"]).split(",") if a.strip()]
+    """Hand the message to the SMTP server; raise SendError saying whether it may have left anyway.
+
+    Success means the server answered 250 to the message itself; every other reply is a SendError."""
+    try:
+        recipient = normalize_email(str(msg["To"]))
+    except AddressError as e:
+        raise SendError(f"recipient address unusable: {e}", uncertain=False, permanent=True) from None
+    utf8 = not recipient.isascii()
     try:
         if settings.security == "ssl":
             smtp = smtplib.SMTP_SSL(settings.host, settings.effective_port, timeout=settings.timeout,
@@ -195,21 +226,29 @@ def send(settings: SmtpSettings, msg: EmailMessage) -> None:
                 smtp.ehlo()
             if settings.username:
                 smtp.login(settings.username, settings.password)
-            code, resp = smtp.mail(_addr(msg["From"]))
+            options = []
+            if utf8:
+                if not smtp.has_extn("smtputf8"):
+                    raise SendError("the recipient address has non-ASCII characters before the '@' and the SMTP "
+                                    "server does not offer SMTPUTF8", uncertain=False, permanent=True)
+                options = ["SMTPUTF8"] + (["BODY=8BITMIME"] if smtp.has_extn("8bitmime") else [])
+            code, resp = smtp.mail(parseaddr(str(msg["From"]))[1], options)
             if code != 250:
                 raise SendError(f"sender refused: {code} {resp!r}", uncertain=False)
-            for rcpt in recipients:
-                code, resp = smtp.rcpt(rcpt)
-                if code not in (250, 251):
-                    raise SendError(f"recipient refused: {code} {resp!r}", uncertain=False)
-        except (OSError, smtplib.SMTPException) as e:
+            code, resp = smtp.rcpt(recipient)
+            if code not in (250, 251):
+                raise SendError(f"recipient refused: {code} {resp!r}", uncertain=False)
+            payload = msg.as_bytes(policy=policy.SMTPUTF8 if utf8 else policy.SMTP)
+        except (OSError, smtplib.SMTPException, UnicodeError) as e:
             raise SendError(f"refused before the message was sent: {e}", uncertain=False)
         try:
-            smtp.data(msg.as_bytes())
-        except smtplib.SMTPDataError as e:  # an explicit error reply: the server did not take the message
+            code, resp = smtp.data(payload)
+        except smtplib.SMTPDataError as e:  # an explicit error reply to DATA: the server did not take the message
             raise SendError(f"message refused: {e.smtp_code} {e.smtp_error!r}", uncertain=False)
-        except (OSError, smtplib.SMTPException, socket.timeout) as e:
+        except (TimeoutError, OSError, smtplib.SMTPException) as e:
             raise SendError(f"connection lost while sending the message: {e}", uncertain=True)
+        if code != 250:  # smtplib returns the reply to the message itself; it does not raise
+            raise SendError(f"message refused: {code} {resp!r}", uncertain=False)
     finally:
         try:
             smtp.quit()
@@ -217,21 +256,21 @@ def send(settings: SmtpSettings, msg: EmailMessage) -> None:
             smtp.close()
 
 
-def _addr(header: str) -> str:
-    from email.utils import parseaddr
-
-    return parseaddr(str(header))[1]
-
-
-DeliveryResult = Literal["sent", "already_sent", "retry_later", "uncertain"]
+DeliveryResult = Literal["sent", "already_sent", "retry_later", "refused", "uncertain"]
 
 
 def deliver(store: JobStore, doc: dict, settings: SmtpSettings, outcome: Outcome) -> DeliveryResult:
-    """Claim the job's e-mail, then send it (see the module docstring for the guarantees)."""
+    """Claim the job's e-mail, send it, record the outcome (see the module docstring for the guarantees)."""
     job_id = doc["job_id"]
     if not needs_email(doc):
         return "already_sent"
-    msg = compose(doc, outcome, settings.sender)
+    try:
+        msg = compose(doc, outcome, settings.sender)
+    except AddressError as e:
+        if store.claim_email(job_id):
+            store.release_email(job_id, f"recipient address unusable: {e}", permanent=True)
+            log.error("job %s: e-mail not sent: recipient address unusable (%s)", job_id, e)
+        return "refused"
     if not store.claim_email(job_id):
         return "already_sent"
     log.info("job %s: e-mail claimed, sending (%s)", job_id, doc["status"])
@@ -239,13 +278,20 @@ def deliver(store: JobStore, doc: dict, settings: SmtpSettings, outcome: Outcome
         send(settings, msg)
     except SendError as e:
         if e.uncertain:
-            log.error("job %s: e-mail delivery uncertain (%s); email_sent stays true, it is not resent", job_id, e)
+            store.email_uncertain(job_id, str(e))
+            log.error("job %s: e-mail delivery uncertain (%s); it is not resent", job_id, e)
             return "uncertain"
-        store.release_email(job_id)
-        log.warning("job %s: e-mail not sent (%s); will try again", job_id, e)
+        after = store.release_email(job_id, str(e), permanent=e.permanent)
+        if after is not None and after.get("email_status") == "failed":
+            log.error("job %s: e-mail not sent, giving up after %s attempt(s): %s", job_id,
+                      after.get("email_attempts"), e)
+            return "refused"
+        log.warning("job %s: e-mail not sent (%s); will try again after %s", job_id, e,
+                    (after or {}).get("email_retry_at"))
         return "retry_later"
     except BaseException:
-        log.error("job %s: e-mail delivery uncertain (unexpected error); email_sent stays true", job_id)
+        log.error("job %s: e-mail delivery uncertain (unexpected error); it is not resent", job_id)
         raise
+    store.email_accepted(job_id)
     log.info("job %s: e-mail sent", job_id)
     return "sent"

@@ -13,10 +13,9 @@ to make the archive link) are in igait_pipeline.resources, whose `build_resource
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
-from typing import Optional
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 from dagster import (
     AssetRecordsFilter,
@@ -31,24 +30,25 @@ from dagster import (
 from igait_pipeline.layout import ARCHIVE, PREDICTION, UPLOAD, VALIDATION, user_id_of
 from igait_pipeline.resources.io_manager import StorageResource
 from igait_pipeline.resources.status import JobStatusResource, SmtpResource
-from igait_pipeline.storage import Storage
 from igait_pipeline.schemas import JobMetadata, MetadataError, Prediction, ValidationReport
 from igait_pipeline.status.events import JobEventReader, ReaderCursor, StageMap
 from igait_pipeline.status.jobdoc import (
+    EMAIL_DUE,
     FINAL_JOB_STATUSES,
     JobEvent,
     JobStore,
     apply_events,
+    email_due_now,
     finalized_at,
-    needs_email,
 )
 from igait_pipeline.status.notify import Outcome, SmtpSettings, deliver
+from igait_pipeline.storage import Storage
 
 SENSOR_NAME = "job_status_sensor"
 
 
 # ---------- reading the job's own files (facts the event log does not hold) ----------
-def _read_json(storage: Storage, key: str) -> Optional[dict]:
+def _read_json(storage: Storage, key: str) -> dict | None:
     """The JSON object at key, or None if there is none or it is not JSON (other storage errors propagate: the
     tick fails and is retried)."""
     try:
@@ -87,12 +87,15 @@ def outcome_for(storage: Storage, doc: dict) -> Outcome:
     job_id = doc["job_id"]
     archive_key = (doc.get("result") or {}).get("archive_key")
     url = storage.url(archive_key) if archive_key and storage.exists(archive_key) else None
-    threshold = disclaimer = None
+    threshold = disclaimer = validated = None
     reasons: tuple[str, ...] = ()
     if doc["status"] == "completed":
         pred = _read_json(storage, PREDICTION.key(job_id))
         if pred is not None:
             threshold, disclaimer = pred.get("threshold"), pred.get("disclaimer")
+            validated = pred.get("clinically_validated")
+    elif doc.get("error") and doc.get("current_stage") == 0:
+        return Outcome(upload_refused=doc["error"])  # the upload was refused: no stage ran, nothing to link
     else:
         report = _read_json(storage, VALIDATION.key(job_id))
         if report is not None:
@@ -102,14 +105,15 @@ def outcome_for(storage: Storage, doc: dict) -> Outcome:
                     reasons = tuple(rep.reasons)
             except ValueError:
                 pass
-    return Outcome(archive_url=url, threshold=threshold, disclaimer=disclaimer, reasons=reasons)
+    return Outcome(archive_url=url, threshold=threshold, disclaimer=disclaimer, reasons=reasons,
+                   clinically_validated=validated)
 
 
 # ---------- one tick ----------
 def _created_at(instance, stages: StageMap, job_id: str, fallback: datetime) -> datetime:
     recs = instance.fetch_materializations(
         AssetRecordsFilter(asset_key=stages.upload_key, asset_partitions=[job_id]), limit=1, ascending=True).records
-    return datetime.fromtimestamp(recs[0].timestamp, tz=timezone.utc) if recs else fallback
+    return datetime.fromtimestamp(recs[0].timestamp, tz=UTC) if recs else fallback
 
 
 def update_documents(instance, stages: StageMap, store: JobStore, storage: Storage, events: list[JobEvent],
@@ -135,28 +139,29 @@ def update_documents(instance, stages: StageMap, store: JobStore, storage: Stora
     return statuses
 
 
-def send_pending_emails(store: JobStore, storage: Storage, settings: Optional[SmtpSettings], log,
+def send_pending_emails(store: JobStore, storage: Storage, settings: SmtpSettings | None, log,
                         max_age: timedelta, limit: int) -> dict[str, str]:
     """Deliver the e-mail of every finished job that has none yet.
 
-    A job that finished more than max_age ago (its latest stage time) gets no e-mail: its email_sent is set
-    without sending ("no e-mail is due"), once, with a log line. That happens when a new, empty store is filled
+    A job that finished more than max_age ago (its latest stage time) gets no e-mail: its email_status becomes
+    skipped (email_sent stays false), once, with a log line. That happens when a new, empty store is filled
     from the instance's history, or after SMTP was unconfigured for longer than max_age; an operator who wants
-    such an e-mail sent sets email_sent back to false. Without SMTP settings nothing is sent or marked.
+    such an e-mail sent sets email_status back to "retry". A refused attempt waits for its back-off
+    (email_retry_at). Without SMTP settings nothing is sent or marked.
     """
     if settings is None:
         return {}
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     results = {}
-    for doc in store.find(status=FINAL_JOB_STATUSES, email_sent=False, limit=limit):
+    for doc in store.find(status=FINAL_JOB_STATUSES, email_sent=False, email_status=EMAIL_DUE, limit=limit):
         job_id = doc["job_id"]
-        if not needs_email(doc):
-            continue  # no address: nothing to send (the document shows email null)
+        if not email_due_now(doc, now):
+            continue  # no address (the document shows email null), or waiting for its back-off
         if now - finalized_at(doc) > max_age:
-            if store.claim_email(job_id):
+            if store.skip_email(job_id, f"finished more than {max_age} ago: no e-mail is due"):
                 results[job_id] = "too_old"
                 log.warning(f"job {job_id}: finished {finalized_at(doc):%Y-%m-%d %H:%M} UTC, more than "
-                            f"{max_age} ago: no e-mail (email_sent set without sending)")
+                            f"{max_age} ago: no e-mail (email_status skipped)")
             continue
         results[job_id] = deliver(store, doc, settings, outcome_for(storage, doc))
         log.info(f"job {job_id}: e-mail {results[job_id]}")

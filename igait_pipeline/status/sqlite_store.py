@@ -9,10 +9,10 @@ from __future__ import annotations
 import copy
 import json
 import sqlite3
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterable, Iterator, Optional
 
 from igait_pipeline.status.jobdoc import (
     COLLECTION,
@@ -34,7 +34,7 @@ CREATE TABLE IF NOT EXISTS {table} (
 def _encode(doc: dict) -> str:
     def default(v):
         if isinstance(v, datetime):
-            return (v if v.tzinfo else v.replace(tzinfo=timezone.utc)).astimezone(timezone.utc).isoformat()
+            return (v if v.tzinfo else v.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
         raise TypeError(f"{type(v).__name__} is not storable in a job document")
 
     return json.dumps(doc, default=default, sort_keys=True, ensure_ascii=False)
@@ -73,12 +73,12 @@ class SqliteJobStore(JobStore):
         finally:
             conn.close()
 
-    def get(self, job_id: str) -> Optional[dict]:
+    def get(self, job_id: str) -> dict | None:
         with self._connect() as conn:
             row = conn.execute(f"SELECT doc FROM {self.collection} WHERE job_id = ?", (job_id,)).fetchone()
         return _decode(row[0]) if row else None
 
-    def update(self, job_id: str, change: Change) -> Optional[dict]:
+    def update(self, job_id: str, change: Change) -> dict | None:
         with self._connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -90,7 +90,7 @@ class SqliteJobStore(JobStore):
                     return old
                 if new.get("job_id") != job_id:
                     raise ValueError(f"document for {job_id!r} names job {new.get('job_id')!r}")
-                new = {**new, "updated_at": datetime.now(timezone.utc)}
+                new = {**new, "updated_at": datetime.now(UTC)}
                 conn.execute(f"INSERT INTO {self.collection} (job_id, doc) VALUES (?, ?) "
                              f"ON CONFLICT(job_id) DO UPDATE SET doc = excluded.doc", (job_id, _encode(new)))
                 conn.execute("COMMIT")
@@ -100,9 +100,15 @@ class SqliteJobStore(JobStore):
                     conn.execute("ROLLBACK")
                 raise
 
-    def find(self, *, status: Optional[Iterable[str]] = None, email_sent: Optional[bool] = None,
-             user_id: Optional[str] = None, limit: int = 100) -> list[dict]:
+    def find(self, *, status: Iterable[str] | None = None, email_sent: bool | None = None,
+             user_id: str | None = None, email_status: Iterable[str] | None = None,
+             limit: int = 100) -> list[dict]:
         where, args = [], []
+        if email_status is not None:
+            email_status = list(email_status)
+            where.append(f"coalesce(json_extract(doc, '$.email_status'), 'pending') IN "
+                         f"({', '.join('?' for _ in email_status)})")
+            args += email_status
         if status is not None:
             status = list(status)
             where.append(f"json_extract(doc, '$.status') IN ({', '.join('?' for _ in status)})")

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import tempfile
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class Storage(ABC):
     def exists(self, key: str) -> bool: ...
 
     @abstractmethod
-    def list(self, prefix: str, start_after: str = "", match_glob: Optional[str] = None) -> Iterator[ObjectInfo]:
+    def list(self, prefix: str, start_after: str = "", match_glob: str | None = None) -> Iterator[ObjectInfo]:
         """Objects whose key starts with prefix, in key order, after `start_after` if given.
 
         match_glob (e.g. `jobs/*/stage_0/metadata.json`, `*` never crossing a `/`) keeps only the keys it matches;
@@ -54,7 +54,13 @@ class Storage(ABC):
     def url(self, key: str) -> str:
         """Where a person can fetch the object (a path locally, a gs:// or signed URL on GCS)."""
 
-    def local_path(self, key: str) -> Optional[Path]:
+    def copy(self, src_key: str, dst_key: str) -> None:
+        """Copy an object to another key (atomically at the destination). Backends override this with a
+        server-side copy."""
+        with tempfile.TemporaryDirectory() as tmp:
+            self.upload(self.download(src_key, Path(tmp) / "obj"), dst_key)
+
+    def local_path(self, key: str) -> Path | None:
         """A path to read the object in place, if the backend keeps objects on the local disk."""
         return None
 

@@ -31,9 +31,10 @@ import base64
 import os
 import threading
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import BinaryIO, Iterator, Optional
+from typing import BinaryIO
 
 import google_crc32c
 from google.api_core.exceptions import NotFound
@@ -53,7 +54,7 @@ _GLOB_CHARS = set("*?[]{},\\")
 # The only fields the listing needs: smaller pages, faster scans of large buckets.
 _LIST_FIELDS = "items(name,size,updated),nextPageToken"
 
-_clients: dict[tuple[int, Optional[str]], gcs.Client] = {}
+_clients: dict[tuple[int, str | None], gcs.Client] = {}
 _clients_lock = threading.Lock()
 
 
@@ -88,9 +89,9 @@ class _Crc32cWriter:
 
 
 class GCSStorage(Storage):
-    def __init__(self, bucket: str, prefix: str = "", client: Optional[gcs.Client] = None, *,
+    def __init__(self, bucket: str, prefix: str = "", client: gcs.Client | None = None, *,
                  upload_chunk_size: int = DEFAULT_UPLOAD_CHUNK, download_chunk_size: int = DEFAULT_DOWNLOAD_CHUNK,
-                 signed_url_ttl: timedelta = MAX_SIGNED_URL_TTL, retry: Optional[Retry] = DEFAULT_RETRY):
+                 signed_url_ttl: timedelta = MAX_SIGNED_URL_TTL, retry: Retry | None = DEFAULT_RETRY):
         if not bucket or "/" in bucket:
             raise StorageError(f"GCS bucket name {bucket!r} is not a bucket name")
         prefix = prefix.strip("/")
@@ -114,7 +115,7 @@ class GCSStorage(Storage):
         self.retry = retry
 
     @classmethod
-    def from_uri(cls, uri: str, client: Optional[gcs.Client] = None, **kwargs) -> "GCSStorage":
+    def from_uri(cls, uri: str, client: gcs.Client | None = None, **kwargs) -> GCSStorage:
         if not uri.startswith("gs://"):
             raise StorageError(f"{uri!r} is not a gs://bucket/prefix URI")
         bucket, _, prefix = uri[len("gs://"):].partition("/")
@@ -141,7 +142,7 @@ class GCSStorage(Storage):
     def exists(self, key: str) -> bool:
         return self._blob(key).exists(retry=self.retry)
 
-    def list(self, prefix: str, start_after: str = "", match_glob: Optional[str] = None) -> Iterator[ObjectInfo]:
+    def list(self, prefix: str, start_after: str = "", match_glob: str | None = None) -> Iterator[ObjectInfo]:
         """Pages through `objects.list` (1,000 names a page, only name/size/updated fetched).
 
         GCS's `startOffset` is inclusive (names >= it); `start_after` is exclusive, so the one name equal to it
@@ -187,7 +188,7 @@ class GCSStorage(Storage):
         with open(src, "rb") as f:
             self.upload_stream(f, key, size=os.fstat(f.fileno()).st_size)
 
-    def upload_stream(self, stream: BinaryIO, key: str, size: Optional[int] = None) -> None:
+    def upload_stream(self, stream: BinaryIO, key: str, size: int | None = None) -> None:
         """Upload from an open binary stream, reading at most one chunk at a time (see the module doc).
 
         With `size` unknown the upload is always resumable. If reading the stream or the network fails
@@ -197,6 +198,11 @@ class GCSStorage(Storage):
         blob.chunk_size = self.upload_chunk_size
         blob.upload_from_file(stream, size=size, rewind=False, checksum="auto", retry=self.retry,
                               content_type=_content_type(key))
+
+    def copy(self, src_key: str, dst_key: str) -> None:
+        """Server-side copy (no bytes through this process); the destination appears whole or not at all."""
+        src = self._blob(src_key)
+        self.bucket.copy_blob(src, self.bucket, self._name(dst_key), retry=self.retry)
 
     def delete(self, key: str) -> None:
         try:

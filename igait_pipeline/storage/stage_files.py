@@ -4,9 +4,9 @@ No Dagster import here; the IO manager (igait_pipeline.resources.io_manager) wra
 from __future__ import annotations
 
 import shutil
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from igait_pipeline.layout import job_key, stage_prefix, view_of
 from igait_pipeline.storage.base import Storage
@@ -18,7 +18,7 @@ class StageFiles:
     """The files one stage produced or reads, by their name inside `stage_N/`, as local paths."""
 
     files: dict[str, Path] = field(default_factory=dict)
-    scratch: Optional[Path] = None  # a directory the IO manager may delete once the files are stored
+    scratch: Path | None = None  # a directory the IO manager may delete once the files are stored
 
     def __getitem__(self, name: str) -> Path:
         try:
@@ -40,28 +40,63 @@ class StageFiles:
 
 def write_stage(storage: Storage, job_id: str, stage: int, out: StageFiles,
                 view: str | None = None) -> dict[str, str]:
-    """Store every file of a stage at its final key, then drop keys a previous materialization left behind.
+    """Store a stage's files at their final keys, all or nothing, and remove the scratch directory either way.
 
-    With a view (a per-view stage's asset), the other view's files in the same `stage_N/` belong to another asset
-    and are left alone; this view's files and files of no view (which a per-view stage never writes: an older
-    code version's) count as stale. Returns name -> key. Each object is written
-    atomically; stale outputs disappear only after all new ones exist.
+    Returns name -> key. Files a previous materialization left behind disappear in the same commit.
+    - Local storage: the files go into a hidden staging directory beside `stage_N/`, swapped in at once
+      (`LocalStorage.replace_prefix`); scratch files are moved, not copied.
+    - Other backends (GCS): every file is first uploaded under a staging prefix (`jobs/{job_id}/.staging/...`),
+      where a failure (network, disk, a killed pod) leaves the stage as it was; only then are the staged objects
+      copied server-side onto the final keys (no upload can fail half-way there), stale keys deleted, and the
+      staging removed.
+
+    With a view (the asset of one view of a per-view stage, e.g. `keypoints/front`), `stage_N/` is shared with the
+    other view's asset, which may be writing at the same moment: the directory is not swapped. Each of the view's
+    files is put in place whole (a move or upload to a temporary name, then an atomic rename; on GCS the staged
+    copy as above), then the view's stale files, and files of no view (a per-view stage writes none: an older
+    code version's), are removed; the other view's files are never touched.
     """
-    keys = {}
-    for name, path in sorted(out.files.items()):
-        key = job_key(job_id, stage, name)
-        if isinstance(storage, LocalStorage) and out.scratch and Path(path).is_relative_to(out.scratch):
-            storage.move_in(Path(path), key)
-        else:
-            storage.upload(Path(path), key)
-        keys[name] = key
-    prefix = stage_prefix(job_id, stage)
+    try:
+        prefix = stage_prefix(job_id, stage)
+        files = {name: Path(path) for name, path in sorted(out.files.items())}
+        if isinstance(storage, LocalStorage):
+            movable = out.scratch is not None and all(p.is_relative_to(out.scratch) for p in files.values())
+            if view is not None:
+                for name, path in files.items():
+                    (storage.move_in if movable else storage.upload)(path, job_key(job_id, stage, name))
+                keys = {name: job_key(job_id, stage, name) for name in files}
+                _drop_stale(storage, prefix, keys, view)
+                return keys
+            return storage.replace_prefix(prefix, files, shutil.move if movable else shutil.copyfile)
+        return _commit_staged(storage, job_id, stage, prefix, files, view)
+    finally:
+        if out.scratch:
+            shutil.rmtree(out.scratch, ignore_errors=True)
+
+
+def _drop_stale(storage: Storage, prefix: str, keys: dict[str, str], view: str | None) -> None:
+    """Delete what is under prefix and not among keys (with a view: only that view's files and files of no view)."""
     for obj in list(storage.list(prefix)):
         if obj.key not in keys.values() and (view is None or view_of(obj.key[len(prefix):]) in (None, view)):
             storage.delete(obj.key)
-    if out.scratch:
-        shutil.rmtree(out.scratch, ignore_errors=True)
-    return keys
+
+
+def _commit_staged(storage: Storage, job_id: str, stage: int, prefix: str, files: dict[str, Path],
+                   view: str | None = None) -> dict[str, str]:
+    staging = f"jobs/{job_id}/.staging/stage_{int(stage)}.{uuid.uuid4().hex}/"
+    try:
+        for name, path in files.items():
+            storage.upload(path, staging + name)
+        keys = {}
+        for name in files:
+            key = job_key(job_id, stage, name)
+            storage.copy(staging + name, key)
+            keys[name] = key
+        _drop_stale(storage, prefix, keys, view)
+        return keys
+    finally:
+        for obj in list(storage.list(staging)):
+            storage.delete(obj.key)
 
 
 def read_stage(storage: Storage, job_id: str, stage: int, cache_dir: Path,

@@ -6,11 +6,18 @@ import pytest
 from dagster import AssetKey, instance_for_test, materialize
 
 from igait_pipeline import assets
+from igait_pipeline.cli import DEMO_RUN_CONFIG
 from igait_pipeline.definitions import defs
-from igait_pipeline.resources import build_resources
 from igait_pipeline.layout import PIPELINE_STAGES, job_key
+from igait_pipeline.resources import build_resources
 from igait_pipeline.schemas import Cycles, Prediction, ValidationReport
+from igait_pipeline.stages.gait import events as gait_events
+from igait_pipeline.stages.gait import signals as gait_signals
 from igait_pipeline_tests.fixtures.media import GOOD_METADATA, put_job
+from igait_pipeline_tests.stages import cycles_snapshot
+
+# The walker in the sample clip is an adult.
+ADULT_METADATA = {**GOOD_METADATA, "age": 34, "height": "176 cm", "weight": "72 kg"}
 
 FIRST_STAGES = [assets.upload, *assets.converted_video, assets.validation_report]
 
@@ -37,14 +44,27 @@ def _stage_keys(storage, job_id, stage):
 
 
 @pytest.mark.slow
-def test_whole_graph_on_the_sample_video(local_storage, sample_video):
-    """The main job: one partition, every stage materialized, results.zip with everything and a summary."""
-    put_job(local_storage, "user123_5", sample_video, sample_video, GOOD_METADATA)
+def test_whole_graph_on_the_sample_video(local_storage, sample_video, monkeypatch):
+    """The main job: one partition, every stage materialized, results.zip with everything and a summary. As
+    `igait demo`: the one licensed walking clip (a side view) in both slots, the view check set to warn. The
+    walker in the sample is an adult: the prediction abstains. Keypoints are analysed once per view in the whole
+    job (a spy counts the calls that turn a keypoints file into arrays for gait analysis)."""
+    calls = []
+    original = gait_signals.arrays
+
+    def counting_arrays(kp):
+        calls.append(kp.view)
+        return original(kp)
+
+    monkeypatch.setattr(gait_signals, "arrays", counting_arrays)
+    monkeypatch.setattr(gait_events, "arrays", counting_arrays)
+    put_job(local_storage, "user123_5", sample_video, sample_video, ADULT_METADATA)
     with instance_for_test() as instance:
         instance.add_dynamic_partitions("jobs", ["user123_5"])
         job = defs.resolve_job_def("igait_job")
         result = job.execute_in_process(instance=instance, partition_key="user123_5",
-                                        resources=build_resources(str(local_storage.root)))
+                                        resources=build_resources(str(local_storage.root)),
+                                        run_config=DEMO_RUN_CONFIG)
         assert result.success
         for name in [k for s in PIPELINE_STAGES for k in s.asset_keys]:
             rec = instance.get_latest_materialization_event(AssetKey.from_user_string(name))
@@ -55,11 +75,18 @@ def test_whole_graph_on_the_sample_video(local_storage, sample_video):
         assert kp_meta["rejected_not_walker"].value >= 0
     report = ValidationReport.model_validate_json(local_storage.read_bytes(job_key("user123_5", 2, "validation.json")))
     assert report.valid and report.views["side"].multiple_people_ratio > 0
+    assert report.view_check["verdict"] == "same_view" and report.warnings
+    assert sorted(calls) == ["front", "side"], calls  # stage 5 once; no re-analysis in its plot or in stage 6
     cycles = Cycles.model_validate_json(local_storage.read_bytes(job_key("user123_5", 5, "cycles.json")))
-    assert len(cycles.strides) >= 2
+    assert len(cycles.strides) >= 2 and all(s.steady for s in cycles.strides)
     assert 60 <= cycles.parameters["cadence_spm"] <= 180
+    assert cycles_snapshot.differences(cycles, json.loads(cycles_snapshot.SNAPSHOT.read_text())) == []
+    assert cycles.kinematics["curves"]["side_knee_flexion_left"]["rom_deg"] > 20
     pred = Prediction.model_validate_json(local_storage.read_bytes(job_key("user123_5", 6, "prediction.json")))
-    assert 0 <= pred.score <= 1 and pred.model.clinically_validated is False
+    assert 0 <= pred.score <= 1 and pred.model.clinically_validated is False is pred.clinically_validated
+    assert pred.classification == "INDETERMINATE" and not pred.in_domain
+    assert "the age is outside the model's domain (3–12 years)" in pred.reasons, pred.reasons
+    assert any(r.startswith("quality check front_view_usable failed") for r in pred.reasons), pred.reasons
     with zipfile.ZipFile(local_storage.local_path(job_key("user123_5", 7, "results.zip"))) as z:
         names = set(z.namelist())
         assert {"SUMMARY.txt", "stage_0/metadata.json", "stage_1/side.mp4", "stage_2/validation.json",
@@ -67,6 +94,9 @@ def test_whole_graph_on_the_sample_video(local_storage, sample_video):
                 "stage_6/prediction.json"} <= names
         summary = z.read("SUMMARY.txt").decode()
         assert "user123_5" in summary and "not clinically validated" in summary.lower()
+        assert summary.splitlines()[2].startswith("RESULT: INDETERMINATE")
+        assert summary.index("NOT CLINICALLY VALIDATED") < summary.index("Video check: passed")
+        assert "ASD" not in summary
 
 
 def test_corrupt_video_fails_conversion_naming_job_and_cause(local_storage, short_clip, corrupt_video):

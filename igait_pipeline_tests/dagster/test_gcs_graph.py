@@ -5,9 +5,11 @@ import zipfile
 import pytest
 from dagster import instance_for_test
 
+from igait_pipeline.cli import DEMO_RUN_CONFIG
 from igait_pipeline.definitions import defs
-from igait_pipeline.resources import build_resources
 from igait_pipeline.layout import job_key
+from igait_pipeline.reference_model import REFERENCE_NAME, REFERENCE_VERSION
+from igait_pipeline.resources import build_resources
 from igait_pipeline.storage import storage_from_uri
 from igait_pipeline_tests.fixtures.media import GOOD_METADATA, put_job
 
@@ -20,7 +22,8 @@ def test_whole_graph_materializes_on_gcs(gcs_root, short_clip, tmp_path):
     with instance_for_test() as instance:
         instance.add_dynamic_partitions("jobs", ["gcsuser_1"])
         result = defs.resolve_job_def("igait_job").execute_in_process(
-            instance=instance, partition_key="gcsuser_1", resources=build_resources(gcs_root))
+            instance=instance, partition_key="gcsuser_1", resources=build_resources(gcs_root),
+            run_config=DEMO_RUN_CONFIG)  # one side-view clip in both slots: the view check only warns
         assert result.success
     keys = {o.key for o in storage.list("jobs/gcsuser_1/")}
     for stage, names in {1: ["front.mp4", "side.mp4"], 2: ["validation.json"], 3: ["side_crop.json", "side.mp4"],
@@ -31,7 +34,7 @@ def test_whole_graph_materializes_on_gcs(gcs_root, short_clip, tmp_path):
     assert not any(".partial" in k for k in keys)
     pred = json.loads(storage.read_bytes(job_key("gcsuser_1", 6, "prediction.json")))
     assert pred["model"]["clinically_validated"] is False
-    assert {o.key for o in storage.list("models/")} >= {"models/igait-reference-mlp/0.1.0/model.pt"}
+    assert {o.key for o in storage.list("models/")} >= {f"models/{REFERENCE_NAME}/{REFERENCE_VERSION}/model.pt"}
     local_zip = storage.download(job_key("gcsuser_1", 7, "results.zip"), tmp_path / "results.zip")
     with zipfile.ZipFile(local_zip) as z:
         assert "stage_4/side_keypoints.json" in z.namelist()

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from igait_pipeline.schemas import Keypoints, LANDMARK_NAMES
+from igait_pipeline.schemas import LANDMARK_NAMES, Keypoints
 from igait_pipeline.stages import pose, reframe, validity
 
 
@@ -89,3 +89,12 @@ def test_gpu_device_fails_clearly_at_the_device_boundary(tmp_path, monkeypatch):
         pose.make_estimator("gpu", task_model=bogus)
     with pytest.raises(pose.PoseError, match="unknown pose device"):
         pose.make_estimator("tpu")
+
+
+def test_a_long_video_is_sampled_densely_enough_to_keep_the_track():
+    """Issue 12: a 125 s walk at 60 fps was sampled 84 frames (1.4 s) apart and its track broke."""
+    from igait_pipeline.stages.validity import MAX_SAMPLE_GAP_S, sampling_step
+
+    assert sampling_step(60.0, 125 * 60) / 60.0 <= MAX_SAMPLE_GAP_S
+    assert sampling_step(60.0, 6 * 60) == 10  # a short clip: 6 samples a second (legs seen alternating)
+    assert sampling_step(30.0, 30 * 20) == 7  # 20 s: thinned towards MAX_SAMPLES, still under the gap

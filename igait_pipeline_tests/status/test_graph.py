@@ -138,7 +138,8 @@ def gait_cycles(context: AssetExecutionContext, keypoints_front: StageFiles,
     return Output(_files(context, 5, {"cycles.json": b"{}"}))
 
 
-PREDICTION = {"score": 0.27, "classification": "NO ASD", "threshold": 0.5,
+PREDICTION = {"score": 0.27, "classification": "NO ASD", "threshold": 0.5, "in_domain": True,
+              "clinically_validated": False,
               "model": {"name": "test-model", "version": "0", "sha256": "0" * 64, "clinically_validated": False,
                         "trained_on": "nothing"},
               "disclaimer": "Research prototype: not a clinically validated test.", "features": {}}

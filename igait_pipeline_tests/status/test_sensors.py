@@ -6,11 +6,11 @@ import pytest
 from dagster import DagsterInstance, build_sensor_context, instance_for_test
 
 from igait_pipeline.layout import job_key
-from igait_pipeline.storage import LocalStorage
+from igait_pipeline.resources import JobStatusResource, SmtpResource
 from igait_pipeline.status.events import ReaderCursor
 from igait_pipeline.status.jobdoc import JobDocument, JobStore, job_store_from_uri
-from igait_pipeline.resources import JobStatusResource, SmtpResource
 from igait_pipeline.status.sensors import job_status_sensor
+from igait_pipeline.storage import LocalStorage
 from igait_pipeline_tests.status.test_graph import (
     FAIL_TAG,
     HOLD_TAG,
@@ -198,7 +198,7 @@ def test_a_tick_that_crashes_midway_is_redone_to_the_same_documents(env, tmp_pat
     fresh.storage_root = env.storage_root
     fresh.defs = make_defs(env.storage_root, f"sqlite:{tmp_path}/again.sqlite3", SmtpResource(host=""))
     fresh.tick()
-    strip = lambda d: {k: v for k, v in d.items() if k not in ("updated_at", "email_sent")}  # noqa: E731
+    strip = lambda d: {k: v for k, v in d.items() if k == "email" or not k.startswith(("updated_at", "email"))}  # noqa: E731
     assert {j: strip(fresh.store.get(j)) for j in docs} == {j: strip(d) for j, d in docs.items()}
 
 
@@ -270,7 +270,8 @@ def test_jobs_that_finished_long_ago_get_no_e_mail(env, tmp_path, smtp_server):
                                                                      email_max_age_hours=0.0))
     env.tick(resources=old_news)
     doc = env.store.get("user10_1")
-    assert doc["status"] == "completed" and doc["email_sent"] is True
+    assert doc["status"] == "completed" and doc["email_status"] == "skipped"
+    assert doc["email_sent"] is False  # nothing was sent, so nothing is marked sent
     assert smtp_server.messages == []
     env.tick()  # and it stays that way
     assert smtp_server.messages == []
@@ -291,3 +292,19 @@ def test_a_stage_of_two_views_fails_if_one_view_fails_though_the_other_succeeds_
     assert st["status"] == "failed" and st["error"] == "job user10_1: keypoints failed: test failure"
     assert doc["stages"]["3"]["status"] == "success"
     assert all(doc["stages"][str(n)]["status"] == "skipped" for n in (5, 6, 7))
+
+
+def test_a_refused_e_mail_is_retried_by_the_sensor_after_its_back_off_and_sent_once(env, smtp_server):
+    env.submit("user11_1")
+    env.run("user11_1")
+    smtp_server.refuse_rcpt = 1
+    env.tick()
+    doc = env.store.get("user11_1")
+    assert (doc["email_sent"], doc["email_status"], doc["email_attempts"]) == (False, "retry", 1)
+    env.tick()  # within the back-off: no second attempt
+    assert env.store.get("user11_1")["email_attempts"] == 1 and smtp_server.messages == []
+    env.store.update("user11_1", lambda d: {**d, "email_retry_at": "2000-01-01T00:00:00+00:00"})  # time passes
+    env.tick()
+    env.tick()
+    doc = env.store.get("user11_1")
+    assert (doc["email_sent"], doc["email_status"]) == (True, "sent") and len(smtp_server.messages) == 1

@@ -1,6 +1,6 @@
 """Both job stores behind one interface: the embedded SQLite file directly, Firestore against the real emulator
 (`@firestore-emulator/server` started by the `firestore` fixture) through the official client."""
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -8,7 +8,7 @@ from igait_pipeline.status.firestore_store import FirestoreJobStore
 from igait_pipeline.status.jobdoc import JobDocument, JobEvent, apply_events, job_store_from_uri, new_job_doc
 from igait_pipeline.status.sqlite_store import SqliteJobStore
 
-T0 = datetime(2026, 5, 4, 12, 0, 0, 654321, tzinfo=timezone.utc)
+T0 = datetime(2026, 5, 4, 12, 0, 0, 654321, tzinfo=UTC)
 PATIENT = {"age": 7.0, "sex": "F", "height": 127.0, "weight": 24.9, "ethnicity": "Hispanic or Latino"}
 
 
@@ -36,9 +36,9 @@ def create(store, job_id: str, **changes) -> dict:
 
 
 def test_create_read_back_exact_shape_and_timestamps(store):
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     doc = create(store, "alice_1")
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
     JobDocument.model_validate(doc)
     got = store.get("alice_1")
     assert got == doc
@@ -68,7 +68,7 @@ def test_a_change_that_changes_nothing_writes_nothing(store):
     stamped = store.get("carol_1")["updated_at"]
     again = create(store, "carol_1")  # the same creation, replayed
     assert again["updated_at"] == stamped
-    store.update("carol_1", lambda d: {**d, "updated_at": datetime(2000, 1, 1, tzinfo=timezone.utc)})
+    store.update("carol_1", lambda d: {**d, "updated_at": datetime(2000, 1, 1, tzinfo=UTC)})
     assert store.get("carol_1")["updated_at"] == stamped  # updated_at alone is no change
     assert store.update("nobody_2", lambda d: None) is None and store.get("nobody_2") is None
 
@@ -100,16 +100,25 @@ def test_queries_by_status_email_sent_and_user(store):
     assert ids(store.find(email_sent=True)) == ["erin_2"]
     assert ids(store.find(status=["submitted"])) == []
     assert len(store.find(limit=2)) == 2
+    store.claim_email("frank_1")
+    store.release_email("frank_1", "recipient address unusable", permanent=True)
+    # a job whose e-mail was given up no longer fills the finder's page of e-mails to send
+    assert ids(store.find(status=["completed", "failed"], email_sent=False, email_status=["pending", "retry"])) \
+        == ["erin_1"]
 
 
 def test_email_claim_is_taken_once(store):
     create(store, "gina_1", status="completed")
     assert store.claim_email("gina_1") is True
     assert store.claim_email("gina_1") is False
-    assert store.get("gina_1")["email_sent"] is True
-    store.release_email("gina_1")
-    assert store.get("gina_1")["email_sent"] is False
+    assert store.get("gina_1")["email_status"] == "sending"
+    assert store.get("gina_1")["email_sent"] is False  # claimed, not yet accepted by the server
+    store.release_email("gina_1", "421 try later")
+    doc = store.get("gina_1")
+    assert (doc["email_sent"], doc["email_status"], doc["email_attempts"]) == (False, "retry", 1)
     assert store.claim_email("gina_1") is True
+    store.email_accepted("gina_1")
+    assert store.get("gina_1")["email_sent"] is True and store.claim_email("gina_1") is False
     assert store.claim_email("nobody_3") is False
 
 

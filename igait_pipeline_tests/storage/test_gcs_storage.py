@@ -12,17 +12,17 @@ import os
 import time
 import urllib.parse
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
 from dagster import SensorResult, build_sensor_context, instance_for_test
 from google.cloud import storage as gcs
 
-from igait_pipeline.storage.gcs import GCSStorage, MiB
-from igait_pipeline.resources.io_manager import StorageResource
 from igait_pipeline.layout import job_key
+from igait_pipeline.resources.io_manager import StorageResource
 from igait_pipeline.storage import LocalStorage, StageFiles, StorageError, read_stage, storage_from_uri, write_stage
+from igait_pipeline.storage.gcs import GCSStorage, MiB
 from igait_pipeline_tests.fixtures.media import GOOD_METADATA
 
 CHUNK = 256 * 1024  # the smallest chunk GCS accepts
@@ -294,16 +294,17 @@ def test_url_is_signed_when_credentials_can_sign_else_gs(gcs_root):
     assert parts.path.endswith(f"/{gcs_root[len('gs://'):]}/{key}")
     assert params["X-Goog-Algorithm"] == "GOOG4-RSA-SHA256" and params["X-Goog-Expires"] == str(6 * 3600)
     assert params["X-Goog-Credential"].startswith("igait-links@test-project.iam.gserviceaccount.com/")
-    signed_at = datetime.strptime(params["X-Goog-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
-    assert abs((datetime.now(timezone.utc) - signed_at).total_seconds()) < 120
+    signed_at = datetime.strptime(params["X-Goog-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    assert abs((datetime.now(UTC) - signed_at).total_seconds()) < 120
     _verify_v4_signature(url, private.public_key())
     with pytest.raises(StorageError):
         GCSStorage.from_uri(gcs_root, signed_url_ttl=timedelta(days=8))
 
 
-def test_uploads_sensor_tick_on_gcs(gcs_root):
+def test_uploads_sensor_tick_on_gcs(gcs_root, tmp_path):
     """The uploads sensor finds complete uploads in the bucket and skips incomplete ones; a second tick with
     its cursor requests nothing."""
+    from igait_pipeline.resources.status import JobStatusResource
     from igait_pipeline.sensors import uploads_sensor
 
     storage = storage_from_uri(gcs_root)
@@ -315,7 +316,8 @@ def test_uploads_sensor_tick_on_gcs(gcs_root):
         if job_id != "cat_3":  # cat_3 is still uploading: no metadata.json yet
             storage.write_bytes(job_key(job_id, 0, "metadata.json"), meta)
     with instance_for_test() as instance:
-        resources = {"storage": StorageResource(root=gcs_root)}
+        resources = {"storage": StorageResource(root=gcs_root),
+                     "job_status": JobStatusResource(uri=f"sqlite:{tmp_path}/status.sqlite3")}
         result = uploads_sensor(build_sensor_context(instance=instance, resources=resources))
         assert isinstance(result, SensorResult)
         assert [r.run_key for r in result.run_requests] == ["ann_1"]

@@ -30,14 +30,13 @@ No Dagster import here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 
 from igait_pipeline.schemas import LANDMARK_NAMES, LM, JobMetadata, Keypoints
 
-SIMULATION_NOTE = ("simulated walkers from igait_pipeline.stages.synthetic (a parametric 2-D/3-D gait model with "
-                   "invented class differences); no real children")
+SIMULATION_NOTE = ("simulated walkers from igait_pipeline.reference_model.synthetic (a parametric 2-D/3-D gait model "
+                   "with invented class differences); no real children")
 
 # Normal gait templates, degrees, as (phase %, value) control points; toe-off at 60 %.
 _TEMPLATE_TO = 0.60
@@ -90,6 +89,7 @@ class WalkerParams:
     knee_offset_deg: float
     arm_swing_deg: float
     noise: float  # keypoint jitter, share of leg length
+    knee_rom_right: float = 1.0  # extra scale of the right knee's range only (< 1: a stiff-knee limp on the right)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -191,7 +191,8 @@ def _body(p: WalkerParams, t: np.ndarray, hs: dict, amp: dict) -> tuple[np.ndarr
         k, ph = _phase(t, hs[foot])
         w = _warp(ph, p.stance_ratio)
         hip = hip_mean + p.hip_offset_deg + p.hip_rom * amp[foot]["hip"][k] * (template("hip_flex", w) - hip_mean)
-        knee = knee_min + p.knee_offset_deg + p.knee_rom * amp[foot]["knee"][k] * (template("knee_flex", w) - knee_min)
+        rom = p.knee_rom * (p.knee_rom_right if foot == "right" else 1.0)
+        knee = knee_min + p.knee_offset_deg + rom * amp[foot]["knee"][k] * (template("knee_flex", w) - knee_min)
         ankle = template("ankle_dorsi", w) + p.ankle_offset_deg
         abd = template("hip_abd", w)
         kabd = template("knee_abd", w)
@@ -311,7 +312,7 @@ def _jitter(rng: np.random.Generator, shape: tuple, fps: float) -> np.ndarray:
 
 
 def _keypoints(job_id: str, view: str, cam: Camera, g: Gait, p: WalkerParams, rng: np.random.Generator,
-               far_side: Optional[str], fps: float, present: np.ndarray) -> Keypoints:
+               far_side: str | None, fps: float, present: np.ndarray) -> Keypoints:
     uv, depth = cam.project(g.points)
     n = len(g.t)
     leg_px = (0.49 * p.height_m) * cam.f / depth.mean(axis=1)
@@ -345,7 +346,7 @@ class SyntheticWalker:
 
 
 def side_recording(p: WalkerParams, rng: np.random.Generator, job_id: str = "synthetic", fps: float = 60.0,
-                   direction: Optional[int] = None, width: int = 1280, height: int = 540,
+                   direction: int | None = None, width: int = 1280, height: int = 540,
                    dropout: float = 0.01) -> tuple[Keypoints, dict]:
     """The walker crossing a side camera's field (entering and leaving the frame); returns keypoints and truth.
 
@@ -400,8 +401,8 @@ def front_recording(p: WalkerParams, rng: np.random.Generator, job_id: str = "sy
                 "angles": g.angles, "direction": "towards_camera"}
 
 
-def make_walker(seed: int, label: Optional[int] = None, job_id: Optional[str] = None, fps: float = 60.0,
-                params: Optional[WalkerParams] = None, direction: Optional[int] = None) -> SyntheticWalker:
+def make_walker(seed: int, label: int | None = None, job_id: str | None = None, fps: float = 60.0,
+                params: WalkerParams | None = None, direction: int | None = None) -> SyntheticWalker:
     """One simulated child (both recordings and metadata), fully determined by seed (and label)."""
     rng = np.random.default_rng(seed)
     if label is None:

@@ -1,0 +1,350 @@
+"""Gait events, strides and steady strides of one view. No Dagster import here.
+
+* Side view (Zeni et al. 2008 in 2-D, as Stenum et al. 2021 and Pose2Sim do it): with the walking direction as +x,
+  the horizontal position of the heel relative to the pelvis (mid-hip), in leg lengths, peaks at heel strike (the
+  foot is furthest ahead); that of the ankle dips at toe-off (the foot is furthest behind). The toe landmark is not
+  used for toe-off: it stays back while the foot rolls off, which made toe-offs 60–116 ms late on real clips.
+* Front view (support / fallback): for a walker approaching the camera, the foot in front is lower in the image;
+  the height difference between the heels, in current leg lengths, peaks around heel strike (~0.1 s late on
+  simulated walkers; stride times are right, event times approximate). No toe-offs from the front view.
+
+Events are local extremes of the zero-phase low-passed signals (scipy.signal.find_peaks with a prominence and a
+minimum distance from the signal's own period). Per foot, heel strikes and toe-offs must alternate; an event that
+repeats the previous kind is dropped (the weaker of the two) and counted. A stride is heel strike to the next heel
+strike of the same foot inside one segment. A stride is *steady* unless it is cut by the frame edge (a lower-body
+landmark near the image border during it) or, in the side view, its pelvis speed differs from the median stride's
+by more than `speed_tolerance` (gait initiation or termination).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import signal
+
+from igait_pipeline.schemas import LM, Keypoints, Stride
+from igait_pipeline.stages.gait.settings import DEFAULT, GaitSettings
+from igait_pipeline.stages.gait.signals import (
+    FEET,
+    Arrays,
+    arrays,
+    fill_gaps,
+    leg_lengths,
+    lowpass,
+    mid,
+    period,
+    refine,
+    runs,
+)
+
+LOWER_BODY = [f"{s}_{p}" for s in FEET for p in ("hip", "knee", "ankle", "heel", "foot_index")]
+
+
+@dataclass
+class Step:
+    foot: str  # the foot that lands at `end`
+    start: float
+    end: float
+    steady: bool = False
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+@dataclass
+class ViewMeasurement:
+    """Everything measured on one view. Times are seconds on the keypoints' clock."""
+
+    view: str
+    fps: float
+    raw: Arrays  # the landmarks as read (gaps not bridged)
+    used: np.ndarray  # frames inside a usable segment (after bridging short gaps)
+    segments: list[tuple[int, int]] = field(default_factory=list)
+    xy: np.ndarray | None = None  # landmarks with short gaps bridged, NaN outside segments
+    direction: int = 1  # +1: walking direction is +x (side) / towards the camera (front)
+    direction_label: str = "unknown"
+    leg_px: float = float("nan")
+    heel: dict = field(default_factory=dict)  # heel-strike signal per foot, filtered, NaN outside segments
+    toe: dict = field(default_factory=dict)  # toe-off signal per foot (side view only)
+    heel_strikes: dict = field(default_factory=lambda: {f: [] for f in FEET})
+    toe_offs: dict = field(default_factory=lambda: {f: [] for f in FEET})
+    strides: list[Stride] = field(default_factory=list)  # every plausible stride, steady or not
+    steps: list[Step] = field(default_factory=list)
+    in_frame: np.ndarray | None = None
+    frames_detected: int = 0
+    frames_visible: int = 0
+    period_s: float | None = None
+    extras: dict = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def t(self) -> np.ndarray:
+        return self.raw.t
+
+    @property
+    def frames_total(self) -> int:
+        return len(self.raw.t)
+
+    @property
+    def frames_used(self) -> int:
+        return int(self.used.sum())
+
+    @property
+    def steady_strides(self) -> list[Stride]:
+        return [s for s in self.strides if s.steady]
+
+    @property
+    def steady_steps(self) -> list[Step]:
+        return [s for s in self.steps if s.steady]
+
+    def segment_of(self, t: float) -> int:
+        for k, (s, e) in enumerate(self.segments):
+            if self.t[s] <= t <= self.t[e - 1]:
+                return k
+        return -1
+
+
+def _direction_side(t: np.ndarray, xy: np.ndarray, ok: np.ndarray, leg: float) -> tuple[int, str, list[str]]:
+    pel = mid(xy, "left_hip", "right_hip")[ok, 0]
+    tt = t[ok]
+    slope = np.polyfit(tt, pel, 1)[0]
+    travel = slope * (tt[-1] - tt[0])
+    if abs(travel) >= leg:
+        d = 1 if slope > 0 else -1
+        return d, "left_to_right" if d > 0 else "right_to_left", []
+    # Little travel (treadmill, or the walker hardly moves): the nose points the way the walker faces.
+    face = xy[ok, LM["nose"], 0] - mid(xy, "left_ear", "right_ear")[ok, 0]
+    face = face[np.isfinite(face)]
+    d = 1 if (np.median(face) if len(face) else slope) > 0 else -1
+    return d, "left_to_right" if d > 0 else "right_to_left", [
+        f"side view: the pelvis travels only {abs(travel) / leg:.1f} leg lengths; walking direction taken from "
+        f"where the face points"]
+
+
+def measure_view(kp: Keypoints, settings: GaitSettings = DEFAULT) -> ViewMeasurement:
+    """Gait events, strides (steady or not) and steps of one view."""
+    ss = settings.signal
+    a = arrays(kp)
+    n = len(a.t)
+    detected = np.isfinite(a.xy[:, LM["left_hip"], 0]) & np.isfinite(a.xy[:, LM["right_hip"], 0])
+    visible = detected & (a.vis[:, LM["left_ankle"]] > ss.visibility) & (a.vis[:, LM["right_ankle"]] > ss.visibility)
+    visible &= np.isfinite(a.xy).all(axis=(1, 2))
+    res = ViewMeasurement(kp.view, a.fps, a, np.zeros(n, bool), frames_detected=int(detected.sum()),
+                          frames_visible=int(visible.sum()))
+    res.heel = {f: np.full(n, np.nan) for f in FEET}
+    res.toe = {f: np.full(n, np.nan) for f in FEET}
+    if visible.sum() < ss.min_segment_s * a.fps:
+        res.reasons.append(f"{kp.view} view: both ankles are visible in only {int(visible.sum())} of {n} frames "
+                           f"(person detected in {int(detected.sum())})")
+        return res
+    xy, used = fill_gaps(np.where(visible[:, None, None], a.xy, 0.0), visible, int(round(ss.max_gap_s * a.fps)))
+    res.segments = [(s, e) for s, e in runs(used) if e - s >= ss.min_segment_s * a.fps]
+    if not res.segments:
+        res.reasons.append(f"{kp.view} view: no stretch of at least {ss.min_segment_s} s with both ankles visible")
+        return res
+    for s, e in res.segments:
+        res.used[s:e] = True
+    xy = np.where(res.used[:, None, None], xy, np.nan)
+    res.xy = xy
+    legs = leg_lengths(xy)
+    res.leg_px = float(np.nanmedian(legs[res.used]))
+    if not res.leg_px > 0:
+        res.reasons.append(f"{kp.view} view: leg length could not be measured")
+        return res
+    lower = xy[:, [LM[name] for name in LOWER_BODY]]
+    mx, my = ss.edge_margin * a.width, ss.edge_margin * a.height
+    res.in_frame = res.used & np.all((lower[..., 0] > mx) & (lower[..., 0] < a.width - mx) & (lower[..., 1] > my)
+                                     & (lower[..., 1] < a.height - my), axis=1)
+    pelvis = mid(xy, "left_hip", "right_hip")
+    leg = res.leg_px
+    if kp.view == "side":
+        res.direction, res.direction_label, warn = _direction_side(a.t, xy, res.used, leg)
+        res.warnings += warn
+        d = res.direction
+        ev = settings.events
+        raw_heel = {f: d * (xy[:, LM[f"{f}_{ev.heel_strike_landmark}"], 0] - pelvis[:, 0]) / leg for f in FEET}
+        raw_toe = {f: d * (xy[:, LM[f"{f}_{ev.toe_off_landmark}"], 0] - pelvis[:, 0]) / leg for f in FEET}
+        res.extras["pelvis_forward_norm"] = d * pelvis[:, 0] / leg
+    else:
+        raw_heel, raw_toe = _front_signals(res, xy, legs, pelvis)
+    # Stride period from the longest segment (autocorrelation of the unfiltered heel signals): it sets the
+    # filter's cut-off (a number of stride harmonics) and the minimum distance between events of one foot.
+    s, e = max(res.segments, key=lambda se: se[1] - se[0])
+    periods = [p for p in (period(raw_heel[f][s:e], a.fps) for f in FEET
+                           if np.isfinite(raw_heel[f][s:e]).all()) if p]
+    res.period_s = float(np.median(periods)) if periods else None
+    cutoff = ss.lowpass_harmonics / res.period_s if res.period_s and ss.lowpass_harmonics else ss.lowpass_hz
+    res.extras["lowpass_hz"] = round(cutoff, 3)
+    to_cutoff = (ss.toe_off_lowpass_harmonics / res.period_s if res.period_s and ss.toe_off_lowpass_harmonics
+                 else cutoff)
+    res.extras["toe_off_lowpass_hz"] = round(to_cutoff, 3)
+    for f in FEET:
+        for sig_raw, sig, hz in ((raw_heel[f], res.heel[f], cutoff), (raw_toe[f], res.toe[f], to_cutoff)):
+            for s, e in res.segments:
+                if np.isfinite(sig_raw[s:e]).all():
+                    sig[s:e] = lowpass(sig_raw[s:e], a.fps, hz, ss.filter_order)
+    ev = settings.events
+    min_dist = max(ev.min_peak_distance_s, ev.period_share * res.period_s) if res.period_s else ev.min_peak_distance_s
+    _events(res, min_dist, settings)
+    enforce_alternation(res)
+    _strides(res, settings)
+    _steps(res)
+    return res
+
+
+def _front_signals(res: ViewMeasurement, xy: np.ndarray, legs: np.ndarray, pelvis: np.ndarray):
+    a, n, leg = res.raw, len(res.raw.t), res.leg_px
+    used = res.used
+    ll = np.where(used, legs, np.nan)
+    slope = np.polyfit(a.t[used], np.log(ll[used]), 1)[0]
+    change = float(np.exp(slope * (a.t[used][-1] - a.t[used][0])))
+    d = 1 if slope >= 0 else -1
+    res.direction, res.direction_label = d, "towards_camera" if d > 0 else "away_from_camera"
+    res.extras["scale_change"] = change
+    if 1 / 1.15 < change < 1.15:
+        res.warnings.append(f"front view: the walker's size changes only ×{change:.2f} over the recording; "
+                            f"a front view of a walk towards the camera should grow")
+    travel = abs(np.polyfit(a.t[used], pelvis[used, 0], 1)[0]) * (a.t[used][-1] - a.t[used][0])
+    sideways = travel > 2 * leg
+    res.extras["sideways"] = bool(sideways)
+    if sideways:
+        res.warnings.append(f"front view: the pelvis travels {travel / leg:.1f} leg lengths sideways; this "
+                            f"looks like a side view, so no base of support and no front-view joint angles are "
+                            f"measured")
+    ll_s = np.full(n, np.nan)
+    for s, e in res.segments:
+        ll_s[s:e] = lowpass(ll[s:e], a.fps, 0.5, 2)
+    other = {"left": "right", "right": "left"}
+    raw_heel = {f: d * (xy[:, LM[f"{f}_heel"], 1] - xy[:, LM[f"{other[f]}_heel"], 1]) / ll_s for f in FEET}
+    raw_toe = {f: np.full(n, np.nan) for f in FEET}
+    hip_w = np.abs(xy[:, LM["left_hip"], 0] - xy[:, LM["right_hip"], 0])
+    ank_w = np.abs(xy[:, LM["left_ankle"], 0] - xy[:, LM["right_ankle"], 0])
+    ok = used & (hip_w > 0.05 * ll)
+    res.extras["base_width_ratio"] = (float(np.median(ank_w[ok] / hip_w[ok])) if ok.sum() >= 5 and not sideways
+                                      else None)
+    return raw_heel, raw_toe
+
+
+def _events(res: ViewMeasurement, min_dist_s: float, settings: GaitSettings) -> None:
+    ev = settings.events
+    md = max(1, int(round(min_dist_s * res.fps)))
+    dt = np.median(np.diff(res.t)) if len(res.t) > 1 else 1 / res.fps
+    res.extras["event_strength"] = {}
+    for f in FEET:
+        for sig, out, sign, kind in ((res.heel[f], res.heel_strikes[f], 1, "hs"),
+                                     (res.toe[f], res.toe_offs[f], -1, "to")):
+            vals = sig[res.used]
+            if len(vals) == 0 or not np.isfinite(vals).all():
+                continue
+            lo, hi = np.percentile(vals, [5, 95])
+            prom = ev.prominence * (hi - lo)
+            centre = np.median(vals)
+            if not prom > 0:
+                continue
+            for s, e in res.segments:
+                x = sign * sig[s:e]
+                peaks, _ = signal.find_peaks(x, prominence=prom, distance=md)
+                for i in peaks:
+                    if i < ev.edge_frames or i >= len(x) - ev.edge_frames:
+                        continue  # an extreme where the data stops is not an event
+                    if x[i] - sign * centre <= 0:  # heel strike with the heel behind its usual place, etc.
+                        continue
+                    tt = round(float(res.t[s] + refine(x, i) * dt), 4)
+                    out.append(tt)
+                    res.extras["event_strength"][(f, kind, tt)] = float(x[i] - sign * centre)
+            out.sort()
+
+
+def enforce_alternation(res: ViewMeasurement) -> None:
+    """Per foot and segment, heel strikes and toe-offs must alternate; of two consecutive events of one kind the
+    weaker (smaller excursion from the signal's median, `extras["event_strength"]`) is dropped and counted.
+    (find_peaks' minimum distance already keeps one event of a kind per ~0.6 stride; what remains are events
+    around a missed one, or a pose model's left/right swap.)"""
+    if not any(res.toe_offs[f] for f in FEET):
+        res.extras["events_dropped_for_order"] = 0
+        return
+    strength = res.extras["event_strength"]
+    dropped = 0
+    for f in FEET:
+        seq = sorted([(t, "hs") for t in res.heel_strikes[f]] + [(t, "to") for t in res.toe_offs[f]])
+        kept: list[tuple[float, str]] = []
+        for t, kind in seq:
+            if kept and kept[-1][1] == kind and res.segment_of(kept[-1][0]) == res.segment_of(t):
+                dropped += 1
+                if strength[(f, kind, t)] > strength[(f, kind, kept[-1][0])]:
+                    kept[-1] = (t, kind)
+                continue
+            kept.append((t, kind))
+        res.heel_strikes[f] = [t for t, k in kept if k == "hs"]
+        res.toe_offs[f] = [t for t, k in kept if k == "to"]
+    res.extras["events_dropped_for_order"] = dropped
+    if dropped:
+        res.warnings.append(f"{res.view} view: {dropped} event(s) dropped because heel strike and toe-off of a "
+                            f"foot did not alternate")
+
+
+def _strides(res: ViewMeasurement, settings: GaitSettings) -> None:
+    st = settings.strides
+    lo, hi = st.stride_limits_s
+    cand = []
+    for f in FEET:
+        hs = res.heel_strikes[f]
+        for a, b in zip(hs, hs[1:]):
+            if res.segment_of(a) == res.segment_of(b) >= 0:
+                cand.append((f, a, b))
+    durs = np.array([b - a for _, a, b in cand])
+    ok = (durs >= lo) & (durs <= hi)
+    med = float(np.median(durs[ok])) if ok.any() else None
+    implausible = 0
+    for f, a, b in sorted(cand, key=lambda s: s[1]):
+        d = b - a
+        if not lo <= d <= hi or (med and d > st.missed_event_ratio * med):
+            implausible += 1
+            continue
+        tos = [t for t in res.toe_offs[f] if a < t < b]
+        res.strides.append(Stride(foot=f, start=a, end=b, duration=round(d, 4),
+                                  toe_off=tos[0] if len(tos) == 1 else None))
+    if implausible:
+        res.warnings.append(f"{res.view} view: {implausible} stride(s) dropped as implausible (outside {lo}–{hi} s "
+                            f"or over {st.missed_event_ratio}× the median stride: a missed heel strike)")
+    t = res.t
+    for s in res.strides:
+        sel = (t >= s.start) & (t <= s.end)
+        if res.in_frame is not None and not res.in_frame[sel].all():
+            s.steady, s.excluded = False, "cut by the frame edge"
+        if "pelvis_forward_norm" in res.extras:
+            x = res.extras["pelvis_forward_norm"]
+            i, j = int(np.argmin(np.abs(t - s.start))), int(np.argmin(np.abs(t - s.end)))
+            s.speed_norm = round(float((x[j] - x[i]) / (t[j] - t[i])), 4)
+    # Gait initiation / termination: strides much slower (or faster) than the median stride of the walk.
+    speeds = [s.speed_norm for s in res.strides if s.steady and s.speed_norm is not None]
+    ref = float(np.median(speeds)) if speeds else None
+    for s in res.strides:
+        if ref and s.steady and s.speed_norm is not None and abs(s.speed_norm / ref - 1) > st.speed_tolerance:
+            s.steady = False
+            s.excluded = (f"gait initiation or termination: pelvis speed {s.speed_norm:.2f} leg lengths/s vs "
+                          f"{ref:.2f} for the median stride")
+    res.extras["median_stride_speed_norm"] = round(ref, 4) if ref else None
+
+
+def _steps(res: ViewMeasurement) -> None:
+    """Steps: consecutive heel strikes of alternating feet in one segment; steady when inside a steady stride."""
+    events = sorted((t, f) for f in FEET for t in res.heel_strikes[f])
+    breaks = 0
+    med = float(np.median([s.duration for s in res.strides])) if res.strides else None
+    steady = res.steady_strides
+    for (ta, fa), (tb, fb) in zip(events, events[1:]):
+        if res.segment_of(ta) != res.segment_of(tb) or res.segment_of(ta) < 0:
+            continue
+        if fa == fb:
+            breaks += 1
+            continue
+        if med and (tb - ta) > 0.8 * med:
+            continue
+        res.steps.append(Step(fb, ta, tb, any(s.start <= ta and tb <= s.end for s in steady)))
+    res.extras["alternation_breaks"] = breaks
+    if breaks:
+        res.warnings.append(f"{res.view} view: {breaks} time(s) the same foot struck twice without the other "
+                            f"foot between (a missed event or a left/right mix-up by the pose model)")

@@ -1,0 +1,122 @@
+"""Spatio-temporal gait parameters from the steady strides and steps of one view. No Dagster import here.
+
+Every parameter comes with the number of steady strides (or steps) it was computed from, and is null with the
+reason when there were too few (StrideSettings). Keys are stable: cycles.json readers and the feature vector use
+them.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from igait_pipeline.schemas import LM
+from igait_pipeline.stages.gait.events import ViewMeasurement
+from igait_pipeline.stages.gait.settings import DEFAULT, GaitSettings
+from igait_pipeline.stages.gait.signals import FEET
+
+METHODS = {
+    "cadence_spm": "120 / mean steady stride time (two steps per stride), steps per minute",
+    "stride_time_mean_s": "mean duration of steady strides (heel strike to the next heel strike of that foot)",
+    "stride_time_sd_s": "SD (ddof 1) of steady stride durations, both feet",
+    "stride_time_cv": "stride_time_sd_s / stride_time_mean_s (a fraction); needs min_steady_steps_variability "
+                      "steady steps and min_steady_strides_variability steady strides",
+    "step_time_mean_s": "mean duration of steady steps (heel strike to the other foot's heel strike)",
+    "step_time_asymmetry": "2|L − R| / (L + R) of the mean steady step times ending with each foot (a fraction); "
+                           "needs min_steady_steps_variability steady steps with both feet",
+    "stance_ratio": "mean share of a steady stride from heel strike to that foot's toe-off (ankle furthest behind "
+                    "the pelvis)",
+    "step_length_norm": "side view: heel-to-heel horizontal distance at heel strikes ending steady steps, in leg "
+                        "lengths",
+    "walking_speed_norm": "side view: pelvis (mid-hip) horizontal displacement over the steady strides divided by "
+                          "their duration, in leg lengths per second; leg length = median over used frames of the "
+                          "2-D hip–knee plus knee–ankle distance in pixels (mean of both legs)",
+    "stride_length_norm": "walking_speed_norm × stride_time_mean_s, in leg lengths",
+    "base_width_ratio": "front view: median horizontal ankle separation over hip separation",
+    "strides_left": "steady strides of the left foot",
+    "strides_right": "steady strides of the right foot",
+}
+
+
+def _info(value: float | None, n: int, basis: str, reason: str | None = None) -> dict:
+    if value is not None and not np.isfinite(value):
+        value = None
+    return {"value": None if value is None else round(float(value), 5), "n": n, "basis": basis,
+            "reason": reason if value is None else None}
+
+
+def parameters(res: ViewMeasurement, front: ViewMeasurement | None,
+               settings: GaitSettings = DEFAULT) -> dict[str, dict]:
+    """{name: {"value", "n", "basis", "reason"}} for every name in METHODS."""
+    st = settings.strides
+    strides = res.steady_strides
+    steps = res.steady_steps
+    ns, nk = len(strides), len(steps)
+    durs = np.array([s.duration for s in strides])
+    out: dict[str, dict] = {}
+    few = (f"{ns} steady stride(s) in the {res.view} view (at least {st.min_steady_strides} needed)"
+           if ns < st.min_steady_strides else None)
+    mean = float(durs.mean()) if not few else None
+    out["stride_time_mean_s"] = _info(mean, ns, "steady strides", few)
+    out["cadence_spm"] = _info(120.0 / mean if mean else None, ns, "steady strides", few)
+    sd = float(durs.std(ddof=1)) if not few else None
+    out["stride_time_sd_s"] = _info(sd, ns, "steady strides", few)
+    var_reason = None
+    if nk < st.min_steady_steps_variability or ns < st.min_steady_strides_variability:
+        var_reason = (f"{nk} steady step(s) and {ns} steady stride(s) in the {res.view} view: variability needs "
+                      f"at least {st.min_steady_steps_variability} steady steps and "
+                      f"{st.min_steady_strides_variability} steady strides")
+    out["stride_time_cv"] = _info(sd / mean if not var_reason and mean else None, ns, "steady strides", var_reason)
+    by_foot = {f: [s.duration for s in steps if s.foot == f] for f in FEET}
+    out["step_time_mean_s"] = _info(float(np.mean([s.duration for s in steps])) if nk else None, nk,
+                                    "steady steps", None if nk else f"no steady step in the {res.view} view")
+    asym, reason = None, var_reason
+    if not reason and not (by_foot["left"] and by_foot["right"]):
+        reason = "steady steps ending with only one foot"
+    if not reason:
+        ml, mr = np.mean(by_foot["left"]), np.mean(by_foot["right"])
+        asym = float(2 * abs(ml - mr) / (ml + mr))
+    out["step_time_asymmetry"] = _info(asym, nk, "steady steps", reason)
+    ratios = [(s.toe_off - s.start) / s.duration for s in strides if s.toe_off is not None]
+    out["stance_ratio"] = _info(float(np.mean(ratios)) if ratios else None, len(ratios), "steady strides",
+                                None if ratios else f"no steady stride with one toe-off in the {res.view} view")
+    lengths = _step_lengths(res, steps)
+    out["step_length_norm"] = _info(float(np.mean(lengths)) if lengths else None, len(lengths), "steady steps",
+                                    None if lengths else "side view only, from steady steps")
+    speed = _speed(res, strides) if not few else None
+    out["walking_speed_norm"] = _info(speed, ns, "steady strides",
+                                      few or (None if speed else "side view only (pelvis travel)"))
+    out["stride_length_norm"] = _info(speed * mean if speed and mean else None, ns, "steady strides",
+                                      out["walking_speed_norm"]["reason"] or few)
+    bw = front.extras.get("base_width_ratio") if front is not None else None
+    out["base_width_ratio"] = _info(bw, front.frames_used if front is not None else 0, "front-view frames",
+                                    None if bw is not None else ("no front view" if front is None else
+                                                                 "front view unusable for the base of support"))
+    for f in FEET:
+        k = sum(s.foot == f for s in strides)
+        out[f"strides_{f}"] = {"value": float(k), "n": k, "basis": "steady strides", "reason": None}
+    return out
+
+
+def _step_lengths(res: ViewMeasurement, steps) -> list[float]:
+    if res.view != "side" or res.xy is None:
+        return []
+    vals = []
+    for s in steps:
+        other = "right" if s.foot == "left" else "left"
+        i = int(np.argmin(np.abs(res.t - s.end)))
+        dx = res.xy[i, LM[f"{s.foot}_heel"], 0] - res.xy[i, LM[f"{other}_heel"], 0]
+        if np.isfinite(dx):
+            vals.append(res.direction * dx / res.leg_px)
+    return vals
+
+
+def _speed(res: ViewMeasurement, strides) -> float | None:
+    x = res.extras.get("pelvis_forward_norm")
+    if x is None or not strides:
+        return None
+    dist = dur = 0.0
+    for s in strides:
+        i, j = int(np.argmin(np.abs(res.t - s.start))), int(np.argmin(np.abs(res.t - s.end)))
+        dist += x[j] - x[i]
+        dur += res.t[j] - res.t[i]
+    v = dist / dur if dur > 0 else None
+    return v if v and v > 0 else None

