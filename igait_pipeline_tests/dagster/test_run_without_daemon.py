@@ -95,13 +95,14 @@ def test_submit_then_run_without_a_daemon(local_storage, dagster_home, short_cli
         assert f0 < s1 and s0 < f1, f"{name}: front {f0:.2f}-{f1:.2f} and side {s0:.2f}-{s1:.2f} do not overlap"
 
     # a later uploads-sensor tick (the daemon starting afterwards, no cursor) requests no run for the job
-    with build_sensor_context(instance=instance, resources={"storage": build_resources()["storage"]}) as ctx:
+    status_resource = JobStatusResource(uri=f"sqlite:{tmp_path}/status.sqlite3")
+    with build_sensor_context(instance=instance, resources={"storage": build_resources()["storage"],
+                                                            "job_status": status_resource}) as ctx:
         tick = uploads_sensor(ctx)
     assert not tick.run_requests and tick.skip_reason
 
     # the job document and the metrics: one job, seven stages, each succeeded once
-    resources = {**build_resources(), "job_status": JobStatusResource(uri=f"sqlite:{tmp_path}/status.sqlite3"),
-                 "smtp": SmtpResource()}
+    resources = {**build_resources(), "job_status": status_resource, "smtp": SmtpResource()}
     defs = Definitions(assets=[assets.upload, *assets.STAGE_ASSETS], jobs=[igait_job],
                        sensors=[uploads_sensor, job_status_sensor], resources=resources)
     with build_sensor_context(instance=instance, definitions=defs, resources=resources) as ctx:
