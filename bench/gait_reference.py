@@ -7,6 +7,7 @@ walkers whose stride-time CV and step-time asymmetry are within 1 / 2 percentage
 limping walker (stiff right knee) and a normal one, asymmetry measured vs true.
 
     PYTHONPATH=$PWD .venv/bin/python bench/gait_reference.py [--seeds 0-7] [--noise-free] [--json OUT]
+    PYTHONPATH=$PWD .venv/bin/python bench/gait_reference.py --calibrate   # the offsets in EventSettings
 
 --noise-free sets the simulated pose jitter to zero: what remains is the detector's own disagreement with the
 simulator's event definition (and the filter's), not noise.
@@ -113,12 +114,34 @@ def limp() -> dict:
     return out
 
 
+CALIBRATION_SEEDS = range(100, 116)  # disjoint from the test's seeds (test_gait_reference.SEEDS = 0-7)
+
+
+def calibrate() -> dict:
+    """The swing-relative event offsets (EventSettings.*_swing_offset): run the detector without them on the
+    calibration walkers and take the median of -error / that foot's measured median swing time."""
+    from dataclasses import replace
+
+    s = replace(DEFAULT, events=replace(DEFAULT.events, heel_strike_swing_offset=0.0, toe_off_swing_offset=0.0))
+    rows = ref.reference_set(s, seeds=CALIBRATION_SEEDS)
+    out = {}
+    for kind, name in (("hs", "heel_strike_swing_offset"), ("to", "toe_off_swing_offset")):
+        v = [-e / ref.FPS / r["swing"][f] for r in rows for f in FEET if r["swing"][f] for e in r[kind][f]]
+        out[name] = round(float(np.median(v)), 4)
+    print(f"calibrated on seeds {CALIBRATION_SEEDS.start}-{CALIBRATION_SEEDS.stop - 1}: {out}")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="0-7", help="a-b (inclusive)")
     ap.add_argument("--noise-free", action="store_true")
     ap.add_argument("--json")
+    ap.add_argument("--calibrate", action="store_true", help="print the swing-relative event offsets")
     a = ap.parse_args()
+    if a.calibrate:
+        calibrate()
+        return
     lo, hi = (int(v) for v in a.seeds.split("-"))
     rows = ref.reference_set(seeds=range(lo, hi + 1), **({"noise": 0.0} if a.noise_free else {}))
     summary = report(rows)

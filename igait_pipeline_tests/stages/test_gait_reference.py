@@ -3,11 +3,12 @@ toe-offs and stride times are known exactly, over many seeds, speeds (stride tim
 gaitmap tests its algorithms against reference data.
 
 The issue's targets at 60 fps are >= 95 % of heel strikes and toe-offs within one frame, cadence within 2 %, CV
-and asymmetry within one percentage point. What the method reaches on these walkers is asserted below (measured
-over these 96 walkers: heel strikes 89 % within 1 frame and 99 % within 2, toe-offs 78 % / 97 %, cadence 100 %
-within 2 %, CV 93 % within 1 pp and 100 % within 2, asymmetry 69 % within 1 pp and 94 % within 2); the gap to
-the targets is explained in docs/pipeline.md. The toe-off bias assertion fails on the old method (toe landmark:
-2.0 frames late on these walkers).
+and asymmetry within one percentage point. What the method reaches on these walkers is asserted below (96
+walkers: heel strikes 92 % within 1 frame and 100 % within 2, toe-offs 83 % / 98 %, cadence 100 % within 2 %, CV
+92 % within 1 pp and 100 % within 2, asymmetry 83 % within 1 pp and 98 % within 2; bench/gait_reference.py prints
+the breakdown); the gap to the targets is explained in docs/pipeline.md. The event-share, bias and asymmetry
+assertions fail on the previous method (heel / ankle alone, no swing-relative offset: 89 %, 78 %, 69 %, heel
+strikes 0.34 frames early). The offsets were calibrated on seeds 100-115, not on these.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import pytest
 
 from igait_pipeline.reference_model import synthetic
 from igait_pipeline.stages import cycles
+from igait_pipeline.stages.gait.events import swing_times
 from igait_pipeline.stages.gait.settings import DEFAULT, GaitSettings
 
 FPS = 60.0
@@ -48,7 +50,7 @@ def evaluate(kp, truth, settings: GaitSettings = DEFAULT) -> dict:
     strides and steps (cadence relative; CV and asymmetry as differences of fractions)."""
     gait = cycles.measure_gait(kp, None, "ref", settings)
     c, side = gait.cycles, gait.views["side"]
-    row = {"hs": {}, "to": {}}
+    row = {"hs": {}, "to": {}, "swing": swing_times(side)}
     for f in ("left", "right"):
         row["hs"][f] = [_nearest(truth["heel_strikes"][f], t)[1] * FPS for t in c.heel_strikes[f]]
         row["to"][f] = [_nearest(truth["toe_offs"][f], t)[1] * FPS for t in c.toe_offs[f]]
@@ -100,17 +102,17 @@ def _share(values, limit) -> float:
 def test_heel_strikes_against_reference(reference_runs):
     err = _events(reference_runs, "hs")
     assert len(err) > 800
-    assert _share(err, 1.0) >= 0.85
-    assert _share(err, 2.0) >= 0.98
-    assert abs(err.mean()) < 0.5  # frames
+    assert abs(err.mean()) < 0.15  # frames; the heel alone, uncorrected: 0.34 frames early
+    assert _share(err, 2.0) >= 0.99
+    assert _share(err, 1.0) >= 0.91  # achieved 92 % (target 95 %; docs/pipeline.md says why); the old method: 89 %
 
 
-def test_toe_offs_from_the_ankle_against_reference(reference_runs):
+def test_toe_offs_from_heel_and_ankle_against_reference(reference_runs):
     err = _events(reference_runs, "to")
     assert len(err) > 800
-    assert abs(err.mean()) < 1.0  # the toe landmark made them 2 frames late here (60-116 ms on real clips)
-    assert _share(err, 1.0) >= 0.72
-    assert _share(err, 2.0) >= 0.95
+    assert abs(err.mean()) < 0.25  # the toe landmark made them 2 frames late here (60-116 ms on real clips)
+    assert _share(err, 2.0) >= 0.97
+    assert _share(err, 1.0) >= 0.82  # achieved 83 % (target 95 %); the ankle alone, uncorrected: 78 %
 
 
 def test_cadence_within_two_percent_of_reference(reference_runs):
@@ -122,4 +124,5 @@ def test_variability_and_asymmetry_against_reference(reference_runs):
     asym = [r["asym"] for r in reference_runs if "asym" in r]
     assert len(cv) >= 0.9 * len(reference_runs) and len(asym) >= 0.9 * len(reference_runs)
     assert _share(cv, 0.01) >= 0.9 and _share(cv, 0.02) >= 0.98
-    assert _share(asym, 0.01) >= 0.6 and _share(asym, 0.02) >= 0.9
+    # Achieved 83 % within 1 pp and 98 % within 2 (target 95 % within 1 pp); the heel alone: 69 % / 94 %.
+    assert _share(asym, 0.01) >= 0.8 and _share(asym, 0.02) >= 0.95
