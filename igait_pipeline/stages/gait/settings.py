@@ -28,12 +28,12 @@ class SignalSettings:
     """When the stride period is known (autocorrelation of the unfiltered heel signal), the cut-off is this many
     stride frequencies (≈ 3.3 Hz for a 0.9 s stride), so slow and fast walkers are filtered alike. 3 places heel
     strikes closest to the truth on the simulated reference walkers
-    (igait_pipeline_tests/stages/test_gait_reference.py; 89 % within one frame at 60 fps vs 74 % with 4, and 72 %
-    with a fixed 4 Hz)."""
+    (igait_pipeline_tests/stages/test_gait_reference.py; with the heel alone and no offset, 89 % within one frame
+    at 60 fps vs 74 % with 4, and 72 % with a fixed 4 Hz)."""
     toe_off_lowpass_harmonics: float = 7.0
     """The same for the toe-off (ankle) signal: the ankle's turn at push-off is sharper than the heel's at contact,
-    and a 3-harmonic filter blunts it (on the reference walkers 78 % of toe-offs within one frame with 7, 70 %
-    with 3)."""
+    and a 3-harmonic filter blunts it (on the reference walkers, ankle alone, 78 % of toe-offs within one frame
+    with 7, 70 % with 3)."""
     filter_order: int = 4
     """Order of that Butterworth filter (applied forwards and backwards: no phase shift, so no event lag)."""
     edge_margin: float = 0.02
