@@ -5,6 +5,7 @@ a stage function from `igait_pipeline.stages`, and returns its own files plus th
 """
 
 import base64
+import dataclasses
 import functools
 import inspect
 import json
@@ -22,6 +23,7 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetSpec,
+    Config,
     Failure,
     MetadataValue,
     Output,
@@ -202,29 +204,44 @@ def converted_video(context: AssetExecutionContext, upload: StageFiles) -> Outpu
     return Output(StageFiles(files, scratch=out), metadata=meta)
 
 
+class ValidationConfig(Config):
+    """Run configuration of stage 2. view_check: `refuse` (default) stops a job whose videos are in the wrong
+    slots or show the same view twice; `warn` only records it (`igait demo`, whose one licensed walking clip is
+    a side view, uses it)."""
+
+    view_check: str = "refuse"
+
+
 @stage_asset(
     kinds={"mediapipe", "json"},
     description="Stage 2: is one whole person visible enough, and walking, in each view? MediaPipe pose on "
                 "sampled frames, every person found and tracked; fails the run (after writing validation.json) "
                 "when a view is unusable, so later stages never start on a rejected job.",
 )
-def validation_report(context: AssetExecutionContext, storage: StorageResource,
+def validation_report(context: AssetExecutionContext, config: ValidationConfig, storage: StorageResource,
                       converted_video: StageFiles) -> Output[StageFiles]:
     job_id = _job_id(context)
     out = _scratch(context)
     with stage_errors(context):
-        report = validity.validate({v: converted_video[f"{v}.mp4"] for v in VIEWS}, job_id,
+        if config.view_check not in ("refuse", "warn"):
+            raise ValueError(f"view_check {config.view_check!r} is not one of refuse, warn")
+        params = dataclasses.replace(validity.PARAMS, view_check=config.view_check)
+        report = validity.validate({v: converted_video[f"{v}.mp4"] for v in VIEWS}, job_id, params,
                                    progress=lambda v, d, t: context.log.info(
                                        f"job {job_id}: validating {v} view, {d}/{t} samples"))
     (out / "validation.json").write_text(report.model_dump_json(indent=1))
     files = StageFiles(_outputs(context, out), scratch=out)
-    meta = {"valid": report.valid, "reasons": MetadataValue.json(report.reasons)}
+    meta = {"valid": report.valid, "reasons": MetadataValue.json(report.reasons),
+            "view_check": report.view_check.get("verdict", "")}
     for view, v in report.views.items():
         meta.update({f"{view}/person_ratio": v.person_ratio, f"{view}/full_body_ratio": v.full_body_ratio,
                      f"{view}/multiple_people_ratio": v.multiple_people_ratio, f"{view}/walking": v.walking,
-                     f"{view}/frames_sampled": v.frames_sampled})
+                     f"{view}/frames_sampled": v.frames_sampled, f"{view}/view_seen": v.view_seen,
+                     f"{view}/walker_coverage": v.walker_coverage})
         for w in v.warnings:
             context.log.warning(f"job {job_id}: {w}")
+    for w in report.warnings:
+        context.log.warning(w)
     if not report.valid:
         # validation.json is written either way: store it, then stop this job here.
         write_stage(storage.get(), job_id, _stage(context).number, files)

@@ -214,7 +214,14 @@ class ViewValidation(BaseModel):
     hip_travel: float = Field(description="horizontal travel of the walker's hips, share of frame width")
     scale_change: float = Field(description="ratio of the walker's last to first body height")
     walker_box: list[float] | None = Field(None, description="union box [x0, y0, x1, y1], normalised")
-    track: list[list[float]] = Field(default_factory=list, description="[t, x0, y0, x1, y1] per sampled frame")
+    track: list[list[float]] = Field(default_factory=list,
+                                     description="the walker's track: [t, x0, y0, x1, y1] per sample it is seen on")
+    tracks: int = Field(0, description="number of people tracks found")
+    walker_track_id: int | None = None
+    walker_coverage: float = Field(0.0, description="share of sampled frames on which the walker's track is seen")
+    walk: dict = Field(default_factory=dict, description="the walker's evidence: leg alternations, travel, size")
+    view_seen: str = Field("unknown", description="front, side, oblique (not judged) or unknown, from the pose")
+    view_evidence: dict = Field(default_factory=dict)
     reasons: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
 
@@ -224,7 +231,10 @@ class ValidationReport(BaseModel):
     valid: bool
     views: dict[str, ViewValidation]
     thresholds: dict[str, float]
+    params: dict = Field(default_factory=dict, description="stage 2's parameters (tracker, walker, view check)")
+    view_check: dict = Field(default_factory=dict, description="{verdict, mode, message}")
     reasons: list[str]
+    warnings: list[str] = Field(default_factory=list)
 
 
 # ---------- stage 4: {view}_keypoints.json ----------

@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "igait_pipeline_tests.fixtures.media",
+    "igait_pipeline_tests.fixtures.walkers",
     "igait_pipeline_tests.fixtures.gcs",
     "igait_pipeline_tests.fixtures.postgres",
     "igait_pipeline_tests.fixtures.firestore",

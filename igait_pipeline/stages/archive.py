@@ -33,8 +33,10 @@ def summary_text(job_id: str, validation: ValidationReport | None, cycles: Cycle
         lines.append(f"Video check: {'passed' if validation.valid else 'FAILED'}")
         for view, v in sorted(validation.views.items()):
             lines.append(f"  {view}: person in {v.person_ratio:.0%} of sampled frames, whole body in "
-                         f"{v.full_body_ratio:.0%}, walking: {'yes' if v.walking else 'no'}")
+                         f"{v.full_body_ratio:.0%}, walking: {'yes' if v.walking else 'no'}, seen from the "
+                         f"{v.view_seen}, walker on {v.walker_coverage:.0%} of sampled frames")
             lines += [f"    note: {w}" for w in v.warnings]
+        lines += [f"  note: {w}" for w in validation.warnings]
         lines += [f"  reason: {r}" for r in validation.reasons]
         lines.append("")
     if cycles:

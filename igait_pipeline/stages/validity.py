@@ -1,158 +1,198 @@
-"""Stage 2: is one whole person visible enough, and walking, in each view?
+"""Stage 2: is one whole person visible enough, and walking, in each view, and is each view the one its slot
+says?
 
-On frames sampled at about `SAMPLE_HZ`, every person is found (`pose.detect_people`), people are linked into
-tracks across samples by their hip position, and the walker is the track that moves most: across the frame in
-the side view, toward (or away from) the camera in the front view. The report keeps the walker's box per sample
-(stage 3 crops around it; stage 4 uses it to stay on the walker when someone else is in view).
+On frames sampled at about `sample_hz`, every person is found (`pose.detect_people`) and people are linked into
+tracks (`tracking.track_people`: SORT-style, a track never jumps between people). The walker is the track that
+walks: alternating legs plus steady travel across the frame or toward / away from the camera
+(`tracking.choose_walker`). The view is read from the walker's pose (`tracking.view_evidence`); a side view in the
+front slot, a front view in the side slot, or the same view twice stops the job here with what was seen.
+
+The report keeps the walker's track (box per sample): stage 3 crops around it, stage 4 keeps only detections on it.
 """
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 import cv2
 import numpy as np
 
 from igait_pipeline.schemas import ValidationReport, ViewValidation
 from igait_pipeline.stages import media
-from igait_pipeline.stages.pose import MediaPipePose, Person, PoseEstimator, detect_people, full_body
-
-SAMPLE_HZ = 4.0
-MAX_SAMPLES = 90  # long videos are sampled more sparsely to stay near this many samples ...
-MAX_SAMPLE_GAP_S = 0.5  # ... but never further apart than this: tracks link people by hip position between samples
+from igait_pipeline.stages.pose import MediaPipePose, PoseEstimator, detect_people, full_body
+from igait_pipeline.stages.tracking import TrackerParams, WalkerParams, choose_walker, track_people, view_evidence
 
 
-def sampling_step(fps: float, frames: int) -> int:
-    """Frames between samples: about SAMPLE_HZ, thinned towards MAX_SAMPLES on long videos, but never more than
-    MAX_SAMPLE_GAP_S apart (a 125 s walk sampled 1.4 s apart broke the walker's track into pieces)."""
-    per_hz = int(round(fps / SAMPLE_HZ))
-    thinned = int(np.ceil(frames / MAX_SAMPLES))
-    return max(1, per_hz, min(thinned, int(fps * MAX_SAMPLE_GAP_S)))
+@dataclass(frozen=True)
+class ValidityParams:
+    """Stage 2's parameters; recorded in validation.json (`params`).
 
-THRESHOLDS = {
-    "min_person_ratio": 0.4,  # share of samples with anyone in view
-    "min_full_body_ratio": 0.3,  # share of samples with the walker seen head to ankles
-    "min_hip_travel": 0.2,  # side view: hips cross at least this share of the frame width
-    "min_scale_change": 1.25,  # front view: body height grows (or shrinks) by at least this factor
-}
+    view_check: "refuse" stops a job whose views are in the wrong slots or show the same view twice; "warn" only
+    records it (for the public demo, whose one licensed walking clip is a side view used for both slots).
+    Swapped slots are refused rather than swapped back: the slot is the only record of which video is which, a
+    swap often means the whole recording was mixed up, and a silent fix would score a job the family did not
+    submit. Re-uploading is cheap; a wrong score is not.
+    """
 
+    sample_hz: float = 6.0  # legs must be seen alternating: ≥ 5 samples per stride of a child (~1.2 Hz)
+    max_samples: int = 90  # long videos are sampled more sparsely to stay near this many samples…
+    max_sample_gap_s: float = 0.25  # …but never further apart: ≥ 4 samples per stride, and tracks stay linked
+    min_person_ratio: float = 0.4  # share of samples with anyone in view
+    min_full_body_ratio: float = 0.3  # share of samples with the walker seen head to ankles
+    view_check: Literal["refuse", "warn"] = "refuse"
+    tracker: TrackerParams = field(default_factory=TrackerParams)
+    walker: WalkerParams = field(default_factory=WalkerParams)
 
-@dataclass
-class Track:
-    samples: list[tuple[float, Person]] = field(default_factory=list)  # (t, person)
-
-    @property
-    def last(self) -> Person:
-        return self.samples[-1][1]
-
-    def hip_travel(self) -> float:
-        xs = [p.hip[0] for _, p in self.samples]
-        return float(max(xs) - min(xs)) if xs else 0.0
-
-    def scale_change(self) -> float:
-        hs = [p.height for _, p in self.samples if p.height > 0]
-        if len(hs) < 2:
-            return 1.0
-        k = max(1, len(hs) // 4)
-        first, last = float(np.median(hs[:k])), float(np.median(hs[-k:]))
-        return last / first if first > 0 else 1.0
-
-    def motion(self) -> float:
-        """How much this track walks: horizontal travel, or the log of its change in size."""
-        return max(self.hip_travel(), abs(np.log(max(self.scale_change(), 1e-6))))
+    def thresholds(self) -> dict[str, float]:
+        return {"min_person_ratio": self.min_person_ratio, "min_full_body_ratio": self.min_full_body_ratio,
+                "min_travel_heights": self.walker.min_travel_heights,
+                "min_scale_change": self.walker.min_scale_change,
+                "min_alternations": float(self.walker.min_alternations)}
 
 
-def _link(tracks: list[Track], t: float, people: list[Person], max_jump: float = 0.25) -> None:
-    """Greedy nearest-hip association of this sample's people to the open tracks."""
-    free = list(range(len(tracks)))
-    for person in sorted(people, key=lambda p: -p.height):
-        best, best_d = None, max_jump
-        for k in free:
-            d = float(np.hypot(person.hip[0] - tracks[k].last.hip[0], person.hip[1] - tracks[k].last.hip[1]))
-            if d < best_d:
-                best, best_d = k, d
-        if best is None:
-            tracks.append(Track([(t, person)]))
-        else:
-            tracks[best].samples.append((t, person))
-            free.remove(best)
+PARAMS = ValidityParams()
+MAX_SAMPLE_GAP_S = PARAMS.max_sample_gap_s
+
+
+def sampling_step(fps: float, frames: int, params: ValidityParams = PARAMS) -> int:
+    """Frames between samples: about `sample_hz`, thinned towards `max_samples` on long videos, but never more
+    than `max_sample_gap_s` apart (a 125 s walk sampled 1.4 s apart broke the walker's track into pieces, and
+    legs cannot be seen alternating with fewer than about 4 samples per stride)."""
+    per_hz = round(fps / params.sample_hz)
+    thinned = int(np.ceil(frames / params.max_samples))
+    return max(1, per_hz, min(thinned, int(fps * params.max_sample_gap_s)))
 
 
 def analyse_view(video: str | os.PathLike, view: str, estimator: PoseEstimator | None = None,
-                 thresholds: dict = THRESHOLDS, progress: Callable[[int, int], None] | None = None
+                 params: ValidityParams = PARAMS, progress: Callable[[int, int], None] | None = None
                  ) -> ViewValidation:
     info = media.probe(video)
-    step = sampling_step(info.fps, info.frames)
+    step = sampling_step(info.fps, info.frames, params)
     own = estimator is None
     est = estimator or MediaPipePose(video=False)
-    tracks: list[Track] = []
-    sampled = with_person = with_many = 0
+    samples = []
     try:
         for i, t, frame in media.iter_frames(video, step=step):
-            people = detect_people(est, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-            sampled += 1
-            with_person += bool(people)
-            with_many += len(people) > 1
-            _link(tracks, t, people)
-            if progress and sampled % 10 == 0:
-                progress(sampled, info.frames // step)
+            samples.append((t, detect_people(est, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))))
+            if progress and len(samples) % 10 == 0:
+                progress(len(samples), info.frames // step)
     finally:
         if own:
             est.close()
+    sampled = len(samples)
     if sampled == 0:
         raise media.MediaError(f"{view} video: no frame could be decoded")
-    long_tracks = [tr for tr in tracks if len(tr.samples) >= 3] or tracks
-    walker = max(long_tracks, key=Track.motion) if long_tracks else None
+    with_person = sum(bool(p) for _, p in samples)
+    with_many = sum(len(p) > 1 for _, p in samples)
+    aspect = info.width / info.height if info.height else 1.0
+    tracks = track_people(samples, params.tracker, aspect)
+    walker, walk = choose_walker(tracks, params.walker, aspect)
+    seen = view_evidence(walker, walk, params.walker, aspect) if walker else None
 
     reasons, warnings = [], []
     person_ratio = with_person / sampled
     full_ratio = sum(full_body(p.landmarks) for _, p in walker.samples) / sampled if walker else 0.0
-    travel = walker.hip_travel() if walker else 0.0
-    scale = walker.scale_change() if walker else 1.0
-    crosses = travel >= thresholds["min_hip_travel"]
-    approaches = max(scale, 1 / scale) >= thresholds["min_scale_change"]
-    walking = crosses or approaches
-    if person_ratio < thresholds["min_person_ratio"]:
+    if person_ratio < params.min_person_ratio:
         reasons.append(f"{view} view: a person is visible in only {person_ratio:.0%} of sampled frames "
-                       f"(need {thresholds['min_person_ratio']:.0%})" if with_person else
+                       f"(need {params.min_person_ratio:.0%})" if with_person else
                        f"{view} view: no person found in the video")
-    elif full_ratio < thresholds["min_full_body_ratio"]:
+    elif full_ratio < params.min_full_body_ratio:
         reasons.append(f"{view} view: the whole body (head to ankles) is visible in only {full_ratio:.0%} of "
-                       f"sampled frames (need {thresholds['min_full_body_ratio']:.0%})")
-    if walker and not walking:
-        reasons.append(f"{view} view: the person does not walk (hips travel {travel:.0%} of the frame width, "
-                       f"body size changes ×{scale:.2f})")
+                       f"sampled frames (need {params.min_full_body_ratio:.0%})")
+    if walker and not walk.walks:
+        reasons.append(f"{view} view: the person does not walk (the one seen longest: legs alternate "
+                       f"{walk.alternations}× "
+                       f"(need {params.walker.min_alternations}), hips travel {walk.travel_heights:.1f} body "
+                       f"heights across the frame, size changes ×{walk.scale_change:.2f} "
+                       f"(need {params.walker.min_travel_heights:g} body heights or "
+                       f"×{params.walker.min_scale_change:g}, steadily) over "
+                       f"{walker.samples[-1][0] - walker.samples[0][0]:.1f} s)")
     many_ratio = with_many / sampled
     if many_ratio > 0:
         warnings.append(f"{view} view: more than one person in {many_ratio:.0%} of sampled frames; the walker is "
-                        f"the one whose hips move most, others are ignored")
-    if walking and view == "side" and not crosses:
+                        f"track {walker.id if walker else '-'} of {len(tracks)}, the others are ignored")
+    if walk and walk.walks and view == "side" and not walk.crosses:
         warnings.append("side view: the walker approaches the camera instead of crossing the frame")
-    if walking and view == "front" and not approaches:
+    if walk and walk.walks and view == "front" and not walk.approaches:
         warnings.append("front view: the walker crosses the frame instead of approaching the camera")
 
-    box = None
-    track_rows: list[list[float]] = []
+    box, track_rows = None, []
     if walker:
-        boxes = np.array([p.box for _, p in walker.samples])
+        boxes = walker.boxes()
         box = [float(boxes[:, 0].min()), float(boxes[:, 1].min()), float(boxes[:, 2].max()), float(boxes[:, 3].max())]
         track_rows = [[round(t, 3), *[round(v, 4) for v in p.box]] for t, p in walker.samples]
     return ViewValidation(frames_total=info.frames, frames_sampled=sampled, fps=info.fps,
                           person_ratio=round(person_ratio, 4), full_body_ratio=round(full_ratio, 4),
-                          multiple_people_ratio=round(many_ratio, 4), walking=walking,
-                          hip_travel=round(travel, 4), scale_change=round(scale, 4), walker_box=box,
-                          track=track_rows, reasons=reasons, warnings=warnings)
+                          multiple_people_ratio=round(many_ratio, 4), walking=bool(walk and walk.walks),
+                          hip_travel=round(walk.hip_travel, 4) if walk else 0.0,
+                          scale_change=round(walk.scale_change, 4) if walk else 1.0, walker_box=box,
+                          track=track_rows, tracks=len(tracks), walker_track_id=walker.id if walker else None,
+                          walker_coverage=round(len(walker.samples) / sampled, 4) if walker else 0.0,
+                          walk=walk.as_dict() if walk else {}, view_seen=seen.seen if seen else "unknown",
+                          view_evidence=seen.as_dict() if seen else {}, reasons=reasons, warnings=warnings)
 
 
-def validate(videos: dict[str, str | os.PathLike], job_id: str, thresholds: dict = THRESHOLDS,
+def _seen_text(view: str, v: ViewValidation) -> str:
+    ev = v.view_evidence
+    width = f"shoulders and hips {ev['width_ratio']:.2f} of the torso's length wide" \
+        if ev.get("width_ratio") is not None else "shoulders and hips not seen"
+    travel = {"across": "walking across the frame", "toward": "walking toward the camera",
+              "away": "walking away from the camera", "both": "walking across and toward the camera",
+              "none": "not travelling"}[ev.get("travel", "none")]
+    return f"the {view} slot's video shows a {v.view_seen} view ({width}, {travel})"
+
+
+def check_views(job_id: str, views: dict[str, ViewValidation]) -> tuple[str, str | None]:
+    """(verdict, message): ok, unclear (a view could not be judged), wrong_slot, same_view or swapped."""
+    seen = {slot: v.view_seen for slot, v in views.items()}
+    if set(seen) != {"front", "side"}:
+        wrong = [s for s, v in seen.items() if v in ("front", "side") and v != s]
+        if wrong:
+            return "wrong_slot", f"job {job_id}: " + _seen_text(wrong[0], views[wrong[0]])
+        return "ok", None
+    f, s = seen["front"], seen["side"]
+    if f == "side" and s == "front":
+        return "swapped", (f"job {job_id}: the front and side videos look swapped: "
+                           f"{_seen_text('front', views['front'])}; {_seen_text('side', views['side'])}; "
+                           f"upload each video in its own slot")
+    if f == s and f in ("front", "side"):
+        return "same_view", (f"job {job_id}: both videos show a {f} view: {_seen_text('front', views['front'])}; "
+                             f"{_seen_text('side', views['side'])}; a job needs one video walking toward the "
+                             f"camera (front) and one walking across it (side)")
+    for slot, other in (("front", "side"), ("side", "front")):
+        if seen[slot] == other:
+            return "wrong_slot", (f"job {job_id}: {_seen_text(slot, views[slot])}, but the {slot} slot needs a "
+                                  f"{slot} view")
+    if "oblique" in (f, s) or "unknown" in (f, s):
+        return "unclear", None
+    return "ok", None
+
+
+def validate(videos: dict[str, str | os.PathLike], job_id: str, params: ValidityParams = PARAMS,
              progress: Callable[[str, int, int], None] | None = None) -> ValidationReport:
-    """Analyse each view ({'front': path, 'side': path}) with one still-image estimator."""
+    """Analyse each view ({'front': path, 'side': path}) with one still-image estimator, then check the views."""
     views = {}
     with MediaPipePose(video=False) as est:
         for view, path in videos.items():
             cb = (lambda done, total, v=view: progress(v, done, total)) if progress else None
-            views[view] = analyse_view(path, view, est, thresholds, cb)
+            views[view] = analyse_view(path, view, est, params, cb)
+    return judge(job_id, views, params)
+
+
+def judge(job_id: str, views: dict[str, ViewValidation], params: ValidityParams = PARAMS) -> ValidationReport:
+    """The job's verdict from its analysed views: their own reasons, then the view check (`params.view_check`)."""
     reasons = [r for v in views.values() for r in v.reasons]
-    return ValidationReport(job_id=job_id, valid=not reasons, views=views, thresholds=dict(thresholds),
-                            reasons=reasons)
+    verdict, message = check_views(job_id, {k: v for k, v in views.items() if v.walking})
+    warnings = []
+    if message:
+        (reasons if params.view_check == "refuse" else warnings).append(message)
+    elif verdict == "unclear":
+        warnings.append(f"job {job_id}: the view could not be judged from the pose in "
+                        + ", ".join(f"the {s} slot ({v.view_seen})" for s, v in views.items()
+                                    if v.walking and v.view_seen not in ("front", "side")))
+    return ValidationReport(job_id=job_id, valid=not reasons, views=views, thresholds=params.thresholds(),
+                            params=asdict(params), view_check={"verdict": verdict, "mode": params.view_check,
+                                                               "message": message},
+                            reasons=reasons, warnings=warnings)

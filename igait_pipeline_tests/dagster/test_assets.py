@@ -6,6 +6,7 @@ import pytest
 from dagster import AssetKey, instance_for_test, materialize
 
 from igait_pipeline import assets
+from igait_pipeline.cli import DEMO_RUN_CONFIG
 from igait_pipeline.definitions import defs
 from igait_pipeline.layout import job_key
 from igait_pipeline.resources import build_resources
@@ -44,7 +45,8 @@ def _stage_keys(storage, job_id, stage):
 
 @pytest.mark.slow
 def test_whole_graph_on_the_sample_video(local_storage, sample_video, monkeypatch):
-    """The main job: one partition, every stage materialized, results.zip with everything and a summary. The
+    """The main job: one partition, every stage materialized, results.zip with everything and a summary. As
+    `igait demo`: the one licensed walking clip (a side view) in both slots, the view check set to warn. The
     walker in the sample is an adult: the prediction abstains. Keypoints are analysed once per view in the whole
     job (a spy counts the calls that turn a keypoints file into arrays for gait analysis)."""
     calls = []
@@ -61,7 +63,8 @@ def test_whole_graph_on_the_sample_video(local_storage, sample_video, monkeypatc
         instance.add_dynamic_partitions("jobs", ["user123_5"])
         job = defs.resolve_job_def("igait_job")
         result = job.execute_in_process(instance=instance, partition_key="user123_5",
-                                        resources=build_resources(str(local_storage.root)))
+                                        resources=build_resources(str(local_storage.root)),
+                                        run_config=DEMO_RUN_CONFIG)
         assert result.success
         for name in ["converted_video", "validation_report", "reframed_video", "keypoints", "gait_cycles",
                      "prediction", "results_archive"]:
@@ -72,6 +75,7 @@ def test_whole_graph_on_the_sample_video(local_storage, sample_video, monkeypatc
         assert kp_meta["side/rejected_not_walker"].value >= 0
     report = ValidationReport.model_validate_json(local_storage.read_bytes(job_key("user123_5", 2, "validation.json")))
     assert report.valid and report.views["side"].multiple_people_ratio > 0
+    assert report.view_check["verdict"] == "same_view" and report.warnings
     assert sorted(calls) == ["front", "side"], calls  # stage 5 once; no re-analysis in its plot or in stage 6
     cycles = Cycles.model_validate_json(local_storage.read_bytes(job_key("user123_5", 5, "cycles.json")))
     assert len(cycles.strides) >= 2 and all(s.steady for s in cycles.strides)

@@ -5,6 +5,7 @@ import zipfile
 import pytest
 from dagster import instance_for_test
 
+from igait_pipeline.cli import DEMO_RUN_CONFIG
 from igait_pipeline.definitions import defs
 from igait_pipeline.layout import job_key
 from igait_pipeline.reference_model import REFERENCE_NAME, REFERENCE_VERSION
@@ -21,7 +22,8 @@ def test_whole_graph_materializes_on_gcs(gcs_root, short_clip, tmp_path):
     with instance_for_test() as instance:
         instance.add_dynamic_partitions("jobs", ["gcsuser_1"])
         result = defs.resolve_job_def("igait_job").execute_in_process(
-            instance=instance, partition_key="gcsuser_1", resources=build_resources(gcs_root))
+            instance=instance, partition_key="gcsuser_1", resources=build_resources(gcs_root),
+            run_config=DEMO_RUN_CONFIG)  # one side-view clip in both slots: the view check only warns
         assert result.success
     keys = {o.key for o in storage.list("jobs/gcsuser_1/")}
     for stage, names in {1: ["front.mp4", "side.mp4"], 2: ["validation.json"], 3: ["crop.json", "side.mp4"],

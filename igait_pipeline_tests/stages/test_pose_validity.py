@@ -96,5 +96,5 @@ def test_a_long_video_is_sampled_densely_enough_to_keep_the_track():
     from igait_pipeline.stages.validity import MAX_SAMPLE_GAP_S, sampling_step
 
     assert sampling_step(60.0, 125 * 60) / 60.0 <= MAX_SAMPLE_GAP_S
-    assert sampling_step(60.0, 6 * 60) == 15  # a short clip: 4 samples a second, as before
-    assert sampling_step(30.0, 30 * 20) == 8  # 20 s: thinned towards MAX_SAMPLES, still under the gap
+    assert sampling_step(60.0, 6 * 60) == 10  # a short clip: 6 samples a second (legs seen alternating)
+    assert sampling_step(30.0, 30 * 20) == 7  # 20 s: thinned towards MAX_SAMPLES, still under the gap

@@ -1,0 +1,57 @@
+"""Stage 2's walker and view check through the real assets: validation.json, and the issue's job (a walker
+approaching with a bystander in the front view) running to results.zip."""
+import json
+import zipfile
+
+import pytest
+from dagster import instance_for_test, materialize
+
+from igait_pipeline import assets
+from igait_pipeline.cli import DEMO_RUN_CONFIG
+from igait_pipeline.definitions import defs
+from igait_pipeline.layout import job_key
+from igait_pipeline.resources import build_resources
+from igait_pipeline.schemas import ValidationReport
+from igait_pipeline_tests.fixtures.media import GOOD_METADATA, put_job
+
+
+def test_validation_json_records_track_verdict_and_parameters(local_storage, short_clip):
+    """The sample's clip in both slots, through the real asset: stopped at stage 2, validation.json says why."""
+    put_job(local_storage, "user8_2", short_clip, short_clip, GOOD_METADATA)
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions("jobs", ["user8_2"])
+        result = materialize([assets.upload, assets.converted_video, assets.validation_report],
+                             partition_key="user8_2", instance=instance,
+                             resources=build_resources(str(local_storage.root)), raise_on_error=False)
+    assert not result.success
+    report = ValidationReport.model_validate_json(local_storage.read_bytes(job_key("user8_2", 2, "validation.json")))
+    assert report.view_check["verdict"] == "same_view" and "job user8_2" in report.reasons[0]
+    assert report.params["tracker"]["max_center_jump"] > 0 and report.params["walker"]["min_scale_change"] < 1.15
+    side = report.views["side"]
+    assert side.walker_track_id is not None and side.track and side.walk["walks"]
+
+
+@pytest.mark.slow
+def test_front_view_approaching_walker_with_bystander_runs_to_results(local_storage, approaching_with_bystander,
+                                                                      side_walk):
+    """The issue's job: front view with a walker approaching past a person standing still, a side view. The only
+    licensed approaching walker is filmed from the side, so the view check is set to warn (as `igait demo`)."""
+    put_job(local_storage, "user8_3", approaching_with_bystander, side_walk, GOOD_METADATA)
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions("jobs", ["user8_3"])
+        result = defs.resolve_job_def("igait_job").execute_in_process(
+            instance=instance, partition_key="user8_3", resources=build_resources(str(local_storage.root)),
+            run_config=DEMO_RUN_CONFIG, raise_on_error=False)
+        assert result.success, [e.event_specific_data.error.message for e in result.all_events
+                                if e.is_step_failure]
+    report = ValidationReport.model_validate_json(local_storage.read_bytes(job_key("user8_3", 2, "validation.json")))
+    front = report.views["front"]
+    assert front.walking and front.walk["approaches"] and front.tracks >= 2
+    crop = json.loads(local_storage.read_bytes(job_key("user8_3", 3, "crop.json")))
+    x = crop["front"]["box_px"][0]
+    assert x > 1920 * 0.15  # the bystander at the left edge is cropped out
+    with zipfile.ZipFile(local_storage.local_path(job_key("user8_3", 7, "results.zip"))) as z:
+        assert {"stage_2/validation.json", "stage_5/cycles.json", "stage_6/prediction.json"} <= set(z.namelist())
+        summary = z.read("SUMMARY.txt").decode()
+    assert "note: job user8_3: both videos show a side view" in summary  # the warned view check, for the reader
+    assert "front: person in" in summary and "walker on 100% of sampled frames" in summary

@@ -1,0 +1,72 @@
+"""Stage 2 on real footage: tracks that never jump between people, the walker is the person who walks, and the
+view check. Clips are composed from licensed footage (fixtures/walkers.py); each test fails on the old stage 2
+(nearest-hip tracks kept open forever, "the track that moves most", ×1.25 scale threshold, no view check)."""
+import pytest
+
+from igait_pipeline.stages import validity
+
+BYSTANDER_APPEARS_S = 5.8  # fixtures.walkers.bystander_after_walker
+
+
+@pytest.fixture(scope="module")
+def side_view(side_walk):
+    return validity.analyse_view(side_walk, "side")
+
+
+def test_the_walkers_track_never_continues_on_a_bystander(bystander_after_walker):
+    """The walker leaves the frame; 0.6 s later someone stands near where he left. Old: his track went on with
+    her (nearest hips within a quarter of the frame). New: her own track; the walker's track ends with him."""
+    v = validity.analyse_view(bystander_after_walker, "side")
+    assert v.walking and v.tracks >= 2
+    assert all(t < BYSTANDER_APPEARS_S for t, *_ in v.track), v.track
+    assert v.walker_box[0] < 0.05 and v.walker_box[2] > 0.85  # he crosses the whole frame
+
+
+def test_a_walker_approaching_the_camera_walks(approaching_walker):
+    """Growing ×1.15 over 3 s while the legs alternate is walking (old: refused, needed ×1.25)."""
+    v = validity.analyse_view(approaching_walker, "front")
+    assert v.walking, v.reasons
+    assert v.walk["approaches"] and not v.walk["crosses"] and 1.1 < v.scale_change < 1.25
+    assert v.walk["alternations"] >= 2 and v.walker_coverage > 0.9
+    assert not any("does not walk" in r for r in v.reasons)
+
+
+def test_a_person_balancing_in_place_does_not_walk(balancing_oblique):
+    """Pose2Sim's man balancing on a force plate: his hips drift across a fifth of the frame (old: "walking")."""
+    v = validity.analyse_view(balancing_oblique, "side")
+    assert not v.walking
+    assert any("does not walk" in r for r in v.reasons), v.reasons
+    assert v.walk["alternations"] < 2
+
+
+@pytest.fixture(scope="module")
+def front_view(balancing_front):
+    return validity.analyse_view(balancing_front, "front")
+
+
+def test_view_is_read_from_the_pose(side_view, front_view):
+    assert side_view.view_seen == "side" and side_view.view_evidence["width_ratio"] < 0.15
+    assert front_view.view_seen == "front" and front_view.view_evidence["width_ratio"] > 0.42
+
+
+def test_swapped_slots_are_refused_naming_both(side_view, front_view):
+    """What was seen in each slot, swapped: refused (not silently swapped back), saying what each slot shows.
+    (No licensed clip shows someone walking toward the camera, so the front pose is Pose2Sim's balancing man.)"""
+    verdict, message = validity.check_views("user8_4", {"front": side_view, "side": front_view})
+    assert verdict == "swapped"
+    assert message.startswith("job user8_4: the front and side videos look swapped")
+    assert "the front slot's video shows a side view" in message and "the side slot's video shows a front view" \
+        in message
+    assert validity.check_views("user8_4", {"front": front_view, "side": side_view}) == ("ok", None)
+
+
+def test_a_side_view_in_the_front_slot_is_refused(side_walk, side_walk_mirrored):
+    """Two side views (the second mirrored): old code accepted them with a note; now refused naming both."""
+    report = validity.validate({"front": side_walk, "side": side_walk_mirrored}, "user8_1")
+    assert not report.valid
+    assert report.view_check["verdict"] == "same_view"
+    (reason,) = report.reasons
+    assert reason.startswith("job user8_1: both videos show a side view")
+    assert "the front slot's video shows a side view" in reason and "walking across" in reason
+    warned = validity.judge("user8_1", report.views, validity.ValidityParams(view_check="warn"))
+    assert warned.valid and warned.warnings == [reason]
