@@ -118,7 +118,7 @@ class AssetPlacement(_Strict):
         return bool(self.gpu and self.gpu.enabled)
 
     @model_validator(mode="after")
-    def _requests_within_limits(self) -> "AssetPlacement":
+    def _requests_within_limits(self) -> AssetPlacement:
         for res in ("cpu", "memory"):
             if quantity(getattr(self.requests, res)) > quantity(getattr(self.limits, res)):
                 raise ValueError(f"{res} request {getattr(self.requests, res)} exceeds its limit "
@@ -133,7 +133,7 @@ class Placement(_Strict):
     assets: dict[str, AssetPlacement]
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Placement":
+    def _consistent(self) -> Placement:
         keys = {name: sorted(pool.node_selector) for name, pool in self.node_pools.items()}
         if len({tuple(k) for k in keys.values()}) > 1:
             # Step pods inherit the run pod's (CPU pool) selector, deep-merged: a step can replace the value of a

@@ -28,8 +28,8 @@ class MetadataError(ValueError):
     """metadata.json is missing a field or holds a value that cannot be used."""
 
 
-_FT_IN = re.compile(r"""^\s*(\d+(?:\.\d+)?)\s*(?:'|ft|feet|foot)\s*(?:(\d+(?:\.\d+)?)\s*(?:"|''|in|inch|inches)?)?\s*$""",
-                    re.I)
+_FT_IN = re.compile(
+    r"""^\s*(\d+(?:\.\d+)?)\s*(?:'|ft|feet|foot)\s*(?:(\d+(?:\.\d+)?)\s*(?:"|''|in|inch|inches)?)?\s*$""", re.I)
 _UNIT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(cm|m|mm|in|inch|inches|\")?\s*$", re.I)
 
 

@@ -175,6 +175,11 @@ def _segments(h: float) -> dict:
             "head": 0.13 * h}
 
 
+def _blend(scale: np.ndarray, k: np.ndarray, ph: np.ndarray) -> np.ndarray:
+    """Per-stride scales made continuous: stride k's value at its heel strike, stride k+1's at the next."""
+    return scale[k] + (scale[np.minimum(k + 1, len(scale) - 1)] - scale[k]) * ph
+
+
 def _body(p: WalkerParams, t: np.ndarray, hs: dict, amp: dict) -> tuple[np.ndarray, dict]:
     """Points relative to the pelvis (before forward progression / ground contact) and joint angles."""
     n = len(t)
@@ -190,9 +195,12 @@ def _body(p: WalkerParams, t: np.ndarray, hs: dict, amp: dict) -> tuple[np.ndarr
     for foot, side in (("left", 1.0), ("right", -1.0)):
         k, ph = _phase(t, hs[foot])
         w = _warp(ph, p.stance_ratio)
-        hip = hip_mean + p.hip_offset_deg + p.hip_rom * amp[foot]["hip"][k] * (template("hip_flex", w) - hip_mean)
+        # Each stride's range scale blends linearly into the next one's over the stride: a scale switched at heel
+        # strike made the joint angles (and the heel) jump at the very moment of contact.
+        a_hip, a_knee = (_blend(amp[foot][j], k, ph) for j in ("hip", "knee"))
+        hip = hip_mean + p.hip_offset_deg + p.hip_rom * a_hip * (template("hip_flex", w) - hip_mean)
         rom = p.knee_rom * (p.knee_rom_right if foot == "right" else 1.0)
-        knee = knee_min + p.knee_offset_deg + rom * amp[foot]["knee"][k] * (template("knee_flex", w) - knee_min)
+        knee = knee_min + p.knee_offset_deg + rom * a_knee * (template("knee_flex", w) - knee_min)
         ankle = template("ankle_dorsi", w) + p.ankle_offset_deg
         abd = template("hip_abd", w)
         kabd = template("knee_abd", w)

@@ -1,8 +1,6 @@
 """Dagster resources of the job-status sensor: where job documents live, and the SMTP server for the e-mail."""
 from __future__ import annotations
 
-from typing import Optional
-
 from dagster import ConfigurableResource
 
 from igait_pipeline.status.jobdoc import COLLECTION, JobStore, job_store_from_uri
@@ -34,7 +32,7 @@ class SmtpResource(ConfigurableResource):
     sender: str = ""
     timeout: float = 0.0
 
-    def settings(self) -> Optional[SmtpSettings]:
+    def settings(self) -> SmtpSettings | None:
         return SmtpSettings.from_env(host=self.host, port=self.port, security=self.security,
                                      username=self.username, password=self.password, sender=self.sender,
                                      timeout=self.timeout)

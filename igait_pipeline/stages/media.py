@@ -12,13 +12,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Optional
 
 import cv2
 import ffmpeg
 import numpy as np
 
-Progress = Optional[Callable[[float], None]]  # called with the share done, 0..1
+Progress = Callable[[float], None] | None  # called with the share done, 0..1
 
 TARGET_WIDTH, TARGET_HEIGHT, TARGET_FPS = 1920, 1080, 60
 # The shortest video stage 1 accepts: about two strides of a walking child (a stride takes about 1 s). Shorter

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Protocol
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -35,7 +36,7 @@ class PoseEstimator(Protocol):
     name: str
     version: str
 
-    def process(self, rgb: np.ndarray, t_ms: int) -> Optional[np.ndarray]:
+    def process(self, rgb: np.ndarray, t_ms: int) -> np.ndarray | None:
         """Landmarks of one person as a (33, 4) array of normalised x, y, z and visibility, or None."""
 
     def close(self) -> None: ...
@@ -59,7 +60,7 @@ class MediaPipePose:
                                             min_detection_confidence=min_detection_confidence,
                                             min_tracking_confidence=min_tracking_confidence)
 
-    def process(self, rgb: np.ndarray, t_ms: int = 0) -> Optional[np.ndarray]:
+    def process(self, rgb: np.ndarray, t_ms: int = 0) -> np.ndarray | None:
         res = self._pose.process(rgb)
         if not res.pose_landmarks:
             return None
@@ -75,8 +76,8 @@ class MediaPipePose:
         self.close()
 
 
-def make_estimator(device: Optional[str] = None, video: bool = True,
-                   task_model: Optional[str | os.PathLike] = None) -> PoseEstimator:
+def make_estimator(device: str | None = None, video: bool = True,
+                   task_model: str | os.PathLike | None = None) -> PoseEstimator:
     """The pose estimator for this process. `device` (or $IGAIT_POSE_DEVICE): `cpu` (default) or `gpu`.
 
     `cpu` runs BlazePose full from the wheel. `gpu` runs MediaPipe Tasks' PoseLandmarker with the GPU delegate;
@@ -97,7 +98,7 @@ class TasksPose:
 
     name = "mediapipe-pose-landmarker-full"
 
-    def __init__(self, model_path: Optional[str | os.PathLike], gpu: bool = True, video: bool = True):
+    def __init__(self, model_path: str | os.PathLike | None, gpu: bool = True, video: bool = True):
         import mediapipe as mp
         from mediapipe.tasks.python import BaseOptions, vision
 
@@ -116,7 +117,7 @@ class TasksPose:
         except RuntimeError as e:
             raise PoseError(f"MediaPipe could not start PoseLandmarker on the {'GPU' if gpu else 'CPU'}: {e}") from e
 
-    def process(self, rgb: np.ndarray, t_ms: int = 0) -> Optional[np.ndarray]:
+    def process(self, rgb: np.ndarray, t_ms: int = 0) -> np.ndarray | None:
         img = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
         res = self._lm.detect_for_video(img, t_ms) if self._video else self._lm.detect(img)
         if not res.pose_landmarks:
@@ -128,7 +129,7 @@ class TasksPose:
         self._lm.close()
 
 
-def box_of(lm: np.ndarray, min_vis: float = VISIBLE) -> Optional[tuple[float, float, float, float]]:
+def box_of(lm: np.ndarray, min_vis: float = VISIBLE) -> tuple[float, float, float, float] | None:
     """Normalised [x0, y0, x1, y1] around the visible landmarks."""
     seen = lm[lm[:, 3] >= min_vis]
     if len(seen) < 5:
@@ -211,7 +212,7 @@ def _iou(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def draw_skeleton(frame: np.ndarray, lm: Optional[np.ndarray]) -> np.ndarray:
+def draw_skeleton(frame: np.ndarray, lm: np.ndarray | None) -> np.ndarray:
     """Draw the body skeleton (left side orange, right side blue) on a BGR frame in place."""
     if lm is None:
         return frame
@@ -264,8 +265,8 @@ class _OverlayWriter:
         self.size = (int(round(width * scale / 2) * 2), int(round(height * scale / 2) * 2))
         self.resize = scale < 1.0
         self.writer = media.VideoWriter(dst, *self.size, fps)
-        self.queue: "queue.Queue" = queue.Queue(maxsize=16)
-        self.error: Optional[BaseException] = None
+        self.queue: queue.Queue = queue.Queue(maxsize=16)
+        self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="overlay-writer", daemon=True)
         self.thread.start()
 
@@ -281,7 +282,7 @@ class _OverlayWriter:
             except BaseException as e:  # reported to the producer by put()/close()
                 self.error = e
 
-    def put(self, frame: np.ndarray, lm: Optional[np.ndarray]) -> None:
+    def put(self, frame: np.ndarray, lm: np.ndarray | None) -> None:
         if self.error is not None:
             raise self.error
         self.queue.put((frame, lm))
@@ -302,8 +303,8 @@ class _OverlayWriter:
 
 
 def extract_keypoints(video: str | os.PathLike, out_dir: str | os.PathLike, view: str, job_id: str,
-                      estimator: Optional[PoseEstimator] = None, is_walker: Optional[WalkerGate] = None,
-                      progress: Optional[Callable[[int, int], None]] = None) -> KeypointsResult:
+                      estimator: PoseEstimator | None = None, is_walker: WalkerGate | None = None,
+                      progress: Callable[[int, int], None] | None = None) -> KeypointsResult:
     """Pose on every frame, streamed: a bounded number of frames in memory, keypoints JSON written frame by
     frame, overlay drawn and encoded on a worker thread through an ffmpeg pipe. Writes `{view}_keypoints.json`
     and `{view}_overlay.mp4` (at most OVERLAY_MAX_WIDTH wide) into out_dir.

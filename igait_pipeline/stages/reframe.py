@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import numpy as np
 
@@ -41,7 +41,7 @@ def crop_box(view: ViewValidation, width: int, height: int, margin: float = MARG
 
 
 def reframe(videos: dict[str, str | os.PathLike], report: ValidationReport, out_dir: str | os.PathLike,
-            progress: Optional[Callable[[str, float], None]] = None) -> dict:
+            progress: Callable[[str, float], None] | None = None) -> dict:
     """Crop every view; returns the crop description also written to out_dir/crop.json."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

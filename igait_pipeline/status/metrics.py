@@ -25,14 +25,14 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
 from dagster import DagsterInstance, DagsterRunStatus, Definitions, RunsFilter
 from prometheus_client import CollectorRegistry, generate_latest, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from igait_pipeline.status.events import JobEventReader, ReaderCursor, StageMap, job_id_of_run
 from igait_pipeline.layout import FINAL_STAGE
+from igait_pipeline.status.events import JobEventReader, ReaderCursor, StageMap, job_id_of_run
 from igait_pipeline.status.jobdoc import STAGE_NUMBERS, JobEvent
 
 DURATION_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
@@ -159,7 +159,7 @@ def registry_for(instance: DagsterInstance, stages: StageMap) -> CollectorRegist
     return registry
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="igait-metrics", description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
     parser.add_argument("--port", type=int, default=9464, help="port (default 9464; 0 picks a free one)")

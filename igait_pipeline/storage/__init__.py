@@ -12,7 +12,6 @@ The key layout itself (`stage_prefix`, `job_key`, `model_prefix`) lives in `igai
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 from igait_pipeline.storage.base import ObjectInfo, Storage, StorageError
 from igait_pipeline.storage.local import LocalStorage
@@ -25,7 +24,7 @@ __all__ = ["DEFAULT_ROOT", "STORAGE_ROOT_ENV", "LocalStorage", "ObjectInfo", "St
            "read_stage", "storage_from_uri", "write_stage"]
 
 
-def storage_from_uri(uri: Optional[str] = None) -> Storage:
+def storage_from_uri(uri: str | None = None) -> Storage:
     """`gs://bucket/prefix` chooses GCS; anything else is a local directory. Default: $IGAIT_STORAGE_ROOT."""
     uri = uri or os.environ.get(STORAGE_ROOT_ENV) or DEFAULT_ROOT
     if uri.startswith("gs://"):

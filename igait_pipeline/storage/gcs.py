@@ -98,7 +98,8 @@ class GCSStorage(Storage):
         if prefix:
             check_key(prefix)
             if _GLOB_CHARS & set(prefix):
-                raise StorageError(f"GCS prefix {prefix!r} may not contain glob characters {''.join(sorted(_GLOB_CHARS))}")
+                glob = "".join(sorted(_GLOB_CHARS))
+                raise StorageError(f"GCS prefix {prefix!r} may not contain glob characters {glob}")
         for what, size in (("upload_chunk_size", upload_chunk_size), ("download_chunk_size", download_chunk_size)):
             if size <= 0 or size % CHUNK_MULTIPLE:  # the client library's rule for both directions
                 raise StorageError(f"{what} must be a positive multiple of 256 KiB, not {size}")

@@ -280,4 +280,4 @@ def test_speed_is_in_leg_lengths_per_second_and_says_how():
     assert c.parameters["walking_speed_norm"] == pytest.approx(true_speed, rel=0.08)
     assert "leg length" in c.methods["walking_speed_norm"] and "steady strides" in c.methods["walking_speed_norm"]
     assert c.parameter_details["walking_speed_norm"].n == len(c.strides)
-    assert c.settings["events"]["toe_off_landmark"] == "ankle"
+    assert c.settings["events"]["toe_off_landmark"] == "heel+ankle"

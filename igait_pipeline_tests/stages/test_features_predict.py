@@ -98,7 +98,7 @@ def test_prediction_in_domain_says_what_it_is(walker_cycles, featureset, referen
     assert pred.model.sha256 == predict.sha256_file(BUNDLED_DIR / "model.pt") == card["sha256"]
     assert pred.clinically_validated is False is pred.model.clinically_validated
     assert "NOT CLINICALLY VALIDATED" in pred.disclaimer and "synthetic walkers" in pred.disclaimer
-    assert pred.settings["stage_5"]["events"]["toe_off_landmark"] == "ankle"
+    assert pred.settings["stage_5"]["events"]["toe_off_landmark"] == "heel+ankle"
     assert pred.settings["predict"]["abstain_on_missing"] is True and pred.settings["features"]["phase_step"] == 2
     raw = reference.score(featureset)[0]
     assert _predict(featureset, reference, walker_cycles, threshold=raw).classification == "ASD"

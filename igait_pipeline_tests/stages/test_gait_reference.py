@@ -3,11 +3,13 @@ toe-offs and stride times are known exactly, over many seeds, speeds (stride tim
 gaitmap tests its algorithms against reference data.
 
 The issue's targets at 60 fps are >= 95 % of heel strikes and toe-offs within one frame, cadence within 2 %, CV
-and asymmetry within one percentage point. What the method reaches on these walkers is asserted below (measured
-over these 96 walkers: heel strikes 89 % within 1 frame and 99 % within 2, toe-offs 78 % / 97 %, cadence 100 %
-within 2 %, CV 93 % within 1 pp and 100 % within 2, asymmetry 69 % within 1 pp and 94 % within 2); the gap to
-the targets is explained in docs/pipeline.md. The toe-off bias assertion fails on the old method (toe landmark:
-2.0 frames late on these walkers).
+and asymmetry within one percentage point. What the method reaches on these walkers is asserted below (96
+walkers, but the three heights share each seed's noise and give near-identical results, so ~32 independent
+walks: heel strikes 94 % within 1 frame and 100 % within 2, toe-offs 83 % / 98 %, cadence 100 % within 2 %, CV
+100 % within 1 pp, asymmetry 68 % within 1 pp and 91 % within 2; bench/gait_reference.py prints the breakdown); the
+gap to the targets is explained in docs/pipeline.md. The event-share, bias and asymmetry assertions fail on the
+previous method (heel / ankle alone, no swing-relative offset: 90 %, 78 %, 64 %, heel strikes 0.35 frames early).
+The offsets were calibrated on seeds 100-115, not on these.
 """
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ import pytest
 
 from igait_pipeline.reference_model import synthetic
 from igait_pipeline.stages import cycles
+from igait_pipeline.stages.gait.events import swing_times
+from igait_pipeline.stages.gait.settings import DEFAULT, GaitSettings
 
 FPS = 60.0
 STRIDE_TIMES = (0.7, 0.9, 1.1, 1.3)  # s: fast to slow walkers
@@ -25,10 +29,13 @@ HEIGHTS = (0.95, 1.2, 1.5)  # m: leg lengths ~0.47-0.74 m
 SEEDS = range(8)
 
 
-def _walk(seed: int, stride_time: float, height: float):
+def walk(seed: int, stride_time: float, height: float, **overrides):
+    """One reference walker's side recording and its truth (the recipe bench/gait_reference.py uses too)."""
     rng = np.random.default_rng(1000 + seed)
     p = synthetic.sample_params(rng, seed % 2)
     p.stride_time_s, p.height_m = stride_time, height
+    for k, v in overrides.items():
+        setattr(p, k, v)
     kp, truth = synthetic.side_recording(p, rng, f"ref_{seed}", fps=FPS)
     return kp, truth
 
@@ -39,38 +46,54 @@ def _nearest(true: list[float], t: float) -> tuple[int, float]:
     return k, float(t - arr[k])
 
 
+def evaluate(kp, truth, settings: GaitSettings = DEFAULT) -> dict:
+    """Event errors per foot (frames, detected minus true) and parameter errors against the truth of the same
+    strides and steps (cadence relative; CV and asymmetry as differences of fractions)."""
+    gait = cycles.measure_gait(kp, None, "ref", settings)
+    c, side = gait.cycles, gait.views["side"]
+    row = {"hs": {}, "to": {}, "swing": swing_times(side)}
+    for f in ("left", "right"):
+        row["hs"][f] = [_nearest(truth["heel_strikes"][f], t)[1] * FPS for t in c.heel_strikes[f]]
+        row["to"][f] = [_nearest(truth["toe_offs"][f], t)[1] * FPS for t in c.toe_offs[f]]
+    true_durs = []
+    for s in c.strides:
+        hs = truth["heel_strikes"][s.foot]
+        k, _ = _nearest(hs, s.start)
+        true_durs.append(hs[k + 1] - hs[k])
+    true_durs = np.array(true_durs)
+    events = sorted((t, f) for f in ("left", "right") for t in truth["heel_strikes"][f])
+    steps = {"left": [], "right": []}
+    for s in side.steady_steps:
+        j = min((i for i, (t, f) in enumerate(events) if f == s.foot), key=lambda i: abs(events[i][0] - s.end))
+        steps[s.foot].append(events[j][0] - events[j - 1][0])
+    p = c.parameters
+    row["cadence"] = p["cadence_spm"] / (120 / true_durs.mean()) - 1
+    if p["stride_time_cv"] is not None:
+        row["cv_true"] = true_durs.std(ddof=1) / true_durs.mean()
+        row["cv"] = p["stride_time_cv"] - row["cv_true"]
+    if p["step_time_asymmetry"] is not None:
+        ml, mr = np.mean(steps["left"]), np.mean(steps["right"])
+        row["asym_true"] = 2 * abs(ml - mr) / (ml + mr)
+        row["asym"] = p["step_time_asymmetry"] - row["asym_true"]
+    return row
+
+
+def reference_set(settings: GaitSettings = DEFAULT, seeds=SEEDS, **overrides) -> list[dict]:
+    """evaluate() over seeds x STRIDE_TIMES x HEIGHTS; each row also names its condition."""
+    out = []
+    for seed, st, h in itertools.product(seeds, STRIDE_TIMES, HEIGHTS):
+        row = evaluate(*walk(seed, st, h, **overrides), settings)
+        out.append({"seed": seed, "stride_time": st, "height": h, **row})
+    return out
+
+
 @pytest.fixture(scope="module")
 def reference_runs():
-    """Per walker: event errors (frames), and parameter errors against the truth of the same strides/steps."""
-    out = []
-    for seed, st, h in itertools.product(SEEDS, STRIDE_TIMES, HEIGHTS):
-        kp, truth = _walk(seed, st, h)
-        gait = cycles.measure_gait(kp, None, "ref")
-        c, side = gait.cycles, gait.views["side"]
-        hs_err, to_err = [], []
-        for f in ("left", "right"):
-            hs_err += [_nearest(truth["heel_strikes"][f], t)[1] * FPS for t in c.heel_strikes[f]]
-            to_err += [_nearest(truth["toe_offs"][f], t)[1] * FPS for t in c.toe_offs[f]]
-        true_durs = []
-        for s in c.strides:
-            hs = truth["heel_strikes"][s.foot]
-            k, _ = _nearest(hs, s.start)
-            true_durs.append(hs[k + 1] - hs[k])
-        true_durs = np.array(true_durs)
-        events = sorted((t, f) for f in ("left", "right") for t in truth["heel_strikes"][f])
-        steps = {"left": [], "right": []}
-        for s in side.steady_steps:
-            j = min((i for i, (t, f) in enumerate(events) if f == s.foot), key=lambda i: abs(events[i][0] - s.end))
-            steps[s.foot].append(events[j][0] - events[j - 1][0])
-        p = c.parameters
-        row = {"hs": hs_err, "to": to_err, "cadence": p["cadence_spm"] / (120 / true_durs.mean()) - 1}
-        if p["stride_time_cv"] is not None:
-            row["cv"] = p["stride_time_cv"] - true_durs.std(ddof=1) / true_durs.mean()
-        if p["step_time_asymmetry"] is not None:
-            ml, mr = np.mean(steps["left"]), np.mean(steps["right"])
-            row["asym"] = p["step_time_asymmetry"] - 2 * abs(ml - mr) / (ml + mr)
-        out.append(row)
-    return out
+    return reference_set()
+
+
+def _events(runs, kind: str) -> np.ndarray:
+    return np.concatenate([r[kind][f] for r in runs for f in ("left", "right")])
 
 
 def _share(values, limit) -> float:
@@ -78,19 +101,19 @@ def _share(values, limit) -> float:
 
 
 def test_heel_strikes_against_reference(reference_runs):
-    err = np.concatenate([r["hs"] for r in reference_runs])
+    err = _events(reference_runs, "hs")
     assert len(err) > 800
-    assert _share(err, 1.0) >= 0.85
-    assert _share(err, 2.0) >= 0.98
-    assert abs(err.mean()) < 0.5  # frames
+    assert abs(err.mean()) < 0.15  # frames; the heel alone, uncorrected: 0.35 frames early
+    assert _share(err, 2.0) >= 0.99
+    assert _share(err, 1.0) >= 0.93  # achieved 94 % (target 95 %; docs/pipeline.md says why); the old method: 90 %
 
 
-def test_toe_offs_from_the_ankle_against_reference(reference_runs):
-    err = np.concatenate([r["to"] for r in reference_runs])
+def test_toe_offs_from_heel_and_ankle_against_reference(reference_runs):
+    err = _events(reference_runs, "to")
     assert len(err) > 800
-    assert abs(err.mean()) < 1.0  # the toe landmark made them 2 frames late here (60-116 ms on real clips)
-    assert _share(err, 1.0) >= 0.72
-    assert _share(err, 2.0) >= 0.95
+    assert abs(err.mean()) < 0.25  # the toe landmark made them 2 frames late here (60-116 ms on real clips)
+    assert _share(err, 2.0) >= 0.97
+    assert _share(err, 1.0) >= 0.82  # achieved 83 % (target 95 %); the ankle alone, uncorrected: 78 %
 
 
 def test_cadence_within_two_percent_of_reference(reference_runs):
@@ -101,5 +124,7 @@ def test_variability_and_asymmetry_against_reference(reference_runs):
     cv = [r["cv"] for r in reference_runs if "cv" in r]
     asym = [r["asym"] for r in reference_runs if "asym" in r]
     assert len(cv) >= 0.9 * len(reference_runs) and len(asym) >= 0.9 * len(reference_runs)
-    assert _share(cv, 0.01) >= 0.9 and _share(cv, 0.02) >= 0.98
-    assert _share(asym, 0.01) >= 0.6 and _share(asym, 0.02) >= 0.9
+    assert _share(cv, 0.01) >= 0.95
+    # Achieved 68 % within 1 pp and 91 % within 2 (target 95 % within 1 pp; docs/pipeline.md says why); the heel
+    # alone, uncorrected: 64 % / 92 %.
+    assert _share(asym, 0.01) >= 0.66 and _share(asym, 0.02) >= 0.9

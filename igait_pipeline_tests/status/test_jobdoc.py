@@ -1,5 +1,5 @@
 """The job document's shape and how events change it (pure functions, no store, no Dagster)."""
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -15,7 +15,7 @@ from igait_pipeline.status.jobdoc import (
 )
 from igait_pipeline.status.sqlite_store import SqliteJobStore
 
-T0 = datetime(2026, 5, 4, 12, 0, 0, 123456, tzinfo=timezone.utc)
+T0 = datetime(2026, 5, 4, 12, 0, 0, 123456, tzinfo=UTC)
 JOB = "user7_3"
 PATIENT = {"age": 7.0, "sex": "F", "height": 127.0, "weight": 24.9, "ethnicity": "Hispanic or Latino"}
 

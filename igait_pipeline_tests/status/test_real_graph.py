@@ -9,14 +9,13 @@ import re
 from dagster import Definitions, SensorResult, build_sensor_context, instance_for_test
 
 from igait_pipeline import assets
-from igait_pipeline.resources import build_resources
-from igait_pipeline.layout import job_key
-from igait_pipeline.storage import LocalStorage
 from igait_pipeline.jobs import igait_job
+from igait_pipeline.layout import job_key
+from igait_pipeline.resources import JobStatusResource, SmtpResource, build_resources
 from igait_pipeline.sensors import uploads_sensor
 from igait_pipeline.status.jobdoc import JobDocument, job_store_from_uri
-from igait_pipeline.resources import JobStatusResource, SmtpResource
 from igait_pipeline.status.sensors import job_status_sensor
+from igait_pipeline.storage import LocalStorage
 from igait_pipeline_tests.status.test_notify import forbidden_details
 
 METADATA = {"age": 6, "sex": "M", "height": "3'11\"", "weight": "21 kg", "ethnicity": "Not Hispanic or Latino",

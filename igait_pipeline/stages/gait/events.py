@@ -1,9 +1,11 @@
 """Gait events, strides and steady strides of one view. No Dagster import here.
 
 * Side view (Zeni et al. 2008 in 2-D, as Stenum et al. 2021 and Pose2Sim do it): with the walking direction as +x,
-  the horizontal position of the heel relative to the pelvis (mid-hip), in leg lengths, peaks at heel strike (the
-  foot is furthest ahead); that of the ankle dips at toe-off (the foot is furthest behind). The toe landmark is not
-  used for toe-off: it stays back while the foot rolls off, which made toe-offs 60–116 ms late on real clips.
+  the horizontal position of the foot centre (heel, ankle, toe) relative to the pelvis (mid-hip), in leg lengths,
+  peaks at heel strike (the foot is furthest ahead); that of heel and ankle dips at toe-off (the foot is furthest
+  behind). The toe landmark is not used for toe-off: it stays back while the foot rolls off, which made toe-offs
+  60–116 ms late on real clips. The extremes come a little before contact / after lift-off; each foot's events are
+  moved by a calibrated share of its swing time (EventSettings.*_swing_offset).
 * Front view (support / fallback): for a walker approaching the camera, the foot in front is lower in the image;
   the height difference between the heels, in current leg lengths, peaks around heel strike (~0.1 s late on
   simulated walkers; stride times are right, event times approximate). No toe-offs from the front view.
@@ -164,8 +166,8 @@ def measure_view(kp: Keypoints, settings: GaitSettings = DEFAULT) -> ViewMeasure
         res.warnings += warn
         d = res.direction
         ev = settings.events
-        raw_heel = {f: d * (xy[:, LM[f"{f}_{ev.heel_strike_landmark}"], 0] - pelvis[:, 0]) / leg for f in FEET}
-        raw_toe = {f: d * (xy[:, LM[f"{f}_{ev.toe_off_landmark}"], 0] - pelvis[:, 0]) / leg for f in FEET}
+        raw_heel = {f: d * (_foot_x(xy, f, ev.heel_strike_landmark) - pelvis[:, 0]) / leg for f in FEET}
+        raw_toe = {f: d * (_foot_x(xy, f, ev.toe_off_landmark) - pelvis[:, 0]) / leg for f in FEET}
         res.extras["pelvis_forward_norm"] = d * pelvis[:, 0] / leg
     else:
         raw_heel, raw_toe = _front_signals(res, xy, legs, pelvis)
@@ -189,9 +191,15 @@ def measure_view(kp: Keypoints, settings: GaitSettings = DEFAULT) -> ViewMeasure
     min_dist = max(ev.min_peak_distance_s, ev.period_share * res.period_s) if res.period_s else ev.min_peak_distance_s
     _events(res, min_dist, settings)
     enforce_alternation(res)
+    _swing_offsets(res, settings)
     _strides(res, settings)
     _steps(res)
     return res
+
+
+def _foot_x(xy: np.ndarray, foot: str, landmarks: str) -> np.ndarray:
+    """Horizontal position of a foot landmark, or the mean of several ("heel+ankle")."""
+    return np.mean([xy[:, LM[f"{foot}_{name}"], 0] for name in landmarks.split("+")], axis=0)
 
 
 def _front_signals(res: ViewMeasurement, xy: np.ndarray, legs: np.ndarray, pelvis: np.ndarray):
@@ -283,6 +291,40 @@ def enforce_alternation(res: ViewMeasurement) -> None:
     if dropped:
         res.warnings.append(f"{res.view} view: {dropped} event(s) dropped because heel strike and toe-off of a "
                             f"foot did not alternate")
+
+
+def swing_times(res: ViewMeasurement) -> dict[str, float | None]:
+    """Per foot, the median swing time (toe-off to that foot's next heel strike in one segment), seconds."""
+    out = {}
+    for f in FEET:
+        hs = np.asarray(res.heel_strikes[f])
+        sw = [float(hs[hs > t][0] - t) for t in res.toe_offs[f]
+              if np.any(hs > t) and res.segment_of(t) == res.segment_of(float(hs[hs > t][0])) >= 0]
+        out[f] = float(np.median(sw)) if sw else None
+    return out
+
+
+def _swing_offsets(res: ViewMeasurement, settings: GaitSettings) -> None:
+    """Side view: move each foot's events by their calibrated share of that foot's median swing time
+    (EventSettings.heel_strike_swing_offset, toe_off_swing_offset): the heel's forward-most point comes a fixed
+    share of the swing before contact, the ankle's rear-most point a share after the foot leaves the ground."""
+    ev = settings.events
+    if res.view != "side" or not (ev.heel_strike_swing_offset or ev.toe_off_swing_offset):
+        return
+    swing = swing_times(res)
+    known = [v for v in swing.values() if v]
+    if not known:
+        return
+    res.extras["swing_s"] = {f: round(v, 4) if v else None for f, v in swing.items()}
+    strength = res.extras["event_strength"]
+    for f in FEET:
+        sw = swing[f] or float(np.mean(known))
+        for kind, events, share in (("hs", res.heel_strikes, ev.heel_strike_swing_offset),
+                                    ("to", res.toe_offs, ev.toe_off_swing_offset)):
+            moved = [round(t + share * sw, 4) for t in events[f]]
+            for a, b in zip(events[f], moved):
+                strength[(f, kind, b)] = strength.pop((f, kind, a))
+            events[f] = moved
 
 
 def _strides(res: ViewMeasurement, settings: GaitSettings) -> None:
