@@ -3,13 +3,19 @@
 import os
 import tempfile
 from pathlib import Path
-from typing import Optional
 
 from dagster import ConfigurableIOManager, ConfigurableResource, InputContext, OutputContext
 
 from igait_pipeline.layout import FILES_META, STAGE_META, VIEW_META, validate_job_id, view_of
-from igait_pipeline.storage import DEFAULT_ROOT, STORAGE_ROOT_ENV, StageFiles, Storage, read_stage, storage_from_uri, write_stage
-
+from igait_pipeline.storage import (
+    DEFAULT_ROOT,
+    STORAGE_ROOT_ENV,
+    StageFiles,
+    Storage,
+    read_stage,
+    storage_from_uri,
+    write_stage,
+)
 
 
 class StorageResource(ConfigurableResource):
@@ -27,7 +33,7 @@ class StorageResource(ConfigurableResource):
         return d
 
 
-def _stage_of(metadata: Optional[dict], what: str) -> int:
+def _stage_of(metadata: dict | None, what: str) -> int:
     if not metadata or STAGE_META not in metadata:
         raise ValueError(f"{what} has no '{STAGE_META}' metadata: the IO manager cannot place its files")
     value = metadata[STAGE_META]

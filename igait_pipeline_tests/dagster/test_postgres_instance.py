@@ -18,10 +18,10 @@ from dagster._config import process_config, validate_config
 from dagster._core.instance.config import dagster_instance_config_schema, validate_concurrency_config
 
 from igait_pipeline import assets
-from igait_pipeline.resources.io_manager import StageFilesIOManager, StorageResource
 from igait_pipeline.layout import job_key
-from igait_pipeline.storage import storage_from_uri
+from igait_pipeline.resources.io_manager import StageFilesIOManager, StorageResource
 from igait_pipeline.stages import media
+from igait_pipeline.storage import storage_from_uri
 from igait_pipeline_tests.fixtures.media import GOOD_METADATA, put_job
 
 PROD = Path(__file__).resolve().parents[2] / "deploy" / "dagster.prod.yaml"

@@ -17,21 +17,20 @@ from dagster import (
     AssetIn,
     AssetMaterialization,
     AssetSpec,
-    Definitions,
     DagsterInstance,
+    Definitions,
     Failure,
     Output,
     asset,
     define_asset_job,
 )
 
+from igait_pipeline.layout import VIEW_META, job_key
 from igait_pipeline.partitions import job_partitions
-from igait_pipeline.layout import VIEW_META
-from igait_pipeline.resources.io_manager import FILES_META, STAGE_META, StageFilesIOManager, StorageResource
-from igait_pipeline.layout import job_key
-from igait_pipeline.storage import LocalStorage, StageFiles, write_stage
 from igait_pipeline.resources import JobStatusResource, SmtpResource
+from igait_pipeline.resources.io_manager import FILES_META, STAGE_META, StageFilesIOManager, StorageResource
 from igait_pipeline.status.sensors import job_status_sensor
+from igait_pipeline.storage import LocalStorage, StageFiles, write_stage
 
 GROUP = "igait"
 FAIL_TAG = "igait-test/fail"

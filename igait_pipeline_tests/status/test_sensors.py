@@ -1,5 +1,6 @@
 """The status sensor on a real Dagster instance, after real runs of igait_job (the stand-in graph of
-igait_pipeline_tests.status.test_graph: same asset names, stages, IO manager and storage layout; stages take milliseconds)."""
+igait_pipeline_tests.status.test_graph: same asset names, stages, IO manager and storage layout; stages take
+milliseconds)."""
 import threading
 
 import pytest
