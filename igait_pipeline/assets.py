@@ -339,14 +339,12 @@ def reframed_video(context: AssetExecutionContext, converted_video: StageFiles,
     out = _scratch(context)
     report = ValidationReport.model_validate_json(validation_report["validation.json"].read_text())
     with stage_errors(context):
-        crops = reframe.reframe({view: converted_video[f"{view}.mp4"]}, report, out,
-                                progress=lambda v, p: context.log.info(f"job {job_id}: cropping {v} view {p:.0%}"))
-    # reframe.reframe writes every view it was given into crop.json; this asset's file holds its one view
-    (out / f"{view}_crop.json").write_text(json.dumps(crops[view], indent=1))
-    (out / "crop.json").unlink(missing_ok=True)
+        crop = reframe.reframe_view(converted_video[f"{view}.mp4"], report.views[view], out / f"{view}.mp4",
+                                    progress=lambda p: context.log.info(f"job {job_id}: cropping {view} view {p:.0%}"))
+    (out / f"{view}_crop.json").write_text(json.dumps(crop, indent=1))
     files = _outputs(context, out)
-    meta = {"crop_box_px": MetadataValue.json(crops[view]["box_px"]),
-            "size": f"{crops[view]['output']['width']}×{crops[view]['output']['height']}", **_sizes(files)}
+    meta = {"crop_box_px": MetadataValue.json(crop["box_px"]), "params": MetadataValue.json(crop["params"]),
+            "size": f"{crop['output']['width']}×{crop['output']['height']}", **_sizes(files)}
     return Output(StageFiles(files, scratch=out), metadata=meta)
 
 
@@ -363,7 +361,7 @@ def keypoints(context: AssetExecutionContext, reframed_video: StageFiles) -> Out
     with stage_errors(context):
         res = pose.extract_keypoints(
             reframed_video[f"{view}.mp4"], out, view, job_id,
-            is_walker=reframe.walker_gate(crop["walker_track"]),
+            is_walker=reframe.gate_from_crop(crop),
             progress=lambda n, total: context.log.info(f"job {job_id}: pose {view} view, frame {n}/{total}"))
         if res.detected == 0:
             raise pose.PoseError(f"{view} view: no person detected in any frame")

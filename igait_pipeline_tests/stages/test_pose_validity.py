@@ -1,5 +1,7 @@
 """Stages 2–4 on real video with the real BlazePose model."""
 
+from dataclasses import asdict
+
 import numpy as np
 import pytest
 
@@ -57,10 +59,11 @@ def test_walker_gate_accepts_the_walker_and_rejects_others():
 
 
 def test_keypoints_stream_json_and_overlay(short_clip, walk_report, tmp_path):
-    crops = reframe.reframe({"side": short_clip}, walk_report, tmp_path / "s3")
+    crop = reframe.reframe_view(short_clip, walk_report.views["side"], tmp_path / "s3" / "side.mp4")
+    assert crop["params"] == asdict(reframe.ReframeParams())  # recorded, so the crop can be reproduced
     progress = []
     res = pose.extract_keypoints(tmp_path / "s3" / "side.mp4", tmp_path / "s4", "side", "user1_1",
-                                 is_walker=reframe.walker_gate(crops["side"]["walker_track"]),
+                                 is_walker=reframe.gate_from_crop(crop),
                                  progress=lambda n, t: progress.append(n))
     kp = Keypoints.model_validate_json(res.keypoints_path.read_text())
     assert kp.job_id == "user1_1" and kp.model.name.startswith("mediapipe") and kp.landmark_names == LANDMARK_NAMES
