@@ -72,6 +72,8 @@ def job_status(job_id: str, instance=None) -> dict:
     """Each stage's latest state for the job, from the Dagster instance, and the result if there is one."""
     from dagster import AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance, RunsFilter
 
+    from igait_pipeline.partitions import PARTITION_TAG
+
     validate_job_id(job_id)
     instance = instance or DagsterInstance.get()
     stages = {}
@@ -94,7 +96,7 @@ def job_status(job_id: str, instance=None) -> dict:
                                 "run_id": last.run_id}
         else:
             stages[st.asset] = {"stage": st.number, "state": "not materialized"}
-    runs = instance.get_runs(filters=RunsFilter(tags={"dagster/partition": job_id}), limit=1)
+    runs = instance.get_runs(filters=RunsFilter(tags={PARTITION_TAG: job_id}), limit=1)
     run_info = None
     if runs:
         run = runs[0]

@@ -30,7 +30,7 @@ from dagster import (
 )
 
 from igait_pipeline.layout import JOB_ID_RE, UPLOAD, validate_job_id
-from igait_pipeline.partitions import job_partitions
+from igait_pipeline.partitions import PARTITION_TAG, job_partitions
 from igait_pipeline.storage import Storage
 from igait_pipeline.uploads import ReadyJob, check_upload
 
@@ -91,7 +91,7 @@ def run_job(instance: DagsterInstance, job: ReadyJob, run_config: dict | None = 
     """One run of the whole job for the partition, in this process, with the code location's executor."""
     recon = build_reconstructable_job(DEFINITIONS_MODULE, JOB_FUNCTION)
     return execute_job(recon, instance=instance, run_config=run_config,
-                       tags={"dagster/partition": job.job_id, **run_tags(job)})
+                       tags={PARTITION_TAG: job.job_id, **run_tags(job)})
 
 
 _UNKNOWN_PARTITION = re.compile(r"partition key `(?P<key>[^`]*)`")

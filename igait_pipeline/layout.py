@@ -167,6 +167,12 @@ def job_key(job_id: str, stage: int, name: str) -> str:
     return stage_prefix(job_id, stage) + name
 
 
+def staging_prefix(job_id: str, stage: int, token: str) -> str:
+    """Where a stage's files are staged before they are committed to `stage_N/` (backends without a directory swap);
+    `token` makes one commit's staging its own."""
+    return f"jobs/{validate_job_id(job_id)}/.staging/stage_{int(stage)}.{token}/"
+
+
 def upload_glob(job_glob: str = "*") -> str:
     """A storage glob (see `Storage.list`) for the metadata.json of every upload whose job ID matches job_glob:
     the file the web back end writes last, so its presence marks a complete upload."""

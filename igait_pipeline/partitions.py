@@ -4,3 +4,4 @@ from __future__ import annotations
 from dagster import DynamicPartitionsDefinition
 
 job_partitions = DynamicPartitionsDefinition(name="jobs")
+PARTITION_TAG = "dagster/partition"  # the run tag Dagster sets to a partitioned run's partition key

@@ -10,7 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-VIEWS = ("front", "side")
+from igait_pipeline.layout import VIEWS  # noqa: F401  (re-exported: readers of the contracts use it)
+
 View = Literal["front", "side"]
 
 # MediaPipe BlazePose's 33 landmarks, in model order.

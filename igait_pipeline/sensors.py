@@ -28,7 +28,7 @@ from dagster import (
 )
 
 from igait_pipeline.jobs import igait_job
-from igait_pipeline.launch import DATA_VERSION_TAG, UPLOAD_VERSION_TAG, run_tags, upload_events
+from igait_pipeline.launch import DATA_VERSION_TAG, run_tags, upload_events
 from igait_pipeline.layout import PIPELINE_STAGES, UPLOAD, user_id_of
 from igait_pipeline.partitions import job_partitions
 from igait_pipeline.resources.io_manager import StorageResource
@@ -37,7 +37,6 @@ from igait_pipeline.status.jobdoc import JobStore, new_job_doc, plain_error
 from igait_pipeline.storage import Storage
 from igait_pipeline.uploads import BadJob, ReadyJob, scan_uploads
 
-__all__ = ["DATA_VERSION_TAG", "UPLOAD_VERSION_TAG", "uploads_sensor"]  # the tags live in launch (igait run too)
 REFUSAL_EMAIL_GRACE = timedelta(minutes=10)  # the rest of an upload may still be on its way
 
 

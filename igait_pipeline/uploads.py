@@ -22,7 +22,7 @@ from igait_pipeline.schemas import AddressError, JobMetadata, MetadataError, nor
 from igait_pipeline.storage import ObjectInfo, Storage, StorageError
 
 METADATA_GLOB = upload_glob()
-VIDEO_NAMES = ("front.mp4", "side.mp4")
+VIDEO_NAMES = tuple(name for name in UPLOAD.files if name.endswith(".mp4"))
 MAX_JOBS_PER_TICK = 500  # a backlog (first start, lost cursor, burst) is worked off over several short ticks
 CHECK_THREADS = 16  # each check is a few small object-store requests: overlap their latency
 MAX_REFUSED_KEPT = 2000  # refused jobs the cursor remembers (the oldest are dropped beyond this, with a log line)
@@ -77,7 +77,7 @@ class UploadCursor:
 def fingerprint(objects: dict[str, ObjectInfo]) -> str:
     """A short digest of the upload's files (name, size, update time): changes whenever any of them changes."""
     text = "\n".join(f"{name}:{o.size}:{o.updated!r}" for name, o in sorted(objects.items())
-                     if name in (*VIDEO_NAMES, "metadata.json"))
+                     if name in UPLOAD.files)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -36,9 +36,9 @@ from dagster import (
 )
 
 from igait_pipeline.layout import JOB_ID_RE, STAGE_META
+from igait_pipeline.partitions import PARTITION_TAG
 from igait_pipeline.status.jobdoc import JobEvent, utc
 
-PARTITION_TAG = "dagster/partition"
 WILL_RETRY_TAG = "dagster/will_retry"
 
 RUN_END_TYPES = {

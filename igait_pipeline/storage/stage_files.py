@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from igait_pipeline.layout import job_key, stage_prefix, view_of
+from igait_pipeline.layout import job_key, stage_prefix, staging_prefix, view_of
 from igait_pipeline.storage.base import Storage
 from igait_pipeline.storage.local import LocalStorage
 
@@ -83,7 +83,7 @@ def _drop_stale(storage: Storage, prefix: str, keys: dict[str, str], view: str |
 
 def _commit_staged(storage: Storage, job_id: str, stage: int, prefix: str, files: dict[str, Path],
                    view: str | None = None) -> dict[str, str]:
-    staging = f"jobs/{job_id}/.staging/stage_{int(stage)}.{uuid.uuid4().hex}/"
+    staging = staging_prefix(job_id, stage, uuid.uuid4().hex)
     try:
         for name, path in files.items():
             storage.upload(path, staging + name)

@@ -8,9 +8,9 @@ from datetime import timedelta
 
 from dagster import AssetKey, AssetRecordsFilter, instance_for_test
 
+from igait_pipeline.launch import DATA_VERSION_TAG
 from igait_pipeline.layout import job_key
 from igait_pipeline.resources.status import SmtpResource
-from igait_pipeline.sensors import DATA_VERSION_TAG
 from igait_pipeline.status.jobdoc import JobDocument, job_store_from_uri
 from igait_pipeline.status.sensors import send_pending_emails
 from igait_pipeline.uploads import UploadCursor
