@@ -168,6 +168,8 @@ def measure_view(kp: Keypoints, settings: GaitSettings = DEFAULT) -> ViewMeasure
         ev = settings.events
         raw_heel = {f: d * (_foot_x(xy, f, ev.heel_strike_landmark) - pelvis[:, 0]) / leg for f in FEET}
         raw_toe = {f: d * (_foot_x(xy, f, ev.toe_off_landmark) - pelvis[:, 0]) / leg for f in FEET}
+        raw_refine = {"hs": raw_heel,
+                      "to": {f: d * (_foot_x(xy, f, ev.toe_off_refine_landmark) - pelvis[:, 0]) / leg for f in FEET}}
         res.extras["pelvis_forward_norm"] = d * pelvis[:, 0] / leg
     else:
         raw_heel, raw_toe = _front_signals(res, xy, legs, pelvis)
@@ -191,6 +193,8 @@ def measure_view(kp: Keypoints, settings: GaitSettings = DEFAULT) -> ViewMeasure
     min_dist = max(ev.min_peak_distance_s, ev.period_share * res.period_s) if res.period_s else ev.min_peak_distance_s
     _events(res, min_dist, settings)
     enforce_alternation(res)
+    if kp.view == "side":
+        _refine(res, raw_refine, settings)
     _swing_offsets(res, settings)
     _strides(res, settings)
     _steps(res)
@@ -291,6 +295,56 @@ def enforce_alternation(res: ViewMeasurement) -> None:
     if dropped:
         res.warnings.append(f"{res.view} view: {dropped} event(s) dropped because heel strike and toe-off of a "
                             f"foot did not alternate")
+
+
+def _refine(res: ViewMeasurement, raw: dict, settings: GaitSettings) -> None:
+    """Side view: each event found on the stride-harmonic-filtered Zeni signals is re-located inside a window of
+    ±EventSettings.refine_window stride periods around it, on signals filtered less:
+    heel strike at the forward-most point of the foot centre low-passed at `heel_strike_refine_harmonics`; toe-off
+    at the peak forward acceleration of the toe (relative to the pelvis) low-passed at `toe_off_refine_harmonics`
+    (Hreljac & Marshall 2000: the toe is pulled forward hardest as it leaves the ground). An event whose window
+    has no interior extreme (the signal ends, or the foot never accelerates there) keeps its Zeni time."""
+    ev = settings.events
+    if not res.period_s:
+        return
+    half = max(2, int(round(ev.refine_window * res.period_s * res.fps)))
+    dt = np.median(np.diff(res.t)) if len(res.t) > 1 else 1 / res.fps
+    strength = res.extras["event_strength"]
+    kept = 0
+    for kind, events, harmonics, deriv in (("hs", res.heel_strikes, ev.heel_strike_refine_harmonics, 0),
+                                           ("to", res.toe_offs, ev.toe_off_refine_harmonics, 2)):
+        if not harmonics:
+            continue
+        hz = harmonics / res.period_s
+        for f in FEET:
+            filtered: dict[int, np.ndarray | None] = {}
+            for s, e in res.segments:
+                x = raw[kind][f][s:e]
+                y = lowpass(x, res.fps, hz, settings.signal.filter_order) if np.isfinite(x).all() else None
+                for _ in range(deriv if y is not None else 0):
+                    y = np.gradient(y)
+                filtered[s] = y
+            moved = []
+            for t0 in events[f]:
+                s = res.segments[res.segment_of(t0)][0]
+                y = filtered[s]
+                i0 = int(round((t0 - res.t[s]) / dt))
+                a, b = i0 - half, i0 + half + 1
+                if y is None or a < 1 or b > len(y) - 1:
+                    moved.append(t0)
+                    kept += 1
+                    continue
+                w = y[a:b]
+                j = int(np.argmax(w))
+                if j in (0, len(w) - 1):
+                    moved.append(t0)
+                    kept += 1
+                    continue
+                t1 = round(float(res.t[s] + (a + refine(w, j)) * dt), 4)
+                strength[(f, kind, t1)] = strength.pop((f, kind, t0))
+                moved.append(t1)
+            events[f] = moved
+    res.extras["events_not_refined"] = kept
 
 
 def swing_times(res: ViewMeasurement) -> dict[str, float | None]:

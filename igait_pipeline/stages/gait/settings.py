@@ -65,13 +65,31 @@ class EventSettings:
     (scipy.signal.find_peaks prominence)."""
     edge_frames: int = 2
     """An extreme within this many frames of a segment's end is not an event (the signal was cut there)."""
-    heel_strike_swing_offset: float = 0.0192
+    refine_window: float = 0.08
+    """Side view: each event is re-located within this share of the stride period either side of where the
+    filtered Zeni signal puts it (see the two `*_refine_*` settings below)."""
+    heel_strike_refine_harmonics: float = 4.0
+    """Side view: heel strikes are found on the foot-centre signal low-passed at `SignalSettings.lowpass_harmonics`
+    (robust against jitter) and then placed at that signal's forward-most point low-passed at this many stride
+    frequencies: a 3-harmonic filter moves the peak of the asymmetric foot trajectory by an amount that depends on
+    the walker's joint ranges (a stiff knee: ~15 ms early). 0: no re-location. Chosen on calibration walkers (seeds
+    100–115) among 3–10 harmonics."""
+    toe_off_refine_landmark: str = "foot_index"
+    """Side view: landmark whose forward acceleration relative to the pelvis locates toe-off (Hreljac & Marshall
+    2000: toe-off at the peak horizontal acceleration of the toe, as the foot is pulled off the ground into swing).
+    The rear-most heel/ankle point (Zeni) only finds the event; its delay from the toe leaving the ground varies
+    with the walker's joint ranges."""
+    toe_off_refine_harmonics: float = 8.0
+    """Cut-off of that toe signal in stride frequencies before it is differentiated twice (a second derivative needs
+    a wider band to keep its peak where it is; chosen on calibration walkers, seeds 100–115, among 3–10). 0: no
+    re-location (Zeni's heel/ankle toe-off)."""
+    heel_strike_swing_offset: float = 0.037
     """Side view: heel strikes are moved later by this share of the foot's median swing time (toe-off to heel
     strike). The foot is furthest ahead of the pelvis shortly *before* contact (terminal-swing retraction), and how
     long before scales with the swing, not the stride (on the simulated walkers the bias correlates 0.95 with the
     stance share). Calibrated on reference walkers disjoint from the test set (`bench/gait_reference.py
     --calibrate`: seeds 100–115, median of -error / swing)."""
-    toe_off_swing_offset: float = -0.0031
+    toe_off_swing_offset: float = -0.065
     """Side view: toe-offs are moved by this share of the foot's median swing time (negative: earlier); the
     heel/ankle is furthest behind just after the foot leaves the ground. Calibrated as heel_strike_swing_offset."""
 
