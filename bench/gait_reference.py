@@ -8,6 +8,7 @@ limping walker (stiff right knee) and a normal one, asymmetry measured vs true.
 
     PYTHONPATH=$PWD .venv/bin/python bench/gait_reference.py [--seeds 0-7] [--noise-free] [--json OUT]
     PYTHONPATH=$PWD .venv/bin/python bench/gait_reference.py --calibrate   # the offsets in EventSettings
+    PYTHONPATH=$PWD .venv/bin/python bench/gait_reference.py --choose-refinement   # the re-location filters
 
 --noise-free sets the simulated pose jitter to zero: what remains is the detector's own disagreement with the
 simulator's event definition (and the filter's), not noise.
@@ -117,19 +118,35 @@ def limp() -> dict:
 CALIBRATION_SEEDS = range(100, 116)  # disjoint from the test's seeds (test_gait_reference.SEEDS = 0-7)
 
 
-def calibrate() -> dict:
+def calibrate(settings=DEFAULT, quiet: bool = False) -> dict:
     """The swing-relative event offsets (EventSettings.*_swing_offset): run the detector without them on the
     calibration walkers and take the median of -error / that foot's measured median swing time."""
     from dataclasses import replace
 
-    s = replace(DEFAULT, events=replace(DEFAULT.events, heel_strike_swing_offset=0.0, toe_off_swing_offset=0.0))
-    rows = ref.reference_set(s, seeds=CALIBRATION_SEEDS)
+    s = replace(settings, events=replace(settings.events, heel_strike_swing_offset=0.0, toe_off_swing_offset=0.0))
+    rows = ref.reference_set(s, seeds=CALIBRATION_SEEDS, heights=(1.2,) if quiet else ref.HEIGHTS)
     out = {}
     for kind, name in (("hs", "heel_strike_swing_offset"), ("to", "toe_off_swing_offset")):
         v = [-e / ref.FPS / r["swing"][f] for r in rows for f in FEET if r["swing"][f] for e in r[kind][f]]
         out[name] = round(float(np.median(v)), 4)
-    print(f"calibrated on seeds {CALIBRATION_SEEDS.start}-{CALIBRATION_SEEDS.stop - 1}: {out}")
+    if not quiet:
+        print(f"calibrated on seeds {CALIBRATION_SEEDS.start}-{CALIBRATION_SEEDS.stop - 1}: {out}")
     return out
+
+
+def choose_refinement() -> None:
+    """The re-location filters (EventSettings.heel_strike_refine_harmonics, toe_off_refine_harmonics): for each
+    candidate, offsets calibrated as above, then the share of events within one frame on the same calibration
+    walkers (one height: the heights share each seed's noise)."""
+    from dataclasses import replace
+
+    for h in (3.0, 4.0, 5.0, 6.0, 8.0, 10.0):
+        s = replace(DEFAULT, events=replace(DEFAULT.events, heel_strike_refine_harmonics=h, toe_off_refine_harmonics=h))
+        s = replace(s, events=replace(s.events, **calibrate(s, quiet=True)))
+        rows = ref.reference_set(s, seeds=CALIBRATION_SEEDS, heights=(1.2,))
+        print(f"refine harmonics {h:4.1f}: HS <=1f {_share(_events(rows, 'hs'), 1):5.1%}  "
+              f"TO <=1f {_share(_events(rows, 'to'), 1):5.1%}  (seeds {CALIBRATION_SEEDS.start}-"
+              f"{CALIBRATION_SEEDS.stop - 1})")
 
 
 def main() -> None:
@@ -138,9 +155,14 @@ def main() -> None:
     ap.add_argument("--noise-free", action="store_true")
     ap.add_argument("--json")
     ap.add_argument("--calibrate", action="store_true", help="print the swing-relative event offsets")
+    ap.add_argument("--choose-refinement", action="store_true",
+                    help="print event accuracy on the calibration seeds per re-location filter")
     a = ap.parse_args()
     if a.calibrate:
         calibrate()
+        return
+    if a.choose_refinement:
+        choose_refinement()
         return
     lo, hi = (int(v) for v in a.seeds.split("-"))
     rows = ref.reference_set(seeds=range(lo, hi + 1), **({"noise": 0.0} if a.noise_free else {}))
