@@ -1,11 +1,16 @@
 """Gait events, strides and steady strides of one view. No Dagster import here.
 
-* Side view (Zeni et al. 2008 in 2-D, as Stenum et al. 2021 and Pose2Sim do it): with the walking direction as +x,
-  the horizontal position of the foot centre (heel, ankle, toe) relative to the pelvis (mid-hip), in leg lengths,
-  peaks at heel strike (the foot is furthest ahead); that of heel and ankle dips at toe-off (the foot is furthest
-  behind). The toe landmark is not used for toe-off: it stays back while the foot rolls off, which made toe-offs
-  60–116 ms late on real clips. The extremes come a little before contact / after lift-off; each foot's events are
-  moved by a calibrated share of its swing time (EventSettings.*_swing_offset).
+* Side view, found then located. Found (Zeni et al. 2008 in 2-D, as Stenum et al. 2021 and Pose2Sim do it): with
+  the walking direction as +x, the horizontal position of the foot centre (heel, ankle, toe) relative to the pelvis
+  (mid-hip), in leg lengths, low-passed at 3 stride harmonics, peaks at heel strike (the foot is furthest ahead);
+  that of heel and ankle dips at toe-off (the foot is furthest behind). Located (`_refine`), within
+  ±EventSettings.refine_window strides of each found event: heel strike at the forward-most point of the foot
+  centre low-passed at only 4 harmonics (the stronger filter shifts the peak by a walker-dependent amount); toe-off
+  at the peak forward acceleration of the toe relative to the pelvis (Hreljac & Marshall 2000), low-passed at 8
+  harmonics. The toe's *position* is not used (it stays back while the foot rolls off: toe-offs 60–116 ms late on
+  real clips). Each foot's events are then moved by a calibrated share of its swing time
+  (EventSettings.*_swing_offset). Foot-height contact detection was tried and does not fit the simulated walkers
+  (docs/pipeline.md says why).
 * Front view (support / fallback): for a walker approaching the camera, the foot in front is lower in the image;
   the height difference between the heels, in current leg lengths, peaks around heel strike (~0.1 s late on
   simulated walkers; stride times are right, event times approximate). No toe-offs from the front view.
