@@ -11,8 +11,10 @@ Each round, one after the other on the same machine:
 It prints, over the rounds (min / median / max), the ratio whole-job wall / serial raw sum (the command's wall,
 interpreter start included, and the run's own wall from the event log), each stage's wall time and share of the
 run, each per-view step's overhead (step wall - its raw tool's time on that view), where the rest goes (process
-start and imports before the run, time between steps), and the peak memory (sum of the PSS of every process of
-the job, sampled every 0.2 s).
+start and imports before the run, time between steps), the peak memory (sum of the PSS of every process of
+the job, sampled every 0.2 s), and the CPU seconds of the raw tools and of the job. The raw tools' CPU seconds over
+the cores is a floor no job running the same tool commands can go under ("raw floor", as a ratio to the serial raw
+sum); the job's own CPU seconds over the cores is the floor of this job's work, perfectly packed ("job floor").
 
     .venv/bin/python -m bench.job [--front PATH] [--side PATH] [--rounds 3]
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -43,10 +46,14 @@ METADATA = {"age": 34, "sex": "F", "height": "176 cm", "weight": "72 kg", "ethni
 QUIET = {"GLOG_minloglevel": "2", "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
-def _timed_run(args: list[str], **kw) -> float:
+def _timed_run(args: list[str], **kw) -> tuple[float, float]:
+    """(wall seconds, CPU seconds: user + system of the command, all its threads)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     subprocess.run(args, check=True, **kw)
-    return time.perf_counter() - t
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def raw_crop(src: Path, dst: Path, box: list[int]) -> list[str]:
@@ -59,29 +66,44 @@ def raw_crop(src: Path, dst: Path, box: list[int]) -> list[str]:
             "-pix_fmt", "yuv420p", "-an", "-movflags", "+faststart", "-f", "mp4", str(dst)]
 
 
-def bare_pose(video: Path) -> float:
+def bare_pose(video: Path) -> tuple[float, float]:
+    """(wall, CPU) seconds of the bare MediaPipe loop (model load included, interpreter start and imports not)."""
     out = subprocess.run([sys.executable, "-c", BARE.format(video=str(video))], capture_output=True, text=True,
                          cwd=ROOT, check=True, env={**os.environ, **QUIET, "PYTHONPATH": str(ROOT)})
-    return json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    return res["seconds"], res["cpu_seconds"]
 
 
-def raw_tools(videos: dict[str, Path], crops: dict[str, list[int]], tmp: Path) -> dict[str, dict[int, float]]:
-    """Per view: seconds of the stage-1 conversion, the stage-3 crop and the bare pose loop, run serially."""
+def raw_tools(videos: dict[str, Path], crops: dict[str, list[int]], tmp: Path
+              ) -> tuple[dict[str, dict[int, float]], float]:
+    """Per view: wall seconds of the stage-1 conversion, the stage-3 crop and the bare pose loop, run serially;
+    and the CPU seconds all of them used."""
     times: dict[str, dict[int, float]] = {}
+    cpu = 0.0
     for view in VIEWS:
         conv, cropped = tmp / f"raw_{view}_conv.mp4", tmp / f"raw_{view}_crop.mp4"
-        times[view] = {1: _timed_run(raw_ffmpeg(videos[view], conv)),
-                       3: _timed_run(raw_crop(conv, cropped, crops[view]))}
-        times[view][4] = bare_pose(cropped)
-    return times
+        times[view] = {}
+        for stage, (wall, used) in ((1, _timed_run(raw_ffmpeg(videos[view], conv))),
+                                    (3, _timed_run(raw_crop(conv, cropped, crops[view]))),
+                                    (4, bare_pose(cropped))):
+            times[view][stage] = wall
+            cpu += used
+    return times, cpu
 
 
 class MemorySampler(threading.Thread):
-    """Peak of the summed PSS of a process and all its descendants (shared pages counted once, pro rata)."""
+    """Peak of the summed PSS of a process and all its descendants (shared pages counted once, pro rata), and the
+    CPU seconds (user + system) they used: each process's last sampled value, so a process that lives less than a
+    sampling interval (an ffprobe) is missed and the total is a slight undercount."""
 
     def __init__(self, pid: int, every: float = 0.2):
         super().__init__(daemon=True)
         self.pid, self.every, self.peak_kib, self.stop = pid, every, 0, threading.Event()
+        self.cpu_ticks: dict[tuple[int, int], int] = {}  # (pid, start time) -> utime + stime, in clock ticks
+
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(self.cpu_ticks.values()) / os.sysconf("SC_CLK_TCK")
 
     def _tree(self) -> list[int]:
         children: dict[int, list[int]] = defaultdict(list)
@@ -104,6 +126,8 @@ class MemorySampler(threading.Thread):
             total = 0
             for p in self._tree():
                 try:
+                    stat = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+                    self.cpu_ticks[(p, int(stat[19]))] = int(stat[11]) + int(stat[12])  # fields 22, 14, 15
                     for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
                         if line.startswith("Pss:"):
                             total += int(line.split()[1])
@@ -140,7 +164,7 @@ def whole_job(videos: dict[str, Path], tmp: Path, job_id: str) -> dict:
     storage = tmp / "storage"
     crops = {v: json.loads((storage / REFRAMED.key(job_id, f"{v}_crop.json")).read_text())["box_px"] for v in VIEWS}
     return {"wall": wall, "run_wall": run_wall, "steps": steps, "peak_pss_mib": sampler.peak_kib / 1024,
-            "crops": crops}
+            "crops": crops, "cpu": sampler.cpu_seconds}
 
 
 def _step_times(home: Path, job_id: str) -> tuple[dict[str, tuple[float, float]], float]:
@@ -193,9 +217,9 @@ def main() -> None:
         tmp = Path(tempfile.mkdtemp(prefix=f"igait-bench-job{i}-"))
         load = os.getloadavg()[0]
         job = whole_job(videos, tmp, f"bench_{i + 1}")
-        raw = raw_tools(videos, job["crops"], tmp)
+        raw, raw_cpu = raw_tools(videos, job["crops"], tmp)
         raw_sum = sum(sum(per.values()) for per in raw.values())
-        rounds.append({"job": job, "raw": raw, "raw_sum": raw_sum, "load": load})
+        rounds.append({"job": job, "raw": raw, "raw_sum": raw_sum, "raw_cpu": raw_cpu, "load": load})
         print(f"round {i + 1}: job {job['wall']:.1f} s (run {job['run_wall']:.1f} s), raw tools serially "
               f"{raw_sum:.1f} s, ratio {job['wall'] / raw_sum:.3f}; load before {load:.2f}", flush=True)
 
@@ -210,6 +234,17 @@ def main() -> None:
     print(f"whole job wall (s)           {_mmm([r['job']['wall'] for r in rounds])}")
     print(f"serial raw sum (s)           {_mmm([r['raw_sum'] for r in rounds])}")
     print(f"peak memory, all processes   {_mmm([r['job']['peak_pss_mib'] for r in rounds])} MiB PSS")
+    cores = os.cpu_count() or 1
+    print(f"\nCPU seconds (user + system, all threads and processes; min / median / max); {cores} cores:")
+    print(f"raw tools                    {_mmm([r['raw_cpu'] for r in rounds])}")
+    print(f"whole job                    {_mmm([r['job']['cpu'] for r in rounds])}   (sampled every 0.2 s)")
+    print(f"raw floor: raw CPU / {cores} cores / serial raw sum   "
+          f"{_mmm([r['raw_cpu'] / cores / r['raw_sum'] for r in rounds])}"
+          f"   (the same tool work cannot run faster on {cores} cores: no job's ratio goes under it)")
+    print(f"job floor: job CPU / {cores} cores / serial raw sum   "
+          f"{_mmm([r['job']['cpu'] / cores / r['raw_sum'] for r in rounds])}   (this job's work, perfectly packed)")
+    print(f"job's use of the cores: job CPU / ({cores} x wall)  "
+          f"{_mmm([r['job']['cpu'] / cores / r['job']['wall'] for r in rounds])}")
 
     med = sorted(rounds, key=lambda r: r["job"]["wall"] / r["raw_sum"])[len(rounds) // 2]  # the median round
     job, raw = med["job"], med["raw"]

@@ -33,6 +33,15 @@ def test_plain_layers_do_not_import_dagster():
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 
 
+def test_code_location_loads_without_the_model_libraries():
+    """The daemon, the web server, `igait run` and every code-server reload import definitions.py: torch and
+    MediaPipe (seconds of imports) load only in the step processes that use them (the forkserver preloads them)."""
+    code = ("import json, sys, igait_pipeline.definitions\n"
+            "print(json.dumps(sorted(k for k in ('torch', 'mediapipe') if k in sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
 def _string_literals(path: Path) -> list[tuple[int, str]]:
     """Every string constant in the module's code, docstrings left out (prose may name a stage's files)."""
     tree = ast.parse(path.read_text())

@@ -24,7 +24,8 @@ import torch
 
 from igait_pipeline.reference_model import REFERENCE_NAME, REFERENCE_VERSION, synthetic
 from igait_pipeline.stages import cycles, features
-from igait_pipeline.stages.predict import CHECKPOINT_FORMAT, MLP, sha256_file
+from igait_pipeline.stages.network import MLP
+from igait_pipeline.stages.predict import CHECKPOINT_FORMAT, sha256_file
 
 NAME = REFERENCE_NAME
 VERSION = REFERENCE_VERSION

@@ -26,11 +26,10 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from pydantic import ValidationError
-from torch import nn
 
 from igait_pipeline.schemas import (
     ModelCard,
@@ -39,6 +38,9 @@ from igait_pipeline.schemas import (
     PredictionModel,
 )
 from igait_pipeline.stages.features import FeatureSet
+
+if TYPE_CHECKING:
+    from igait_pipeline.stages.network import MLP
 
 CHECKPOINT_FORMAT = "igait-mlp/1"
 
@@ -57,26 +59,6 @@ class PredictSettings:
 
 class ModelError(ValueError):
     """A model file or card is unusable (wrong format, features the pipeline does not produce, ...)."""
-
-
-class MLP(nn.Module):
-    """Fully connected network: Linear → ReLU (→ Dropout) per hidden layer, one logit out."""
-
-    def __init__(self, layers: list[int], dropout: float = 0.0):
-        super().__init__()
-        if len(layers) < 2 or layers[-1] != 1:
-            raise ModelError(f"layer sizes {layers} do not end in one output")
-        mods: list[nn.Module] = []
-        for i, (a, b) in enumerate(zip(layers[:-1], layers[1:])):
-            mods.append(nn.Linear(a, b))
-            if i < len(layers) - 2:
-                mods.append(nn.ReLU())
-                if dropout:
-                    mods.append(nn.Dropout(dropout))
-        self.net = nn.Sequential(*mods)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).squeeze(-1)
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -149,6 +131,8 @@ class LoadedModel:
 
     def score(self, features: FeatureSet) -> tuple[float, list[str]]:
         """Probability of the positive class ("ASD") and the names of inputs imputed by the training mean."""
+        import torch
+
         z, imputed = self.standardise(features)
         with torch.no_grad():
             logit = self.net(torch.as_tensor(z, dtype=torch.float32)[None, :])[0]
@@ -157,6 +141,10 @@ class LoadedModel:
 
 def load_model(model_path: str | os.PathLike, card: dict, sha256: str | None = None) -> LoadedModel:
     """Build a LoadedModel from a local model.pt and its card. sha256: the file's hash if already computed."""
+    import torch  # here, not at the top: the code location (definitions) loads without torch
+
+    from igait_pipeline.stages.network import MLP
+
     model_path = Path(model_path)
     digest = sha256 or sha256_file(model_path)
     recorded = card.get("sha256")

@@ -12,7 +12,9 @@ The report keeps the walker's track (box per sample): stage 3 crops around it, s
 from __future__ import annotations
 
 import os
+import queue
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -172,12 +174,27 @@ def check_views(job_id: str, views: dict[str, ViewValidation]) -> tuple[str, str
 
 def validate(videos: dict[str, str | os.PathLike], job_id: str, params: ValidityParams = PARAMS,
              progress: Callable[[str, int, int], None] | None = None) -> ValidationReport:
-    """Analyse each view ({'front': path, 'side': path}) with one still-image estimator, then check the views."""
-    views = {}
-    with MediaPipePose(video=False) as est:
-        for view, path in videos.items():
-            cb = (lambda done, total, v=view: progress(v, done, total)) if progress else None
-            views[view] = analyse_view(path, view, est, params, cb)
+    """Analyse each view ({'front': path, 'side': path}), then check the views.
+
+    The views are analysed at the same time, one thread and one still-image estimator each (OpenCV's decoder and
+    MediaPipe's graph release the GIL, so two views take about the time of one on two cores). `progress` is called
+    from this thread only (Dagster's run log is written from the step's own thread)."""
+    updates: queue.Queue[tuple[str, int, int]] = queue.Queue()
+
+    def one(view: str, path: str | os.PathLike) -> ViewValidation:
+        with MediaPipePose(video=False) as est:
+            return analyse_view(path, view, est, params, lambda d, t: updates.put((view, d, t)))
+
+    with ThreadPoolExecutor(max_workers=len(videos), thread_name_prefix="validate") as pool:
+        futures = {view: pool.submit(one, view, path) for view, path in videos.items()}
+        while not all(f.done() for f in futures.values()) or not updates.empty():
+            try:
+                update = updates.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if progress:
+                progress(*update)
+        views = {view: f.result() for view, f in futures.items()}  # re-raises a view's error
     return judge(job_id, views, params)
 
 

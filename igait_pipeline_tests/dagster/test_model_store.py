@@ -20,7 +20,8 @@ from igait_pipeline.resources.model_store import (
 )
 from igait_pipeline.schemas import Prediction
 from igait_pipeline.stages import cycles, features, predict
-from igait_pipeline.stages.predict import MLP, ModelError
+from igait_pipeline.stages.network import MLP
+from igait_pipeline.stages.predict import ModelError
 from igait_pipeline.storage import LocalStorage
 
 PREFIX = f"models/{REFERENCE_NAME}/{REFERENCE_VERSION}/"
