@@ -5,8 +5,8 @@ gaitmap tests its algorithms against reference data.
 The issue's targets at 60 fps are >= 95 % of heel strikes and toe-offs within one frame, cadence within 2 %, CV
 and asymmetry within one percentage point. What the method reaches on these walkers is asserted below (96
 walkers, but the three heights share each seed's noise and give near-identical results, so ~32 independent
-walks): heel strikes 97 % within 1 frame (93 % for the slowest, 1.3 s strides) and 100 % within 2, toe-offs 98.5 %
-(96 % at 1.3 s) and 100 %, cadence 100 % within 2 %, CV 100 % within 1 pp, asymmetry 62 % within 1 pp and 87 %
+walks): heel strikes 96 % within 1 frame (90 % for the slowest, 1.3 s strides) and 100 % within 2, toe-offs 98.4 %
+(96 % at 1.3 s) and 100 %, cadence 100 % within 2 %, CV 100 % within 1 pp, asymmetry 65 % within 1 pp and 94.5 %
 within 2 (bench/gait_reference.py prints the breakdown); the gap to the asymmetry target is explained in
 docs/pipeline.md. The event-share assertions fail on the previous method (Zeni's extremes on 3-harmonic signals
 without re-location: heel strikes 94.4 %, toe-offs 82.9 %, at 1.3 s 86.7 % / 75.1 %). The re-location filters and
@@ -106,9 +106,9 @@ def test_heel_strikes_against_reference(reference_runs):
     assert len(err) > 800
     assert abs(err.mean()) < 0.15  # frames
     assert _share(err, 2.0) >= 0.99
-    assert _share(err, 1.0) >= 0.96  # achieved 97.1 %; Zeni on the 3-harmonic signal alone: 94.4 %
+    assert _share(err, 1.0) >= 0.955  # achieved 96.1 %; Zeni on the 3-harmonic signal alone: 94.4 %
     slow = _events([r for r in reference_runs if r["stride_time"] == 1.3], "hs")
-    assert _share(slow, 1.0) >= 0.91  # 1.3 s strides: achieved 92.9 %; before: 86.7 %
+    assert _share(slow, 1.0) >= 0.88  # 1.3 s strides: achieved 89.8 %; before: 86.7 %
 
 
 def test_toe_offs_against_reference(reference_runs):
@@ -116,7 +116,7 @@ def test_toe_offs_against_reference(reference_runs):
     assert len(err) > 800
     assert abs(err.mean()) < 0.15  # the toe's rear-most point (not its acceleration) made them 2 frames late
     assert _share(err, 2.0) >= 0.99  # before: 98.5 %
-    assert _share(err, 1.0) >= 0.97  # achieved 98.5 %; Zeni's heel/ankle extreme alone: 82.9 %
+    assert _share(err, 1.0) >= 0.97  # achieved 98.4 %; Zeni's heel/ankle extreme alone: 82.9 %
     slow = _events([r for r in reference_runs if r["stride_time"] == 1.3], "to")
     assert _share(slow, 1.0) >= 0.95  # 1.3 s strides: achieved 96.4 %; before: 75.1 %
 
@@ -130,6 +130,7 @@ def test_variability_and_asymmetry_against_reference(reference_runs):
     asym = [r["asym"] for r in reference_runs if "asym" in r]
     assert len(cv) >= 0.9 * len(reference_runs) and len(asym) >= 0.9 * len(reference_runs)
     assert _share(cv, 0.01) >= 0.95
-    # Achieved 62 % within 1 pp and 87 % within 2 (target 95 % within 1 pp; docs/pipeline.md says why: it is limited
-    # by per-event jitter, ~5 ms within a walker, not by bias); the 3-harmonic heel strikes gave 65-68 % / 91-93 %.
-    assert _share(asym, 0.01) >= 0.6 and _share(asym, 0.02) >= 0.85
+    # Achieved 65 % within 1 pp and 94.5 % within 2 (target 95 % within 1 pp; docs/pipeline.md says why: per-event
+    # jitter, ~5 ms within a walker, and per-stride joint-range changes; noise-free 93.5 %). Heel strikes are
+    # re-located by one shift per walk, so step times stay those of the found events (before: 68 % / 91 %).
+    assert _share(asym, 0.01) >= 0.62 and _share(asym, 0.02) >= 0.9

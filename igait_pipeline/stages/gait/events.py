@@ -5,11 +5,13 @@
   (mid-hip), in leg lengths, low-passed at 3 stride harmonics, peaks at heel strike (the foot is furthest ahead);
   that of heel and ankle dips at toe-off (the foot is furthest behind). Located (`_refine`), within
   ±EventSettings.refine_window strides of each found event: heel strike at the forward-most point of the foot
-  centre low-passed at only 4 harmonics (the stronger filter shifts the peak by a walker-dependent amount); toe-off
-  at the peak forward acceleration of the toe relative to the pelvis (Hreljac & Marshall 2000), low-passed at 8
-  harmonics. The toe's *position* is not used (it stays back while the foot rolls off: toe-offs 60–116 ms late on
-  real clips). Each foot's events are then moved by a calibrated share of its swing time
-  (EventSettings.*_swing_offset). Foot-height contact detection was tried and does not fit the simulated walkers
+  centre low-passed at only 4 harmonics (the stronger filter shifts the peak by a walker-dependent amount), applied
+  as one shift per walk (the median over its heel strikes: step and stride times stay those of the found events,
+  the lighter filter's jitter does not enter them); toe-off at the peak forward acceleration of the toe relative to
+  the pelvis (Hreljac & Marshall 2000), low-passed at 8 harmonics, per event. The toe's *position* is not used (it
+  stays back while the foot rolls off: toe-offs 60–116 ms late on real clips). Events are then moved by a
+  calibrated share of the swing time (EventSettings.*_swing_offset; heel strikes by the walk's mean swing, toe-offs
+  by the foot's own). Foot-height contact detection was tried and does not fit the simulated walkers
   (docs/pipeline.md says why).
 * Front view (support / fallback): for a walker approaching the camera, the foot in front is lower in the image;
   the height difference between the heels, in current leg lengths, peaks around heel strike (~0.1 s late on
@@ -305,7 +307,8 @@ def enforce_alternation(res: ViewMeasurement) -> None:
 def _refine(res: ViewMeasurement, raw: dict, settings: GaitSettings) -> None:
     """Side view: each event found on the stride-harmonic-filtered Zeni signals is re-located inside a window of
     ±EventSettings.refine_window stride periods around it, on signals filtered less:
-    heel strike at the forward-most point of the foot centre low-passed at `heel_strike_refine_harmonics`; toe-off
+    heel strike at the forward-most point of the foot centre low-passed at `heel_strike_refine_harmonics` (by default
+    all heel strikes of the walk move by the median of those shifts: `heel_strike_refine_pooling`); toe-off
     at the peak forward acceleration of the toe (relative to the pelvis) low-passed at `toe_off_refine_harmonics`
     (Hreljac & Marshall 2000: the toe is pulled forward hardest as it leaves the ground). An event whose window
     has no interior extreme (the signal ends, or the foot never accelerates there) keeps its Zeni time."""
@@ -316,11 +319,13 @@ def _refine(res: ViewMeasurement, raw: dict, settings: GaitSettings) -> None:
     dt = np.median(np.diff(res.t)) if len(res.t) > 1 else 1 / res.fps
     strength = res.extras["event_strength"]
     kept = 0
-    for kind, events, harmonics, deriv in (("hs", res.heel_strikes, ev.heel_strike_refine_harmonics, 0),
-                                           ("to", res.toe_offs, ev.toe_off_refine_harmonics, 2)):
+    for kind, events, harmonics, deriv, pooling in (
+            ("hs", res.heel_strikes, ev.heel_strike_refine_harmonics, 0, ev.heel_strike_refine_pooling),
+            ("to", res.toe_offs, ev.toe_off_refine_harmonics, 2, "event")):
         if not harmonics:
             continue
         hz = harmonics / res.period_s
+        located: dict[str, list[float | None]] = {}
         for f in FEET:
             filtered: dict[int, np.ndarray | None] = {}
             for s, e in res.segments:
@@ -329,23 +334,29 @@ def _refine(res: ViewMeasurement, raw: dict, settings: GaitSettings) -> None:
                 for _ in range(deriv if y is not None else 0):
                     y = np.gradient(y)
                 filtered[s] = y
-            moved = []
+            located[f] = []
             for t0 in events[f]:
                 s = res.segments[res.segment_of(t0)][0]
                 y = filtered[s]
                 i0 = int(round((t0 - res.t[s]) / dt))
                 a, b = i0 - half, i0 + half + 1
-                if y is None or a < 1 or b > len(y) - 1:
-                    moved.append(t0)
-                    kept += 1
+                j = int(np.argmax(y[a:b])) if y is not None and a >= 1 and b <= len(y) - 1 else 0
+                if j in (0, 2 * half):  # no window, or no interior extreme in it
+                    located[f].append(None)
                     continue
-                w = y[a:b]
-                j = int(np.argmax(w))
-                if j in (0, len(w) - 1):
-                    moved.append(t0)
+                located[f].append(float(res.t[s] + (a + refine(y[a:b], j)) * dt))
+        shifts = {f: [t1 - t0 for t0, t1 in zip(events[f], located[f]) if t1 is not None] for f in FEET}
+        for f in FEET:
+            pool = shifts[f] if pooling == "foot" else shifts["left"] + shifts["right"]
+            moved = []
+            for t0, t1 in zip(events[f], located[f]):
+                if pooling != "event" and pool:
+                    t1 = t0 + float(np.median(pool))
+                if t1 is None:
                     kept += 1
+                    moved.append(t0)
                     continue
-                t1 = round(float(res.t[s] + (a + refine(w, j)) * dt), 4)
+                t1 = round(t1, 4)
                 strength[(f, kind, t1)] = strength.pop((f, kind, t0))
                 moved.append(t1)
             events[f] = moved
@@ -364,9 +375,10 @@ def swing_times(res: ViewMeasurement) -> dict[str, float | None]:
 
 
 def _swing_offsets(res: ViewMeasurement, settings: GaitSettings) -> None:
-    """Side view: move each foot's events by their calibrated share of that foot's median swing time
-    (EventSettings.heel_strike_swing_offset, toe_off_swing_offset): the heel's forward-most point comes a fixed
-    share of the swing before contact, the ankle's rear-most point a share after the foot leaves the ground."""
+    """Side view: move events by their calibrated share of the median swing time (EventSettings.
+    heel_strike_swing_offset, toe_off_swing_offset; heel strikes by the walk's mean swing when
+    heel_strike_offset_swing is "walk", toe-offs by their foot's): the foot's forward-most point comes a share of
+    the swing before contact, the toe's acceleration peak a share after the foot leaves the ground."""
     ev = settings.events
     if res.view != "side" or not (ev.heel_strike_swing_offset or ev.toe_off_swing_offset):
         return
@@ -376,11 +388,13 @@ def _swing_offsets(res: ViewMeasurement, settings: GaitSettings) -> None:
         return
     res.extras["swing_s"] = {f: round(v, 4) if v else None for f, v in swing.items()}
     strength = res.extras["event_strength"]
+    walk = float(np.mean(known))
     for f in FEET:
-        sw = swing[f] or float(np.mean(known))
+        sw = swing[f] or walk
         for kind, events, share in (("hs", res.heel_strikes, ev.heel_strike_swing_offset),
                                     ("to", res.toe_offs, ev.toe_off_swing_offset)):
-            moved = [round(t + share * sw, 4) for t in events[f]]
+            base = walk if kind == "hs" and ev.heel_strike_offset_swing == "walk" else sw
+            moved = [round(t + share * base, 4) for t in events[f]]
             for a, b in zip(events[f], moved):
                 strength[(f, kind, b)] = strength.pop((f, kind, a))
             events[f] = moved

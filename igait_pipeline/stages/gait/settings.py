@@ -33,7 +33,7 @@ class SignalSettings:
     toe_off_lowpass_harmonics: float = 7.0
     """The same for the toe-off (ankle) signal: the ankle's turn at push-off is sharper than the heel's at contact,
     and a 3-harmonic filter blunts it (on the reference walkers, ankle alone, 78 % of toe-offs within one frame
-    with 7, 70 % with 3)."""
+    with 7, 70 % with 3). It finds toe-offs; EventSettings.toe_off_refine_* locates them."""
     filter_order: int = 4
     """Order of that Butterworth filter (applied forwards and backwards: no phase shift, so no event lag)."""
     edge_margin: float = 0.02
@@ -46,7 +46,7 @@ class EventSettings:
     """Gait events, side view, found then located. Found (Zeni et al. 2008, in 2-D as in Stenum et al. 2021 and
     Pose2Sim): the horizontal position of a foot landmark relative to the pelvis, in leg lengths, peaks (heel strike:
     foot furthest ahead) and dips (toe-off: foot furthest behind). Located: see `refine_window` and the
-    `*_refine_*` fields (on the reference walkers 97 % of heel strikes and 98.5 % of toe-offs within one frame at
+    `*_refine_*` fields (on the reference walkers 96 % of heel strikes and 98.4 % of toe-offs within one frame at
     60 fps, vs 94 % and 83 % found only)."""
 
     heel_strike_landmark: str = "heel+ankle+foot_index"
@@ -74,8 +74,15 @@ class EventSettings:
     """Side view: heel strikes are found on the foot-centre signal low-passed at `SignalSettings.lowpass_harmonics`
     (robust against jitter) and then placed at that signal's forward-most point low-passed at this many stride
     frequencies: a 3-harmonic filter moves the peak of the asymmetric foot trajectory by an amount that depends on
-    the walker's joint ranges (a stiff knee: ~15 ms early). 0: no re-location. Chosen on calibration walkers (seeds
-    100–115) among 3–10 harmonics."""
+    the walker's joint ranges. 0: no re-location. Chosen on calibration walkers (seeds 100–115, `bench/
+    gait_reference.py --choose-refinement`) among 4–8 harmonics."""
+    heel_strike_refine_pooling: str = "walk"
+    """How located heel strikes are used: "event" (each moves to its own located time), "walk" (every heel strike
+    moves by the median located-minus-found shift over the walk, both feet), "foot" (that median per foot). "walk":
+    the filter's walker-dependent shift is removed, but step and stride times stay those of the found events; per
+    event (or per foot, from ~5 events) the lighter filter's jitter enters the step times (calibration walkers:
+    asymmetry within 1 pp for 80 % with "walk", 62 % with "event" or "foot"; heel strikes within one frame 97 %,
+    98 %, 97 %)."""
     toe_off_refine_landmark: str = "foot_index"
     """Side view: landmark whose forward acceleration relative to the pelvis locates toe-off (Hreljac & Marshall
     2000: toe-off at the peak horizontal acceleration of the toe, as the foot is pulled off the ground into swing).
@@ -85,15 +92,18 @@ class EventSettings:
     """Cut-off of that toe signal in stride frequencies before it is differentiated twice (a second derivative needs
     a wider band to keep its peak where it is; chosen on calibration walkers, seeds 100–115, among 3–10). 0: no
     re-location (Zeni's heel/ankle toe-off)."""
-    heel_strike_swing_offset: float = 0.037
-    """Side view: heel strikes are moved later by this share of the foot's median swing time (toe-off to heel
-    strike). The foot is furthest ahead of the pelvis shortly *before* contact (terminal-swing retraction), and how
-    long before scales with the swing, not the stride (on the simulated walkers the bias correlates 0.95 with the
-    stance share). Calibrated on reference walkers disjoint from the test set (`bench/gait_reference.py
-    --calibrate`: seeds 100–115, median of -error / swing)."""
-    toe_off_swing_offset: float = -0.065
-    """Side view: toe-offs are moved by this share of the foot's median swing time (negative: earlier); the
-    heel/ankle is furthest behind just after the foot leaves the ground. Calibrated as heel_strike_swing_offset."""
+    heel_strike_swing_offset: float = 0.0368
+    """Side view: heel strikes are moved later by this share of the median swing time (toe-off to heel strike; of
+    the walk or the foot, `heel_strike_offset_swing`). The foot is furthest ahead of the pelvis shortly *before*
+    contact (terminal-swing retraction), and how long before scales with the swing, not the stride (on the
+    simulated walkers the bias correlates 0.95 with the stance share). Calibrated on reference walkers disjoint
+    from the test set (`bench/gait_reference.py --calibrate`: seeds 100–115, median of -error / swing)."""
+    heel_strike_offset_swing: str = "walk"
+    """Whose swing time scales the heel-strike offset: "foot" (that foot's median swing) or "walk" (the mean over
+    both feet: then the offset moves every heel strike of the walk alike and leaves step times untouched)."""
+    toe_off_swing_offset: float = -0.0651
+    """Side view: toe-offs are moved by this share of the foot's median swing time (negative: earlier); the toe's
+    forward acceleration peaks just after the foot leaves the ground. Calibrated as heel_strike_swing_offset."""
 
 
 @dataclass(frozen=True)
