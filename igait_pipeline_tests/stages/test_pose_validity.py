@@ -41,6 +41,20 @@ def test_people_who_do_not_walk_are_rejected(standing_video):
     assert any("does not walk" in r for r in report.reasons), report.reasons
 
 
+def test_views_are_analysed_at_once_and_a_broken_view_names_its_file(empty_scene_video, tmp_path):
+    """The two views run in their own threads; progress reaches the caller's thread, and an unreadable view's
+    error surfaces with its file's name instead of being lost in a worker thread."""
+    import threading
+
+    broken = tmp_path / "side.mp4"
+    broken.write_bytes(b"not a video at all")
+    calls = []
+    with pytest.raises(validity.media.MediaError, match="side.mp4: not a readable video"):
+        validity.validate({"front": empty_scene_video, "side": broken}, "user1_4",
+                          progress=lambda v, d, t: calls.append((v, threading.current_thread().name)))
+    assert calls and all(name == threading.current_thread().name for _, name in calls)
+
+
 def test_crop_box_keeps_the_walker_and_drops_the_jumper(walk_report):
     x, y, w, h = reframe.crop_box(walk_report.views["side"], 1768, 994)
     assert w % 2 == 0 and h % 2 == 0
