@@ -17,7 +17,8 @@ execution plan snapshot, assets to stages through the `igait/stage` metadata of 
 A per-view stage is one step per view (`keypoints__front`, `keypoints__side`), both with the same stage number;
 its events are folded into the stage's: the stage starts at its first step's start, succeeds at the success that
 leaves every step of it the run planned successful, and fails at any step's failure. So the job document and
-the metrics see one stage, as for a one-step stage.
+the metrics see one stage, as for a one-step stage. A run start carries the (stage, view) pairs the run executes,
+so a run that re-makes one view only keeps the other view's files in the stage's `output_keys`.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from dagster import (
     RunStatusChangeRecordsFilter,
 )
 
-from igait_pipeline.layout import JOB_ID_RE, STAGE_META
+from igait_pipeline.layout import JOB_ID_RE, STAGE_META, VIEW_META
 from igait_pipeline.partitions import PARTITION_TAG
 from igait_pipeline.status.jobdoc import JobEvent, utc
 
@@ -67,21 +68,25 @@ _STEP_KIND = {
 
 @dataclass(frozen=True)
 class StageMap:
-    """Asset key -> stage number, from the assets' `igait/stage` metadata. Stage 0 is the upload."""
+    """Asset key -> stage number, from the assets' `igait/stage` metadata (stage 0 is the upload); and the view of
+    each per-view stage's asset, from its `igait/view` metadata."""
 
     by_asset: Mapping[AssetKey, int]
+    views: Mapping[AssetKey, str] = field(default_factory=dict)
 
     @classmethod
     def from_repository(cls, repo) -> StageMap:
-        found = {}
+        found, views = {}, {}
         for key in repo.asset_graph.get_all_asset_keys():
-            value = repo.asset_graph.get(key).metadata.get(STAGE_META)
-            value = getattr(value, "value", value)
+            meta = repo.asset_graph.get(key).metadata
+            value, view = _value(meta.get(STAGE_META)), _value(meta.get(VIEW_META))
             if value is not None:
                 found[key] = int(value)
+                if view is not None:
+                    views[key] = str(view)
         if 0 not in found.values():
             raise ValueError(f"no asset carries '{STAGE_META}': 0 (the upload); stages found: {found}")
-        return cls(found)
+        return cls(found, views)
 
     @classmethod
     def from_definitions(cls, defs) -> StageMap:
@@ -126,6 +131,7 @@ class JobEventReader:
         self.run_page = run_page
         self._runs: dict[str, DagsterRun | None] = {}
         self._plans: dict[str, tuple[dict[str, int], tuple[int, ...]]] = {}
+        self._views: dict[str, tuple[tuple[int, str], ...]] = {}  # run -> (stage, view) of its per-view assets
         self._stage_steps: dict[str, dict[int, frozenset[str]]] = {}  # run -> stage -> its planned steps
 
     # ---- the public entry ----
@@ -150,7 +156,8 @@ class JobEventReader:
                     continue
                 runs.setdefault(run_id, None)
                 _, planned = self._plan(run)
-                events.append(JobEvent("run_start", job_id, utc(rec.timestamp), run_id=run_id, planned=planned))
+                events.append(JobEvent("run_start", job_id, utc(rec.timestamp), run_id=run_id, planned=planned,
+                                       planned_views=self._views[run_id]))
             else:  # a run ended: its own log first, to the end, then the end itself
                 run = self._run(run_id, fresh=True)  # fresh: the will_retry tag is added when it fails
                 job_id = job_id_of_run(run)
@@ -262,21 +269,25 @@ class JobEventReader:
             return self._plans[run.run_id]
         step_stage: dict[str, int] = {}
         planned: set[int] = set()
+        views: set[tuple[int, str]] = set()
         stage_steps: dict[int, set[str]] = {}
         snap = (self.instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)
                 if run.execution_plan_snapshot_id else None)
         if snap is not None:
             to_run = set(snap.step_keys_to_execute or [s.key for s in snap.steps])
             for step in snap.steps:
-                stages = {self.stages.stage_of(getattr(o.properties, "asset_key", None)) for o in step.outputs
-                          if o.properties is not None}
+                keys = [getattr(o.properties, "asset_key", None) for o in step.outputs if o.properties is not None]
+                stages = {self.stages.stage_of(k) for k in keys}
                 stages.discard(None)
                 if stages:
                     step_stage[step.key] = min(stages)
                     if step.key in to_run:
                         planned |= stages
                         stage_steps.setdefault(min(stages), set()).add(step.key)
+                        views |= {(self.stages.by_asset[k], self.stages.views[k]) for k in keys
+                                  if k in self.stages.views}
         planned.discard(0)
+        self._views[run.run_id] = tuple(sorted(views))
         self._stage_steps[run.run_id] = {n: frozenset(steps) for n, steps in stage_steps.items()}
         self._plans[run.run_id] = (step_stage, tuple(sorted(planned)))
         return self._plans[run.run_id]

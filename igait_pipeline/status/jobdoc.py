@@ -35,7 +35,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from igait_pipeline.layout import FINAL_STAGE, PIPELINE_STAGES
+from igait_pipeline.layout import FINAL_STAGE, PIPELINE_STAGES, VIEWS, view_of
 
 COLLECTION = "jobs"
 STAGE_NUMBERS = tuple(s.number for s in PIPELINE_STAGES)  # the stages a job document tracks (not the upload)
@@ -171,6 +171,7 @@ class JobEvent:
     outcome: Literal["success", "failure", "canceled"] | None = None  # run_end
     will_retry: bool = False  # run_end: Dagster will launch a retry of this run
     planned: tuple[int, ...] = ()  # run_start / run_end: the stages this run was to execute
+    planned_views: tuple[tuple[int, str], ...] = ()  # run_start: (stage, view) of each per-view asset it executes
     # filled in by the sensor from storage, never by the event log:
     user_id: str | None = None  # upload
     patient: dict | None = None  # upload
@@ -200,7 +201,7 @@ def apply_event(doc: dict, ev: JobEvent) -> dict:
     if ev.kind == "run_start":
         for n in ev.planned:
             if str(n) in stages:
-                stages[str(n)] = fresh_stage()
+                stages[str(n)] = {**fresh_stage(), "output_keys": _kept_keys(stages[str(n)], n, ev.planned_views)}
         if any(n >= 6 for n in ev.planned):
             doc["result"] = dict(EMPTY_RESULT)  # a new prediction or archive is coming: the old one is void
         doc["status"] = "processing"
@@ -209,8 +210,8 @@ def apply_event(doc: dict, ev: JobEvent) -> dict:
         return _end_run(doc, ev)
     if st is None:
         return doc  # a step that is not a tracked stage
-    if ev.kind == "step_start":
-        stages[str(ev.stage)] = {**fresh_stage("processing"), "started_at": ev.at}
+    if ev.kind == "step_start":  # the keys run_start kept (a partial run's other view) stay
+        stages[str(ev.stage)] = {**fresh_stage("processing"), "started_at": ev.at, "output_keys": st["output_keys"]}
         doc["status"] = "processing"
         doc["current_stage"] = ev.stage
     elif ev.kind == "materialized":  # a per-view stage materializes once per view: the keys add up
@@ -228,6 +229,15 @@ def apply_event(doc: dict, ev: JobEvent) -> dict:
     elif ev.kind == "step_skipped":
         st.update(status="skipped", completed_at=None, duration_ms=None)
     return doc
+
+
+def _kept_keys(st: dict, stage: int, planned_views: Iterable[tuple[int, str]]) -> list[str]:
+    """The output keys of a stage a run re-makes that stay valid: none, unless the run re-makes only some views of
+    a per-view stage (`--select keypoints/front`); then the files of the other views, which it does not touch."""
+    remade = {view for n, view in planned_views if n == stage}
+    if not remade or remade >= set(VIEWS):
+        return []
+    return [k for k in st["output_keys"] if view_of(k.rpartition("/")[2]) not in remade]
 
 
 def _end_run(doc: dict, ev: JobEvent) -> dict:

@@ -4,7 +4,7 @@ milliseconds)."""
 import threading
 
 import pytest
-from dagster import DagsterInstance, build_sensor_context, instance_for_test
+from dagster import AssetKey, DagsterInstance, build_sensor_context, instance_for_test
 
 from igait_pipeline.layout import job_key
 from igait_pipeline.resources import JobStatusResource, SmtpResource
@@ -309,3 +309,39 @@ def test_a_refused_e_mail_is_retried_by_the_sensor_after_its_back_off_and_sent_o
     env.tick()
     doc = env.store.get("user11_1")
     assert (doc["email_sent"], doc["email_status"]) == (True, "sent") and len(smtp_server.messages) == 1
+
+
+def test_re_running_one_view_keeps_the_other_views_files_in_the_document(env):
+    """Was: run_start reset every planned stage, so `--select keypoints/front` on a finished job left stage 4
+    listing only the front view's file, though the side view's file is still in storage and valid."""
+    env.submit("user12_1")
+    assert env.run("user12_1").success
+    env.tick()
+    both = [job_key("user12_1", 4, "front_keypoints.json"), job_key("user12_1", 4, "side_keypoints.json")]
+    assert env.store.get("user12_1")["stages"]["4"]["output_keys"] == both
+
+    one = env.defs.resolve_job_def("igait_job").execute_in_process(
+        partition_key="user12_1", instance=env.instance, asset_selection=[AssetKey(["keypoints", "front"])])
+    assert one.success
+    assert [e.step_key for e in one.all_events if e.event_type_value == "STEP_START"] == ["keypoints__front"]
+    env.tick()
+    doc = env.store.get("user12_1")
+    JobDocument.model_validate(doc)
+    st = doc["stages"]["4"]
+    assert st["status"] == "success" and st["output_keys"] == both
+    assert st["started_at"] >= doc["stages"]["7"]["completed_at"]  # it is the re-run's stage
+    assert doc["status"] == "completed" and doc["stages"]["5"]["status"] == "success"  # not planned: untouched
+
+    # a full re-run of both views starts the stage clean: while it runs, stage 4 lists no file of the old run
+    hold = HOLDS["user12_1"] = Hold()
+    worker = threading.Thread(target=env.run, args=("user12_1", {HOLD_TAG: "keypoints"}))
+    worker.start()
+    try:
+        assert hold.entered.wait(30)
+        env.tick()
+        assert env.store.get("user12_1")["stages"]["4"]["output_keys"] == []
+    finally:
+        hold.release.set()
+        worker.join(60)
+    env.tick()
+    assert env.store.get("user12_1")["stages"]["4"]["output_keys"] == both
