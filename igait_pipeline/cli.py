@@ -155,12 +155,16 @@ def register(job_id: str, how: str = "registered by `igait register`", instance=
 
     from igait_pipeline import launch
     from igait_pipeline.schemas import MetadataError
+    from igait_pipeline.status.jobdoc import job_store_from_uri
 
     instance = instance or DagsterInstance.get()
+    store = job_store_from_uri()  # the job-status sensor's store ($IGAIT_STATUS_URI, as its resource by default)
     try:
-        return launch.record_upload(instance, storage_from_uri(), job_id, how)
+        return launch.record_upload(instance, storage_from_uri(), job_id, how, store)
     except (MetadataError, FileNotFoundError) as e:
         raise CliError(f"job {job_id}: upload refused: {e}") from None
+    finally:
+        store.close()
 
 
 def view_check_config(view_check: str) -> dict:

@@ -1,8 +1,11 @@
 """Running a job without the daemon, exactly as the uploads sensor and the daemon would.
 
-    record_upload(instance, storage, job_id)   what the sensor does for a complete upload: add the job's partition
-                                               and report the `upload` materialization (stage 0). The sensor skips a
-                                               job whose partition exists, so it never launches a second run for it.
+    record_upload(instance, storage, job_id, how, store)
+                                               what the sensor does for a complete upload: add the job's partition,
+                                               report the `upload` materialization (stage 0) and start the job
+                                               document afresh if it has one (a refused upload, now fixed:
+                                               `accepted_doc`, which the sensor calls too). The sensor skips a job
+                                               whose partition exists, so it never launches a second run for it.
     run_job(instance, job_id)                  one run of `igait_job` for the partition, launched in this process
                                                with the code location's executor (multiprocess by default: each
                                                step its own process, the two views of a stage at the same time),
@@ -19,6 +22,7 @@ import multiprocessing.forkserver
 import os
 import re
 import sys
+from datetime import UTC, datetime
 
 from dagster import (
     AssetMaterialization,
@@ -29,8 +33,9 @@ from dagster import (
     execute_job,
 )
 
-from igait_pipeline.layout import JOB_ID_RE, UPLOAD, validate_job_id
+from igait_pipeline.layout import JOB_ID_RE, UPLOAD, user_id_of, validate_job_id
 from igait_pipeline.partitions import PARTITION_TAG, job_partitions
+from igait_pipeline.status.jobdoc import JobStore, new_job_doc
 from igait_pipeline.storage import Storage
 from igait_pipeline.uploads import ReadyJob, check_upload
 
@@ -59,16 +64,28 @@ def run_tags(job: ReadyJob) -> dict[str, str]:
     return {JOB_TAG: job.job_id, UPLOAD_VERSION_TAG: job.fingerprint}
 
 
-def record_upload(instance: DagsterInstance, storage: Storage, job_id: str, how: str) -> tuple[ReadyJob, bool]:
+def accepted_doc(store: JobStore, job: ReadyJob, now: datetime) -> None:
+    """A job accepted after a refusal, or re-uploaded: its document, if it has one, starts again (`submitted`, the
+    refusal's error gone; a refusal e-mail that has not gone out yet never will; the new result gets its own
+    e-mail). The uploads sensor and `record_upload` (`igait run`, `igait register`) both call this."""
+    m = job.metadata
+    store.update(job.job_id, lambda doc: None if doc is None else new_job_doc(
+        job.job_id, user_id_of(job.job_id), now, m.patient(), m.email))
+
+
+def record_upload(instance: DagsterInstance, storage: Storage, job_id: str, how: str,
+                  store: JobStore) -> tuple[ReadyJob, bool]:
     """Check the job's upload in storage (raises MetadataError / FileNotFoundError / JobIdError with the reason),
-    then add its partition and record its upload as the sensor does, unless the partition exists already.
-    Returns the checked upload and whether it was recorded now."""
+    then add its partition and record its upload as the sensor does, unless the partition exists already; as the
+    sensor does, a job document already in store (the uploads sensor refused an earlier version of this upload)
+    starts again. Returns the checked upload and whether it was recorded now."""
     job = check_upload(storage, validate_job_id(job_id))
     if instance.has_dynamic_partition(job_partitions.name, job_id):
         return job, False
     instance.add_dynamic_partitions(job_partitions.name, [job_id])
     for event in upload_events(job, f"upload of job {job_id} {how}"):
         instance.report_runless_asset_event(event)
+    accepted_doc(store, job, datetime.now(UTC))
     return job, True
 
 

@@ -28,7 +28,7 @@ from dagster import (
 )
 
 from igait_pipeline.jobs import igait_job
-from igait_pipeline.launch import DATA_VERSION_TAG, run_tags, upload_events
+from igait_pipeline.launch import DATA_VERSION_TAG, accepted_doc, run_tags, upload_events
 from igait_pipeline.layout import PIPELINE_STAGES, UPLOAD, user_id_of
 from igait_pipeline.partitions import job_partitions
 from igait_pipeline.resources.io_manager import StorageResource
@@ -79,14 +79,6 @@ def _refused_doc(store: JobStore, bad: BadJob, now: datetime) -> None:
     store.update(bad.job_id, change)
 
 
-def _accepted_doc(store: JobStore, job: ReadyJob, now: datetime) -> None:
-    """A job accepted after a refusal, or re-uploaded: its document starts again (a refusal e-mail that has not
-    gone out yet never will; the new result gets its own e-mail)."""
-    m = job.metadata
-    store.update(job.job_id, lambda doc: None if doc is None else new_job_doc(
-        job.job_id, user_id_of(job.job_id), now, m.patient(), m.email))
-
-
 @sensor(job=igait_job, minimum_interval_seconds=10, default_status=DefaultSensorStatus.RUNNING,
         description="Watches jobs/*/stage_0/ for complete uploads (metadata.json written last); adds the job's "
                     "partition and requests one run per upload version; re-examines refused uploads when their "
@@ -118,7 +110,7 @@ def uploads_sensor(context: SensorEvaluationContext, storage: StorageResource, j
             for bad in refused:
                 _refused_doc(store, bad, now)
             for job in fresh + again:
-                _accepted_doc(store, job, now)
+                accepted_doc(store, job, now)
         finally:
             store.close()
     if scan.backlog:

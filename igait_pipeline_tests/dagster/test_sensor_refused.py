@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from dagster import AssetKey, AssetRecordsFilter, instance_for_test
 
+from igait_pipeline import cli
 from igait_pipeline.launch import DATA_VERSION_TAG
 from igait_pipeline.layout import job_key
 from igait_pipeline.resources.status import SmtpResource
@@ -55,6 +56,29 @@ def test_metadata_before_the_videos_is_refused_then_run_when_the_videos_arrive(l
         assert "early_1" not in UploadCursor.from_json(late.cursor).refused
         doc = store.get("early_1")
         assert doc["status"] == "submitted" and doc["error"] is None and doc["email_retry_at"] is None
+
+
+def test_igait_register_of_a_refused_upload_fixed_later_starts_its_document_again(local_storage, short_clip,
+                                                                                 monkeypatch):
+    """Was: `igait run` / `igait register` recorded the fixed upload but left the document the sensor wrote for the
+    refusal (failed at stage 0, "upload refused: ...") while the job ran. Now the CLI resets it as the sensor does
+    (the same function, `launch.accepted_doc`)."""
+    monkeypatch.setenv("IGAIT_STATUS_URI", status_uri(local_storage))
+    put_job(local_storage, "late_1", None, short_clip, GOOD_METADATA)
+    store = job_store_from_uri(status_uri(local_storage))
+    with instance_for_test() as instance:
+        _tick(instance, local_storage)
+        assert store.get("late_1")["status"] == "failed" and store.get("late_1")["error"].startswith("upload refused")
+        put_job(local_storage, "late_1", short_clip, None, None)  # the missing video, later; no sensor running
+        job, recorded = cli.register("late_1", instance=instance)
+        assert recorded and job.job_id == "late_1"
+        doc = store.get("late_1")
+        JobDocument.model_validate(doc)
+        assert doc["status"] == "submitted" and doc["current_stage"] == 0
+        assert doc["error"] is None and doc["email_retry_at"] is None  # no refusal e-mail will go out
+        assert doc["email"] == GOOD_METADATA["email"] and doc["patient"]["age"] == GOOD_METADATA["age"]
+        assert cli.register("late_1", instance=instance)[1] is False  # registered once
+        assert store.get("late_1") == doc
 
 
 def test_an_emptied_video_replaced_later_is_picked_up(local_storage, short_clip, tmp_path):
