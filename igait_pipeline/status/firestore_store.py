@@ -5,6 +5,12 @@ that changed as dotted-path updates (`stages.3.status`, `result.score`, ...), so
 change are never overwritten; `updated_at` is a server timestamp. A new document is written with `create`,
 which fails if another writer created it first (the transaction then retries and sees it).
 
+`find(email_status=...)` must also return documents written before `email_status` existed (they count as
+"pending"), which no Firestore filter can select (a filter on a field never matches a document without it). When
+the values asked for include "pending", the query therefore runs without that condition, streamed in job-ID
+order, and `email_status` is checked here; the stream is closed once `limit` documents match. Otherwise it is an
+indexed `in` filter.
+
 Credentials and project come from the environment as usual for Google clients (Application Default
 Credentials, GOOGLE_CLOUD_PROJECT); FIRESTORE_EMULATOR_HOST points the client at an emulator. No Dagster import.
 """
@@ -16,7 +22,14 @@ from collections.abc import Iterable
 from google.cloud import firestore
 from google.cloud.firestore_v1.field_path import FieldPath
 
-from igait_pipeline.status.jobdoc import COLLECTION, Change, JobStore, changed_paths, same_content
+from igait_pipeline.status.jobdoc import (
+    COLLECTION,
+    Change,
+    JobStore,
+    changed_paths,
+    email_status_of,
+    same_content,
+)
 
 _IN_LIMIT = 30  # Firestore's limit on the values of one `in` filter
 
@@ -63,8 +76,14 @@ class FirestoreJobStore(JobStore):
              user_id: str | None = None, email_status: Iterable[str] | None = None,
              limit: int = 100) -> list[dict]:
         query = self._coll
+        wanted = None
         if email_status is not None:
-            query = query.where(filter=firestore.FieldFilter("email_status", "in", list(email_status)))
+            wanted = list(email_status)
+            if not 0 < len(wanted) <= _IN_LIMIT:
+                raise ValueError(f"email_status takes 1 to {_IN_LIMIT} values")
+            if email_status_of({}) not in wanted:  # a document without the field cannot match: Firestore filters
+                query = query.where(filter=firestore.FieldFilter("email_status", "in", wanted))
+                wanted = None
         if status is not None:
             status = list(status)
             if not 0 < len(status) <= _IN_LIMIT:
@@ -75,9 +94,30 @@ class FirestoreJobStore(JobStore):
         if user_id is not None:
             query = query.where(filter=firestore.FieldFilter("user_id", "==", user_id))
         # Equality and `in` filters only, no order_by: served by Firestore's single-field indexes, no composite
-        # index to deploy. Sorted here for a stable order.
-        docs = [d.to_dict() for d in query.limit(int(limit)).stream()]
+        # index to deploy (results come in document-ID order, i.e. job-ID order). Sorted here for a stable order.
+        if wanted is None:
+            docs = [d.to_dict() for d in query.limit(int(limit)).stream()]
+        else:
+            docs = self._matching(query, lambda d: email_status_of(d) in wanted, int(limit))
         return sorted(docs, key=lambda d: d.get("job_id") or "")
+
+    @staticmethod
+    def _matching(query, keep, limit: int) -> list[dict]:
+        """The first `limit` documents of query for which keep(doc) holds; reading stops there."""
+        out: list[dict] = []
+        if limit <= 0:
+            return out
+        stream = query.stream()
+        try:
+            for snap in stream:
+                doc = snap.to_dict()
+                if keep(doc):
+                    out.append(doc)
+                    if len(out) >= limit:
+                        break
+        finally:
+            stream.close()  # cancels the rest of the server's stream
+        return out
 
     def close(self) -> None:
         self.client.close()

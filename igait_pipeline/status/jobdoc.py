@@ -290,9 +290,14 @@ def finalized_at(doc: dict) -> datetime:
     return max(times)
 
 
+def email_status_of(doc: dict) -> str:
+    """The document's email_status; "pending" for a document written before that field existed."""
+    return doc.get("email_status") or "pending"
+
+
 def needs_email(doc: dict) -> bool:
     return (doc.get("status") in FINAL_JOB_STATUSES and not doc.get("email_sent") and bool(doc.get("email"))
-            and doc.get("email_status", "pending") in EMAIL_DUE)
+            and email_status_of(doc) in EMAIL_DUE)
 
 
 def email_due_now(doc: dict, now: datetime) -> bool:
@@ -361,8 +366,7 @@ class JobStore(ABC):
              user_id: str | None = None, email_status: Iterable[str] | None = None,
              limit: int = 100) -> list[dict]:
         """Documents matching every given condition (status / email_status is one of the given values), in job
-        ID order. A document without email_status (written before that field existed) counts as "pending"
-        in the embedded store; Firestore matches only documents that have the field."""
+        ID order. A document without email_status (written before that field existed) counts as "pending"."""
 
     def close(self) -> None:
         pass
@@ -375,7 +379,7 @@ class JobStore(ABC):
 
         def claim(doc: dict | None) -> dict | None:
             won.clear()
-            if doc is None or doc.get("email_sent") or doc.get("email_status", "pending") not in EMAIL_DUE:
+            if doc is None or doc.get("email_sent") or email_status_of(doc) not in EMAIL_DUE:
                 return doc
             won.append(True)
             return {**doc, "email_status": "sending"}
@@ -417,7 +421,7 @@ class JobStore(ABC):
 
         def skip(doc: dict | None) -> dict | None:
             won.clear()
-            if doc is None or doc.get("email_sent") or doc.get("email_status", "pending") not in EMAIL_DUE:
+            if doc is None or doc.get("email_sent") or email_status_of(doc) not in EMAIL_DUE:
                 return doc
             won.append(True)
             return {**doc, "email_status": "skipped", "email_error": plain_error(why)}

@@ -149,3 +149,31 @@ def test_firestore_documents_are_where_the_web_app_reads_them(firestore):
     snap = firestore.client().collection("jobs").document("ivy_1").get()
     assert snap.exists and snap.to_dict()["status"] == "completed"
     assert type(snap.to_dict()["updated_at"]).__name__ == "DatetimeWithNanoseconds"  # a Firestore timestamp
+
+
+def create_without_email_status(store, job_id: str, **changes) -> None:
+    """A document as the pipeline wrote it before email_status existed (written directly on Firestore)."""
+    doc = {k: v for k, v in doc_for(job_id, **changes).items() if k != "email_status"}
+    if isinstance(store, FirestoreJobStore):
+        store.client.collection(store.collection).document(job_id).set({**doc, "updated_at": T0})
+    else:
+        store.update(job_id, lambda old: doc)
+    assert "email_status" not in store.get(job_id)
+
+
+def test_a_document_without_email_status_counts_as_pending(store):
+    """Was: Firestore filtered `email_status in [...]`, which never matches a document without the field, so a job
+    finished before the field existed never got its e-mail (the SQLite store counted it as pending)."""
+    for n in (1, 2, 3):  # e-mails given up: they come first in job-ID order and fill the first pages
+        create(store, f"lena_{n}", status="completed", email_status="failed")
+    create_without_email_status(store, "lena_4", status="completed")
+    create(store, "lena_5", status="failed", email_status="retry")
+    create(store, "lena_6", status="completed", email_sent=True, email_status="sent")
+    ids = lambda docs: [d["job_id"] for d in docs]  # noqa: E731
+    due = dict(status=["completed", "failed"], email_sent=False, email_status=["pending", "retry"])
+    assert ids(store.find(**due)) == ["lena_4", "lena_5"]
+    assert ids(store.find(**due, limit=1)) == ["lena_4"]
+    assert ids(store.find(email_status=["pending"])) == ["lena_4"]
+    assert ids(store.find(email_status=["failed", "sent"])) == ["lena_1", "lena_2", "lena_3", "lena_6"]
+    assert store.claim_email("lena_4") is True and store.get("lena_4")["email_status"] == "sending"
+    assert ids(store.find(**due)) == ["lena_5"]
