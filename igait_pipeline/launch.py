@@ -67,10 +67,11 @@ def run_tags(job: ReadyJob) -> dict[str, str]:
 def accepted_doc(store: JobStore, job: ReadyJob, now: datetime) -> None:
     """A job accepted after a refusal, or re-uploaded: its document, if it has one, starts again (`submitted`, the
     refusal's error gone; a refusal e-mail that has not gone out yet never will; the new result gets its own
-    e-mail). The uploads sensor and `record_upload` (`igait run`, `igait register`) both call this."""
+    e-mail) and records the new upload's version, so events of a run of the old upload still in flight no longer
+    change it. The uploads sensor and `record_upload` (`igait run`, `igait register`) both call this."""
     m = job.metadata
     store.update(job.job_id, lambda doc: None if doc is None else new_job_doc(
-        job.job_id, user_id_of(job.job_id), now, m.patient(), m.email))
+        job.job_id, user_id_of(job.job_id), now, m.patient(), m.email, job.fingerprint))
 
 
 def record_upload(instance: DagsterInstance, storage: Storage, job_id: str, how: str,

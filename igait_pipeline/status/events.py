@@ -11,7 +11,9 @@ Two streams, one cursor (`ReaderCursor`, JSON, kept by the sensor as its cursor 
    STEP_UP_FOR_RETRY and ASSET_MATERIALIZATION (the output keys). A run joins the cursor's active runs at its
    RUN_START and leaves at its end; its own log is read to the end before its end is reported.
 
-Only runs whose partition (tag `dagster/partition`) is a job ID count. Steps map to assets through the run's
+Only runs whose partition (tag `dagster/partition`) is a job ID count. Each run's events carry its upload version
+(tag `igait/upload_version`), each upload event the upload's data version: the job document ignores a run of an
+upload that was since replaced. Steps map to assets through the run's
 execution plan snapshot, assets to stages through the `igait/stage` metadata of the code location's assets.
 
 A per-view stage is one step per view (`keypoints__front`, `keypoints__side`), both with the same stage number;
@@ -36,6 +38,7 @@ from dagster import (
     RunStatusChangeRecordsFilter,
 )
 
+from igait_pipeline.launch import DATA_VERSION_TAG, UPLOAD_VERSION_TAG
 from igait_pipeline.layout import JOB_ID_RE, STAGE_META, VIEW_META
 from igait_pipeline.partitions import PARTITION_TAG
 from igait_pipeline.status.jobdoc import JobEvent, utc
@@ -123,6 +126,12 @@ def job_id_of_run(run: DagsterRun | None) -> str | None:
     return key if key and JOB_ID_RE.fullmatch(key) else None
 
 
+def upload_version_of(run: DagsterRun) -> str | None:
+    """The version of the upload the run processes (its `igait/upload_version` tag; Dagster's retries keep it),
+    None for a run launched without it (a stage materialized from the UI)."""
+    return run.tags.get(UPLOAD_VERSION_TAG)
+
+
 class JobEventReader:
     def __init__(self, instance: DagsterInstance, stages: StageMap, page: int = 200, run_page: int = 500):
         self.instance = instance
@@ -146,7 +155,8 @@ class JobEventReader:
             if etype == DagsterEventType.ASSET_MATERIALIZATION:
                 job_id = dagster_event.partition
                 if job_id and JOB_ID_RE.fullmatch(job_id):
-                    events.append(JobEvent("upload", job_id, utc(rec.timestamp)))
+                    events.append(JobEvent("upload", job_id, utc(rec.timestamp),
+                                           upload_version=(rec.event_log_entry.tags or {}).get(DATA_VERSION_TAG)))
                 continue
             run_id = rec.event_log_entry.run_id
             if etype == DagsterEventType.RUN_START:
@@ -157,7 +167,7 @@ class JobEventReader:
                 runs.setdefault(run_id, None)
                 _, planned = self._plan(run)
                 events.append(JobEvent("run_start", job_id, utc(rec.timestamp), run_id=run_id, planned=planned,
-                                       planned_views=self._views[run_id]))
+                                       planned_views=self._views[run_id], upload_version=upload_version_of(run)))
             else:  # a run ended: its own log first, to the end, then the end itself
                 run = self._run(run_id, fresh=True)  # fresh: the will_retry tag is added when it fails
                 job_id = job_id_of_run(run)
@@ -170,7 +180,7 @@ class JobEventReader:
                 _, planned = self._plan(run)
                 events.append(JobEvent(
                     "run_end", job_id, utc(rec.timestamp), run_id=run_id, planned=planned,
-                    outcome=RUN_END_TYPES[etype],
+                    outcome=RUN_END_TYPES[etype], upload_version=upload_version_of(run),
                     will_retry=etype == DagsterEventType.RUN_FAILURE and run.tags.get(WILL_RETRY_TAG) == "true"))
         # runs still going: what they did since the last read
         for run_id in sorted(runs):
@@ -215,7 +225,7 @@ class JobEventReader:
                 if ev is not None and ev.stage in multi:
                     ev = _fold_views(ev, rec, multi[ev.stage], siblings)
                 if ev is not None:
-                    events.append(ev)
+                    events.append(replace(ev, upload_version=upload_version_of(run)))
             if conn.records:
                 cursor = conn.cursor
             if not conn.has_more or not to_end:

@@ -13,6 +13,7 @@ One document per job ID in the collection `jobs` (shape fixed: the web app reads
     email, email_sent,              email_sent: true only once the SMTP server accepted the message
     email_status: pending | sending | sent | retry | failed | uncertain | skipped,
     email_error, email_attempts, email_retry_at      (the last refusal, failed tries, not before this ISO time)
+    upload_version                  the fingerprint of the upload the document is about (absent on older documents)
 
 `JobEvent` is the plain record of one thing the pipeline did (an upload seen, a run started, a stage started,
 succeeded or failed, a run ended); `apply_events` folds events into a document. Every event sets absolute values
@@ -109,6 +110,7 @@ class JobDocument(BaseModel):
     email_error: str | None = None
     email_attempts: int = 0
     email_retry_at: str | None = None
+    upload_version: str | None = None  # absent (None) on documents written before it existed
 
 
 EMPTY_PATIENT = {"age": None, "sex": None, "height": None, "weight": None, "ethnicity": None}
@@ -121,8 +123,10 @@ def fresh_stage(status: str = "pending") -> dict:
 
 
 def new_job_doc(job_id: str, user_id: str, created_at: datetime, patient: dict | None,
-                email: str | None) -> dict:
-    """A job as the uploads sensor first sees it: submitted, every stage pending, no e-mail sent."""
+                email: str | None, upload_version: str | None = None) -> dict:
+    """A job as the uploads sensor first sees it: submitted, every stage pending, no e-mail sent. upload_version:
+    the fingerprint of the upload it is about (the `upload` asset's data version); only runs of that upload change
+    the document (`apply_event`)."""
     pat = dict(EMPTY_PATIENT)
     pat.update({k: v for k, v in (patient or {}).items() if k in EMPTY_PATIENT})
     return {
@@ -142,6 +146,7 @@ def new_job_doc(job_id: str, user_id: str, created_at: datetime, patient: dict |
         "email_error": None,
         "email_attempts": 0,
         "email_retry_at": None,
+        "upload_version": upload_version,
     }
 
 
@@ -172,6 +177,8 @@ class JobEvent:
     will_retry: bool = False  # run_end: Dagster will launch a retry of this run
     planned: tuple[int, ...] = ()  # run_start / run_end: the stages this run was to execute
     planned_views: tuple[tuple[int, str], ...] = ()  # run_start: (stage, view) of each per-view asset it executes
+    # upload: the upload's data version; a run's events: its run's `igait/upload_version` tag (None: not tagged)
+    upload_version: str | None = None
     # filled in by the sensor from storage, never by the event log:
     user_id: str | None = None  # upload
     patient: dict | None = None  # upload
@@ -194,10 +201,16 @@ def _ms_between(start: datetime | None, end: datetime) -> int | None:
 
 def apply_event(doc: dict, ev: JobEvent) -> dict:
     """Apply one event to a document (in place) and return it. Deterministic: depends on the event and doc only."""
+    if ev.kind == "upload":
+        # creation is `new_job_doc`, a re-upload's fresh start `launch.accepted_doc`; a sighting of an upload only
+        # makes it the one the document is about (a store rebuilt from history meets each upload in turn)
+        if ev.upload_version is not None:
+            doc["upload_version"] = ev.upload_version
+        return doc
+    if is_stale(doc, ev):
+        return doc  # a run of an upload the family has since replaced: its steps and result are not this job's
     stages = doc["stages"]
     st = stages.get(str(ev.stage)) if ev.stage is not None else None
-    if ev.kind == "upload":
-        return doc  # creation is `new_job_doc`; a second sighting of the same upload changes nothing
     if ev.kind == "run_start":
         for n in ev.planned:
             if str(n) in stages:
@@ -229,6 +242,14 @@ def apply_event(doc: dict, ev: JobEvent) -> dict:
     elif ev.kind == "step_skipped":
         st.update(status="skipped", completed_at=None, duration_ms=None)
     return doc
+
+
+def is_stale(doc: dict, ev: JobEvent) -> bool:
+    """Is ev an event of a run of another upload than the document's? A run without the upload-version tag (a
+    stage re-materialized from the UI) and a document without an upload_version (written before it existed) count
+    as the same upload."""
+    current = doc.get("upload_version")
+    return ev.upload_version is not None and current is not None and ev.upload_version != current
 
 
 def _kept_keys(st: dict, stage: int, planned_views: Iterable[tuple[int, str]]) -> list[str]:
@@ -277,7 +298,7 @@ def apply_events(doc: dict | None, events: Sequence[JobEvent], seed: JobEvent | 
             if src is None:
                 continue
             out = new_job_doc(src.job_id, src.user_id or src.job_id.rpartition("_")[0], src.at, src.patient,
-                              src.email)
+                              src.email, src.upload_version)
         out = apply_event(out, ev)
     return out
 

@@ -27,6 +27,7 @@ from dagster import (
     sensor,
 )
 
+from igait_pipeline.launch import DATA_VERSION_TAG
 from igait_pipeline.layout import ARCHIVE, PREDICTION, UPLOAD, VALIDATION, user_id_of
 from igait_pipeline.resources.io_manager import StorageResource
 from igait_pipeline.resources.status import JobStatusResource, SmtpResource
@@ -57,7 +58,7 @@ def _read_json(storage: Storage, key: str) -> dict | None:
         return None
 
 
-def upload_event(storage: Storage, job_id: str, at: datetime) -> JobEvent:
+def upload_event(storage: Storage, job_id: str, at: datetime, upload_version: str | None = None) -> JobEvent:
     """The upload as a JobEvent, with the patient details and e-mail from stage_0/metadata.json."""
     raw = _read_json(storage, UPLOAD.key(job_id, "metadata.json"))
     patient, email = None, None
@@ -67,7 +68,8 @@ def upload_event(storage: Storage, job_id: str, at: datetime) -> JobEvent:
             patient, email = meta.patient(), meta.email
         except MetadataError:
             pass  # the uploads sensor refuses such jobs; if one gets here, the document shows no details
-    return JobEvent("upload", job_id, at, user_id=user_id_of(job_id), patient=patient, email=email)
+    return JobEvent("upload", job_id, at, user_id=user_id_of(job_id), patient=patient, email=email,
+                    upload_version=upload_version)
 
 
 def job_result(storage: Storage, job_id: str) -> dict:
@@ -110,10 +112,14 @@ def outcome_for(storage: Storage, doc: dict) -> Outcome:
 
 
 # ---------- one tick ----------
-def _created_at(instance, stages: StageMap, job_id: str, fallback: datetime) -> datetime:
+def _last_upload(instance, stages: StageMap, job_id: str, fallback: datetime) -> tuple[datetime, str | None]:
+    """When the job's latest upload was recorded, and its version (the document a re-upload starts is its own)."""
     recs = instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=stages.upload_key, asset_partitions=[job_id]), limit=1, ascending=True).records
-    return datetime.fromtimestamp(recs[0].timestamp, tz=UTC) if recs else fallback
+        AssetRecordsFilter(asset_key=stages.upload_key, asset_partitions=[job_id]), limit=1).records
+    if not recs:
+        return fallback, None
+    return (datetime.fromtimestamp(recs[0].timestamp, tz=UTC),
+            (recs[0].event_log_entry.tags or {}).get(DATA_VERSION_TAG))
 
 
 def update_documents(instance, stages: StageMap, store: JobStore, storage: Storage, events: list[JobEvent],
@@ -122,7 +128,7 @@ def update_documents(instance, stages: StageMap, store: JobStore, storage: Stora
     by_job: dict[str, list[JobEvent]] = defaultdict(list)
     for ev in events:
         if ev.kind == "upload":
-            ev = upload_event(storage, ev.job_id, ev.at)
+            ev = upload_event(storage, ev.job_id, ev.at, ev.upload_version)
         elif ev.kind == "run_end" and ev.outcome == "success":
             ev = replace(ev, result=job_result(storage, ev.job_id))
         by_job[ev.job_id].append(ev)
@@ -130,7 +136,7 @@ def update_documents(instance, stages: StageMap, store: JobStore, storage: Stora
     for job_id, evs in by_job.items():
         seed = None
         if evs[0].kind != "upload":  # a document may be missing (new store): rebuild its start from the upload
-            seed = upload_event(storage, job_id, _created_at(instance, stages, job_id, evs[0].at))
+            seed = upload_event(storage, job_id, *_last_upload(instance, stages, job_id, evs[0].at))
         doc = store.update(job_id, lambda d, evs=evs, seed=seed: apply_events(d, evs, seed=seed))
         if doc is not None:
             statuses[job_id] = doc["status"]

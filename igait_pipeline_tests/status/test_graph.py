@@ -179,12 +179,17 @@ def make_defs(storage_root: str | Path = "", status_uri: str = "", smtp: SmtpRes
 defs = make_defs()  # for `python -m igait_pipeline.status.metrics --definitions igait_pipeline_tests.status.test_graph`
 
 
-def submit(instance: DagsterInstance, storage_root: str | Path, job_id: str, metadata: dict | None = None) -> None:
-    """What the web app and the uploads sensor do: write stage_0, add the partition, report the upload."""
+def put_upload(storage_root: str | Path, job_id: str, metadata: dict | None = None) -> None:
+    """What the web app does: write stage_0 (the videos, then metadata.json)."""
     st = LocalStorage(storage_root)
     st.write_bytes(job_key(job_id, 0, "front.mp4"), b"front video bytes")
     st.write_bytes(job_key(job_id, 0, "side.mp4"), b"side video bytes")
     st.write_bytes(job_key(job_id, 0, "metadata.json"), json.dumps(metadata or METADATA).encode())
+
+
+def submit(instance: DagsterInstance, storage_root: str | Path, job_id: str, metadata: dict | None = None) -> None:
+    """What the web app and the uploads sensor do: write stage_0, add the partition, report the upload."""
+    put_upload(storage_root, job_id, metadata)
     instance.add_dynamic_partitions(job_partitions.name, [job_id])
     instance.report_runless_asset_event(AssetMaterialization("upload", partition=job_id))
 

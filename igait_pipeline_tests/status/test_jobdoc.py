@@ -1,4 +1,5 @@
 """The job document's shape and how events change it (pure functions, no store, no Dagster)."""
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -153,3 +154,25 @@ def test_store_uri_parsing(tmp_path, monkeypatch):
     assert job_store_from_uri().path == tmp_path / "env.db"
     with pytest.raises(ValueError):
         SqliteJobStore(":memory:")
+
+
+def test_runs_of_a_replaced_upload_are_ignored_untagged_runs_and_older_documents_take_every_run():
+    def tagged(evs, version):
+        return [replace(e, upload_version=version) for e in evs]
+
+    # a store rebuilt from history meets both uploads in turn: the first run counts until the second upload
+    up_a, up_b = replace(upload(), upload_version="A"), replace(upload(), upload_version="B", at=t(30))
+    run_a = tagged(full_run("ra"), "A")
+    doc = apply_events(None, [up_a, *run_a[:5], up_b, *run_a[5:]])
+    assert doc["upload_version"] == "B" and doc["current_stage"] == 2 and doc["status"] == "processing"
+    assert doc["result"]["score"] is None  # the first upload's run ended, but its result is not the job's
+    done = apply_events(doc, tagged(full_run("rb"), "B"))
+    assert done["status"] == "completed" and done["result"]["score"] == 0.27
+    JobDocument.model_validate(done)
+
+    # a run without the tag (one stage re-made from the UI) acts on the current upload's files: it counts
+    assert apply_events(doc, full_run("ui"))["status"] == "completed"
+    # a document written before upload_version existed takes every run
+    old = {k: v for k, v in apply_events(None, [upload()]).items() if k != "upload_version"}
+    JobDocument.model_validate(old)
+    assert apply_events(old, run_a)["status"] == "completed"

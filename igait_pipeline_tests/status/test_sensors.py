@@ -1,13 +1,17 @@
 """The status sensor on a real Dagster instance, after real runs of igait_job (the stand-in graph of
 igait_pipeline_tests.status.test_graph: same asset names, stages, IO manager and storage layout; stages take
 milliseconds)."""
+import os
 import threading
+import time
 
 import pytest
 from dagster import AssetKey, DagsterInstance, build_sensor_context, instance_for_test
 
 from igait_pipeline.layout import job_key
 from igait_pipeline.resources import JobStatusResource, SmtpResource
+from igait_pipeline.resources.io_manager import StorageResource
+from igait_pipeline.sensors import uploads_sensor
 from igait_pipeline.status.events import ReaderCursor
 from igait_pipeline.status.jobdoc import JobDocument, JobStore, job_store_from_uri
 from igait_pipeline.status.sensors import job_status_sensor
@@ -21,6 +25,7 @@ from igait_pipeline_tests.status.test_graph import (
     VALIDATION_REASONS,
     Hold,
     make_defs,
+    put_upload,
     run_job,
     submit,
 )
@@ -34,6 +39,7 @@ class Env:
         smtp = SmtpResource(host=smtp_server.host, port=smtp_server.port, sender="iGait <r@igait.example>",
                             timeout=5) if smtp_server else SmtpResource(host="")
         self.defs = make_defs(self.storage_root, status_uri, smtp)
+        self.status_uri = status_uri
         self.store: JobStore = job_store_from_uri(status_uri)
         self.cursor = None
 
@@ -345,3 +351,68 @@ def test_re_running_one_view_keeps_the_other_views_files_in_the_document(env):
         worker.join(60)
     env.tick()
     assert env.store.get("user12_1")["stages"]["4"]["output_keys"] == both
+
+
+def _uploads_tick(env: Env, cursor: str | None):
+    """One tick of the real uploads sensor on the stand-in's storage, and what the daemon does with its result
+    (add the partitions, record the upload events); its run requests are returned, not launched."""
+    with build_sensor_context(instance=env.instance, cursor=cursor, resources={
+            "storage": StorageResource(root=str(env.storage_root)),
+            "job_status": JobStatusResource(uri=env.status_uri)}) as ctx:
+        result = uploads_sensor(ctx)
+    for req in result.dynamic_partitions_requests or []:
+        env.instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
+    for ev in result.asset_events or []:
+        env.instance.report_runless_asset_event(ev)
+    return result
+
+
+def test_a_run_of_a_replaced_upload_no_longer_changes_the_document(env, smtp_server):
+    """Was: re-uploaded while the first upload's run was still going, the job's document started afresh, but that
+    run's later stages and its end (result, e-mail) still landed in it: the family got the replaced video's result."""
+    put_upload(env.storage_root, "user14_1")
+    first = _uploads_tick(env, None)
+    (req_a,) = first.run_requests
+    version_a = req_a.tags["igait/upload_version"]
+    env.tick()
+
+    hold = HOLDS["user14_1"] = Hold()
+    old_run, tags_a = [], {**req_a.tags, HOLD_TAG: "prediction"}
+    worker = threading.Thread(target=lambda: old_run.append(env.run("user14_1", tags_a)))
+    worker.start()
+    try:
+        assert hold.entered.wait(30)
+        env.tick()  # the first upload's run is at stage 6
+        assert env.store.get("user14_1")["current_stage"] == 6
+
+        put_upload(env.storage_root, "user14_1", {**METADATA, "age": 6})  # the family uploads again
+        meta = LocalStorage(env.storage_root).local_path(job_key("user14_1", 0, "metadata.json"))
+        later = time.time() + 5
+        os.utime(meta, (later, later))
+        again = _uploads_tick(env, first.cursor)
+        (req_b,) = again.run_requests
+        version_b = req_b.tags["igait/upload_version"]
+        assert version_b != version_a
+        fresh = env.store.get("user14_1")
+        assert fresh["status"] == "submitted" and fresh["patient"]["age"] == 6.0
+        env.tick()  # the re-upload's materialization: the same document
+    finally:
+        hold.release.set()
+        worker.join(60)
+    assert env.store.get("user14_1") == fresh
+
+    assert old_run[0].success  # its stage 6 had its input already: it ends with a result, of the replaced video
+    env.tick()  # the old run's stages 6-7 and its end
+    doc = env.store.get("user14_1")
+    assert doc == fresh  # not even updated_at moved
+    assert doc["status"] == "submitted" and doc["result"]["score"] is None
+    assert [doc["stages"][str(n)]["status"] for n in range(1, 8)] == ["pending"] * 7
+    assert smtp_server.messages == []  # no e-mail for the replaced video
+
+    assert env.run("user14_1", req_b.tags).success  # the re-upload's own run
+    env.tick()
+    doc = env.store.get("user14_1")
+    JobDocument.model_validate(doc)
+    assert doc["status"] == "completed" and doc["upload_version"] == version_b
+    assert doc["result"]["score"] == 0.27 and doc["patient"]["age"] == 6.0
+    assert len(smtp_server.messages) == 1
