@@ -394,19 +394,24 @@ class JobStore(ABC):
 
     # -- the e-mail: claimed (email_status "sending") in a transaction before it goes out, so it never goes twice;
     #    email_sent is set only once the server has accepted it --
-    def claim_email(self, job_id: str) -> bool:
-        """email_status pending/retry -> sending; True if this caller won (and must send), False otherwise."""
+    def _take_due_email(self, job_id: str, **fields) -> bool:
+        """In one transaction: if the job's e-mail is due (not sent, email_status pending/retry), set fields on the
+        document. True if this caller made the change, False if the e-mail was not due (any more)."""
         won = []
 
-        def claim(doc: dict | None) -> dict | None:
-            won.clear()
+        def take(doc: dict | None) -> dict | None:
+            won.clear()  # the store may run this again (a transaction retried): only the last run counts
             if doc is None or doc.get("email_sent") or email_status_of(doc) not in EMAIL_DUE:
                 return doc
             won.append(True)
-            return {**doc, "email_status": "sending"}
+            return {**doc, **fields}
 
-        self.update(job_id, claim)
+        self.update(job_id, take)
         return bool(won)
+
+    def claim_email(self, job_id: str) -> bool:
+        """email_status pending/retry -> sending; True if this caller won (and must send), False otherwise."""
+        return self._take_due_email(job_id, email_status="sending")
 
     def email_accepted(self, job_id: str) -> None:
         """The server answered 250 to the message: now, and only now, email_sent is true."""
@@ -438,17 +443,7 @@ class JobStore(ABC):
 
     def skip_email(self, job_id: str, why: str) -> bool:
         """No e-mail is due (the job finished too long ago): email_status skipped, email_sent stays false."""
-        won = []
-
-        def skip(doc: dict | None) -> dict | None:
-            won.clear()
-            if doc is None or doc.get("email_sent") or email_status_of(doc) not in EMAIL_DUE:
-                return doc
-            won.append(True)
-            return {**doc, "email_status": "skipped", "email_error": plain_error(why)}
-
-        self.update(job_id, skip)
-        return bool(won)
+        return self._take_due_email(job_id, email_status="skipped", email_error=plain_error(why))
 
 
 def job_store_from_uri(uri: str | None = None, collection: str = COLLECTION) -> JobStore:
