@@ -8,10 +8,15 @@ last box and velocity, the cost of giving a detection to a track combines box ov
 track unseen for more than `max_missed` samples is closed. A track therefore never jumps from one person to
 another: a break makes a new track.
 
-The walker is the track that *walks* (`walk_evidence`): legs alternate (the left–right ankle offset changes sign
-again and again) and the body travels steadily, across the frame (side view) or toward / away from the camera
-(its size changes steadily; front view). Among tracks that walk, the one seen longest is the walker; "moves most"
-is never the criterion, since a track that jumps between people would win it.
+The walker is the track that *walks* (`walk_evidence`), judged on each view's own geometry: within a segment of
+at least two seconds the body travels steadily, across the frame (side view) or toward / away from the camera (its
+size changes steadily; front view), and the legs keep a stride rhythm — a left-minus-right ankle or knee offset
+swings at a stride period (0.5–2 s) clearly above the track's own jitter (`stride_rhythm`). Seen from the side
+the ankles pass each other (a horizontal swing of ±0.3 body heights); seen from the front the foot ahead is lower
+in the image (a vertical swing of a few hundredths), so no fixed share of body height serves both. Among tracks
+that walk, the one seen longest is the walker; "moves most" is never the criterion, since a track that jumps
+between people would win it. Several people walking at once make the choice ambiguous and stop the job, except
+a clearly taller person walking beside a shorter one (`choose_walker`).
 
 The view (`view_evidence`) is read from the walker's pose: seen from the side, shoulders and hips are narrow
 next to the torso's length; seen from the front they are wide. Travel direction backs this up.
@@ -19,10 +24,10 @@ next to the torso's length; seen from the front they are wide. Travel direction 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from itertools import pairwise
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+from scipy.stats import f as f_dist
 
 from igait_pipeline.schemas import LM
 from igait_pipeline.stages.pose import VISIBLE, Person, _iou
@@ -66,14 +71,27 @@ class WalkerParams:
 
     min_samples: int = 4  # a track shorter than this is never the walker
     min_seconds: float = 2.0  # a walk is judged over at least this long (two strides of a child)
-    min_alternations: int = 2  # sign changes of the left–right ankle offset (L-R-L at least)
-    min_leg_offset: float = 0.04  # |offset| in body heights that counts as one leg ahead (hysteresis)
+    # The legs' rhythm: a sinusoid in a left-minus-right ankle or knee offset (body heights), at a stride period
+    # within the band, judged against the track's own jitter rather than a fixed share of body height (a front
+    # view's vertical ankle offset swings only ±0.05 body heights; a side view's horizontal one ±0.3).
+    stride_band_s: tuple[float, float] = (0.5, 2.0)  # stride periods searched: a child at 170 steps/min 0.71 s
+    max_false_alarm: float = 0.01  # chance that jitter alone gives so strong a stride-band peak (F test, corrected)
+    min_rhythm_snr: float = 1.0  # the sinusoid's amplitude over the jitter left around it
+    min_cycles: float = 1.5  # strides within the walking segment at the period found
+    smooth_s: float = 0.6  # running median of hip x and torso size before the walking segment is found
+    dense_hz: float = 12.0  # a candidate walker sampled sparser than this whose rhythm is not yet clear is looked at
+    # again on its own box at this rate (stage 2's second pass, one pose run per extra frame)
     min_travel_heights: float = 1.0  # side: hips travel at least this many body heights across the frame…
     min_travel_steadiness: float = 0.7  # …with this share of sample-to-sample moves in the main direction
     min_scale_change: float = 1.08  # front: size changes by this factor over the track (approach 3–5 m ≈ ×1.15+)…
     min_scale_steadiness: float = 0.7  # …and steadily: Spearman correlation of log height with time, |ρ| ≥ this
     front_min_width: float = 0.42  # shoulder/hip width over torso length: ≥ this is a front (or back) view
     side_max_width: float = 0.2  # ≤ this is a side view; in between the view is oblique (not judged)
+
+    max_overlap_s: float = 1.0  # two tracks walking at the same time for longer than this: several walkers…
+    companion_max_height_ratio: float = 0.85  # …unless exactly two walk side by side (feet on one line, so at one
+    companion_max_feet_gap: float = 0.15  # depth: box bottoms within this many body heights) and one is clearly
+    # shorter (median height ratio ≤ the above): iGait films a child, the taller is the accompanying adult
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -172,12 +190,6 @@ def _torso(lm: np.ndarray, aspect: float = 1.0) -> float | None:
     return d if d > 1e-4 else None
 
 
-def _alternations(values: list[float], amp: float) -> int:
-    """Sign changes of a signal, counting only values beyond ±amp (hysteresis against jitter)."""
-    signs = [1 if v > amp else -1 for v in values if abs(v) > amp]
-    return sum(a != b for a, b in pairwise(signs))
-
-
 def _spearman(x: np.ndarray, y: np.ndarray) -> float:
     if len(x) < 3 or np.ptp(y) == 0:
         return 0.0
@@ -185,75 +197,262 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
+def _running_median(values: np.ndarray, k: int) -> np.ndarray:
+    if k <= 1 or len(values) < 3:
+        return values
+    h = k // 2
+    return np.array([np.median(values[max(0, i - h):i + h + 1]) for i in range(len(values))])
+
+
+# Leg signals tested for a stride rhythm: left minus right, in body heights (x made commensurate by the aspect).
+LEG_SIGNALS = {"ankle_x": ("ankle", 0), "ankle_y": ("ankle", 1), "knee_x": ("knee", 0), "knee_y": ("knee", 1)}
+
+
+@dataclass
+class Rhythm:
+    """The strongest stride-band sinusoid in one leg signal (least squares over irregular sample times, on top
+    of a quadratic trend), and how sure it is not jitter."""
+
+    signal: str  # which left-minus-right offset (LEG_SIGNALS)
+    samples: int
+    period_s: float | None
+    amplitude: float  # of the fitted sinusoid, in body heights
+    jitter: float  # SD of what the trend and the sinusoid leave (the track's own jitter), in body heights
+    r2: float  # share of the detrended variance the sinusoid explains
+    false_alarm: float  # chance that jitter alone gives so strong a stride-band peak (F test × frequencies tried)
+    cycles: float  # strides in the window at that period
+
+    @property
+    def snr(self) -> float:
+        return self.amplitude / self.jitter if self.jitter > 0 else 0.0
+
+
+def stride_rhythm(t: np.ndarray, y: np.ndarray, signal: str, p: WalkerParams, tests: int = 1) -> Rhythm:
+    """Fit trend + sinusoid at every stride-band frequency (periods `p.stride_band_s`, 4× oversampled) and keep
+    the best. The false-alarm chance is the F test's p-value for the sinusoid's two terms, times the number of
+    independent frequencies in the band over this window and the number of signals tried (`tests`)."""
+    n = len(t)
+    none = Rhythm(signal, n, None, 0.0, 0.0, 0.0, 1.0, 0.0)
+    if n < 8 or np.ptp(t) <= 0:
+        return none
+    span = float(t[-1] - t[0])
+    tc = (t - t.mean()) / span
+    trend = np.stack([np.ones(n), tc, tc ** 2], axis=1)
+    coef0, *_ = np.linalg.lstsq(trend, y, rcond=None)
+    rss0 = float(((y - trend @ coef0) ** 2).sum())
+    if rss0 <= 1e-12:
+        return none
+    f_lo, f_hi = 1 / p.stride_band_s[1], 1 / p.stride_band_s[0]
+    best = (np.inf, 0.0, 0.0)
+    for f in np.arange(f_lo, f_hi + 1e-9, 1 / (4 * span)):
+        w = 2 * np.pi * f * t
+        design = np.column_stack([trend, np.cos(w), np.sin(w)])
+        coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+        rss = float(((y - design @ coef) ** 2).sum())
+        if rss < best[0]:
+            best = (rss, float(f), float(np.hypot(coef[3], coef[4])))
+    rss, f, amp = best
+    dof = n - 5
+    fstat = ((rss0 - rss) / 2) / max(rss / dof, 1e-18)
+    independent = max(1.0, span * (f_hi - f_lo))
+    fa = float(min(1.0, f_dist.sf(fstat, 2, dof) * independent * tests))
+    return Rhythm(signal, n, 1 / f, amp, float(np.sqrt(rss / dof)), 1 - rss / rss0, fa, span * f)
+
+
+def leg_rhythm(samples: list[tuple[float, Person]], p: WalkerParams, aspect: float = 1.0) -> Rhythm:
+    """The clearest stride rhythm among the left-minus-right ankle and knee offsets (horizontal: the legs pass
+    each other, side view; vertical: the foot ahead is lower in the image, front view)."""
+    rhythms = []
+    for name, (joint, axis) in LEG_SIGNALS.items():
+        t, y = [], []
+        for ts, pe in samples:
+            lm = pe.landmarks
+            if _seen(lm, f"left_{joint}", f"right_{joint}"):
+                d = (lm[LM[f"left_{joint}"], axis] - lm[LM[f"right_{joint}"], axis]) * (aspect if axis == 0 else 1)
+                t.append(ts)
+                y.append(d / _body_height(lm, pe.box))
+        rhythms.append(stride_rhythm(np.array(t), np.array(y), name, p, tests=len(LEG_SIGNALS)))
+    return min(rhythms, key=lambda r: (r.false_alarm, -r.snr))
+
+
+def _segment(t: np.ndarray, s: np.ndarray, p: WalkerParams) -> tuple[int, int]:
+    """The walking segment of a progress signal: from its (smoothed) lowest to its highest point, in time order.
+    Standing first, or turning back at the end, falls outside it."""
+    dt = float(np.median(np.diff(t))) if len(t) > 1 else 1.0
+    smooth = _running_median(s, max(1, int(round(p.smooth_s / max(dt, 1e-3))) | 1))
+    i, j = int(np.argmin(smooth)), int(np.argmax(smooth))
+    return (i, j) if i <= j else (j, i)
+
+
+@dataclass
+class Travel:
+    kind: str  # "across" (hips, side view) or "scale" (torso length, front view)
+    start: float
+    end: float
+    change: float  # across: body heights travelled; scale: size at the end over size at the start
+    steadiness: float  # across: share of moves in the main direction; scale: Spearman ρ of size with time
+    ok: bool
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+
 @dataclass
 class WalkEvidence:
     samples: int
-    alternations: int  # sign changes of the left–right ankle offset
-    alternation_axis: str  # "x" (legs pass each other sideways in the image: side view) or "y"
-    travel_heights: float  # horizontal travel of the hips, in body heights
-    travel_steadiness: float  # share of sample-to-sample hip moves in the main direction
-    hip_travel: float  # horizontal travel of the hips, share of the frame width
-    scale_change: float  # torso length, last quarter of samples over first quarter (medians)
-    scale_steadiness: float  # Spearman correlation of torso length with time
-    crosses: bool
-    approaches: bool
-    alternates: bool
+    rhythm: Rhythm
+    across: Travel
+    scale: Travel
+    hip_travel: float  # horizontal travel of the hips over the whole track, share of the frame width
+    periodic: bool
+    dense: bool = False  # the walker's segment was looked at again more densely
+
+    @property
+    def crosses(self) -> bool:
+        return self.across.ok
+
+    @property
+    def approaches(self) -> bool:
+        return self.scale.ok
 
     @property
     def walks(self) -> bool:
-        return self.alternates and (self.crosses or self.approaches)
+        return self.periodic and (self.crosses or self.approaches)
+
+    @property
+    def travel_heights(self) -> float:
+        return self.across.change
+
+    @property
+    def scale_change(self) -> float:
+        return self.scale.change
+
+    @property
+    def window(self) -> tuple[float, float]:
+        """The walking segment: the travel that passed (the longer if both), else the whole track."""
+        ok = [tr for tr in (self.across, self.scale) if tr.ok]
+        if ok:
+            best = max(ok, key=lambda tr: tr.seconds)
+            return best.start, best.end
+        return min(self.across.start, self.scale.start), max(self.across.end, self.scale.end)
 
     def as_dict(self) -> dict:
-        d = asdict(self)
-        d["walks"] = self.walks
+        r = self.rhythm
+        d = {"samples": self.samples, "walks": self.walks, "periodic": self.periodic,
+             "rhythm_signal": r.signal, "stride_period_s": r.period_s, "rhythm_amplitude": r.amplitude,
+             "rhythm_jitter": r.jitter, "rhythm_snr": r.snr, "rhythm_r2": r.r2,
+             "rhythm_false_alarm": r.false_alarm, "rhythm_cycles": r.cycles, "rhythm_samples": r.samples,
+             "crosses": self.crosses, "travel_heights": self.across.change,
+             "travel_steadiness": self.across.steadiness, "travel_seconds": self.across.seconds,
+             "approaches": self.approaches, "scale_change": self.scale.change,
+             "scale_steadiness": self.scale.steadiness, "scale_seconds": self.scale.seconds,
+             "hip_travel": self.hip_travel, "window": list(self.window), "dense": self.dense}
         return {k: round(v, 4) if isinstance(v, float) else v for k, v in d.items()}
 
 
-def walk_evidence(track: Track, p: WalkerParams = WALKER, aspect: float = 1.0) -> WalkEvidence:
-    """How this track walks. aspect: the frame's width / height (hip x is a share of the width)."""
-    lms = [pe.landmarks for _, pe in track.samples]
-    heights = np.array([_body_height(pe.landmarks, pe.box) for _, pe in track.samples])
+def walk_evidence(track: Track, p: WalkerParams = WALKER, aspect: float = 1.0, dense: bool = False) -> WalkEvidence:
+    """How this track walks: a stride rhythm in the legs within a segment over which the body travels steadily,
+    across the frame (side) or toward / away from the camera (front). aspect: the frame's width / height."""
     t = track.times()
-    offsets = {"x": [], "y": []}
-    for lm, h in zip(lms, heights):
-        if _seen(lm, "left_ankle", "right_ankle"):
-            d = (lm[LM["left_ankle"], :2] - lm[LM["right_ankle"], :2]) * (aspect, 1.0) / h
-            offsets["x"].append(float(d[0]))
-            offsets["y"].append(float(d[1]))
-    alts = {k: _alternations(v, p.min_leg_offset) for k, v in offsets.items()}
-    axis = max(alts, key=alts.get)
+    heights = np.array([_body_height(pe.landmarks, pe.box) for _, pe in track.samples])
+    med_h = float(np.median(heights)) if len(heights) else 1.0
     hips = np.array([pe.hip[0] for _, pe in track.samples])
-    med_h = float(np.median(heights))
-    travel = float(np.ptp(hips)) if len(hips) else 0.0
-    moves = np.diff(hips)
-    moves = moves[np.abs(moves) > 1e-4]
-    steady = float(max((moves > 0).mean(), (moves < 0).mean())) if len(moves) else 0.0
-    # Size for the approach test: torso length (shoulders to hips), which raised arms and lunges leave alone;
-    # the box height where the torso is not seen.
-    size = np.array([_torso(pe.landmarks, aspect) or h for (_, pe), h in zip(track.samples, heights)])
-    k = max(1, len(size) // 4)
-    scale = float(np.median(size[-k:]) / np.median(size[:k])) if len(size) >= 2 else 1.0
-    rho = _spearman(t, size)
-    duration = float(t[-1] - t[0]) if len(t) else 0.0
-    long_enough = duration >= p.min_seconds
-    travel_heights = travel * aspect / med_h
-    crosses = long_enough and travel_heights >= p.min_travel_heights and steady >= p.min_travel_steadiness
-    approaches = long_enough and max(scale, 1 / scale) >= p.min_scale_change and abs(rho) >= p.min_scale_steadiness \
-        and np.sign(rho) == np.sign(np.log(scale))
-    return WalkEvidence(len(track.samples), alts[axis], axis, travel_heights, steady, travel, scale, rho,
-                        bool(crosses), bool(approaches), alts[axis] >= p.min_alternations)
+    # Across (side view): hip x in body heights over the segment from its lowest to its highest point.
+    across = Travel("across", float(t[0]) if len(t) else 0.0, float(t[-1]) if len(t) else 0.0, 0.0, 0.0, False)
+    scale = Travel("scale", across.start, across.end, 1.0, 0.0, False)
+    if len(t) >= 3:
+        x = hips * aspect / med_h
+        i, j = _segment(t, x, p)
+        moves = np.diff(x[i:j + 1])
+        moves = moves[np.abs(moves) > 1e-4]
+        steady = float(max((moves > 0).mean(), (moves < 0).mean())) if len(moves) else 0.0
+        change = float(np.ptp(_running_median(x[i:j + 1], 3))) if j > i else 0.0
+        across = Travel("across", float(t[i]), float(t[j]), change, steady,
+                        bool(t[j] - t[i] >= p.min_seconds and change >= p.min_travel_heights
+                             and steady >= p.min_travel_steadiness))
+        # Scale (front view): torso length (raised arms and lunges leave it alone; the box height where the torso
+        # is not seen), from its smallest to its largest, whichever comes first: toward or away.
+        size = np.log(np.array([_torso(pe.landmarks, aspect) or h for (_, pe), h in zip(track.samples, heights)]))
+        i, j = _segment(t, size, p)
+        if j > i:
+            seg = _running_median(size[i:j + 1], 3)
+            ratio = float(np.exp(seg[-1] - seg[0]))
+            rho = _spearman(t[i:j + 1], size[i:j + 1])
+            scale = Travel("scale", float(t[i]), float(t[j]), ratio, rho,
+                           bool(t[j] - t[i] >= p.min_seconds and max(ratio, 1 / ratio) >= p.min_scale_change
+                                and abs(rho) >= p.min_scale_steadiness and np.sign(rho) == np.sign(np.log(ratio))))
+    ev = WalkEvidence(len(track.samples), Rhythm("-", 0, None, 0.0, 0.0, 0.0, 1.0, 0.0), across, scale,
+                      float(np.ptp(hips)) if len(hips) else 0.0, False, dense)
+    a, b = ev.window
+    ev.rhythm = leg_rhythm([(ts, pe) for ts, pe in track.samples if a - 1e-6 <= ts <= b + 1e-6], p, aspect)
+    r = ev.rhythm
+    ev.periodic = bool(r.false_alarm <= p.max_false_alarm and r.snr >= p.min_rhythm_snr
+                       and r.cycles >= p.min_cycles)
+    return ev
 
 
-def choose_walker(tracks: list[Track], p: WalkerParams = WALKER,
-                  aspect: float = 1.0) -> tuple[Track | None, WalkEvidence | None]:
-    """The walker: among tracks that walk, the one seen on most samples; if none walks, the longest track
-    (so the report can say what it saw), with its evidence."""
-    scored = [(tr, walk_evidence(tr, p, aspect)) for tr in tracks if len(tr.samples) >= p.min_samples]
-    if not scored:
-        scored = [(tr, walk_evidence(tr, p, aspect)) for tr in tracks]
-    if not scored:
-        return None, None
-    return max(scored, key=lambda s: (s[1].walks, s[1].samples, s[1].alternations))
+@dataclass
+class WalkerChoice:
+    """Who the walker is, and who else walks at the same time."""
+
+    track: Track | None  # the walker; if nobody walks, the track seen longest (so the report can say what it saw)
+    walk: WalkEvidence | None
+    tracks_walking: int = 0
+    several: list[int] = field(default_factory=list)  # ids of other tracks walking at the walker's time: refused
+    companion: int | None = None  # id of a taller person walking beside the walker (a parent): ignored, warned
+    overlap_s: float = 0.0  # longest time another track walked at the same time as the walker
+
+
+def _overlap(a: WalkEvidence, b: WalkEvidence) -> float:
+    (a0, a1), (b0, b1) = a.window, b.window
+    return max(0.0, min(a1, b1) - max(a0, b0))
+
+
+def _side_by_side(a: Track, b: Track, p: WalkerParams) -> float | None:
+    """Median height of a over b on the samples where both are seen, when their feet are on one line (the same
+    depth on level ground); None when they are not side by side."""
+    rows = {round(t, 3): pe.box for t, pe in b.samples}
+    pairs = [(pe.box, rows[round(t, 3)]) for t, pe in a.samples if round(t, 3) in rows]
+    if len(pairs) < 3:
+        return None
+    ha = np.array([x[3] - x[1] for x, _ in pairs])
+    hb = np.array([y[3] - y[1] for _, y in pairs])
+    gap = np.abs(np.array([x[3] - y[3] for x, y in pairs])) / np.maximum(ha, hb)
+    return float(np.median(ha / hb)) if float(np.median(gap)) <= p.companion_max_feet_gap else None
+
+
+def choose_walker(tracks: list[Track], p: WalkerParams = WALKER, aspect: float = 1.0,
+                  evidence: dict[int, WalkEvidence] | None = None) -> WalkerChoice:
+    """The walker: among tracks that walk, the one seen on most samples. Another track walking at the same time
+    (longer than `p.max_overlap_s`) makes the choice ambiguous (`several`), except one clearly taller person
+    walking side by side with a shorter one: then the shorter is the walker (the child) and the taller its
+    `companion`. If nobody walks, the track seen longest, with its evidence. `evidence` may hold evidence already
+    measured (by track id)."""
+    evidence = dict(evidence or {})
+    eligible = [tr for tr in tracks if len(tr.samples) >= p.min_samples] or tracks
+    if not eligible:
+        return WalkerChoice(None, None)
+    scored = []
+    for tr in eligible:
+        if tr.id not in evidence:
+            evidence[tr.id] = walk_evidence(tr, p, aspect)
+        scored.append((tr, evidence[tr.id]))
+    walking = [s for s in scored if s[1].walks]
+    if not walking:
+        tr, ev = max(scored, key=lambda s: (s[1].samples, -s[1].rhythm.false_alarm))
+        return WalkerChoice(tr, ev)
+    tr, ev = max(walking, key=lambda s: (s[1].samples, -s[1].rhythm.false_alarm))
+    others = [(o, oe, _overlap(ev, oe)) for o, oe in walking if o is not tr]
+    others = [(o, oe, ov) for o, oe, ov in others if ov > p.max_overlap_s]
+    longest = max((ov for *_, ov in others), default=0.0)
+    if len(others) == 1:
+        o, oe, _ = others[0]
+        ratio = _side_by_side(tr, o, p)
+        if ratio is not None and min(ratio, 1 / ratio) <= p.companion_max_height_ratio:
+            child, adult = ((tr, ev), o) if ratio < 1 else ((o, oe), tr)
+            return WalkerChoice(child[0], child[1], len(walking), [], adult.id, longest)
+    return WalkerChoice(tr, ev, len(walking), [o.id for o, *_ in others], None, longest)
 
 
 # ---------- which view? ----------

@@ -23,8 +23,25 @@ import numpy as np
 
 from igait_pipeline.schemas import ValidationReport, ViewValidation
 from igait_pipeline.stages import media
-from igait_pipeline.stages.pose import MediaPipePose, PoseEstimator, detect_people, full_body
-from igait_pipeline.stages.tracking import TrackerParams, WalkerParams, choose_walker, track_people, view_evidence
+from igait_pipeline.stages.pose import (
+    MediaPipePose,
+    Person,
+    PoseEstimator,
+    _iou,
+    box_of,
+    detect_people,
+    full_body,
+)
+from igait_pipeline.stages.tracking import (
+    Track,
+    TrackerParams,
+    WalkerParams,
+    WalkEvidence,
+    choose_walker,
+    track_people,
+    view_evidence,
+    walk_evidence,
+)
 
 
 @dataclass(frozen=True)
@@ -51,7 +68,8 @@ class ValidityParams:
         return {"min_person_ratio": self.min_person_ratio, "min_full_body_ratio": self.min_full_body_ratio,
                 "min_travel_heights": self.walker.min_travel_heights,
                 "min_scale_change": self.walker.min_scale_change,
-                "min_alternations": float(self.walker.min_alternations)}
+                "max_rhythm_false_alarm": self.walker.max_false_alarm,
+                "min_rhythm_snr": self.walker.min_rhythm_snr}
 
 
 PARAMS = ValidityParams()
@@ -67,6 +85,91 @@ def sampling_step(fps: float, frames: int, params: ValidityParams = PARAMS) -> i
     return max(1, per_hz, min(thinned, int(fps * params.max_sample_gap_s)))
 
 
+Look = Callable[[list[tuple[float, tuple[float, float, float, float]]]], list[Person | None]]
+
+
+def _video_look(video: str | os.PathLike, info: media.VideoInfo, est: PoseEstimator, margin: float = 0.25) -> Look:
+    """Stage 2's second pass on a video: for each (t, box) asked, one pose run on a square crop around the box at
+    frame round(t·fps) (the frames are decoded once, in order, from the first one asked)."""
+    def look(asks: list[tuple[float, tuple[float, float, float, float]]]) -> list[Person | None]:
+        out: list[Person | None] = [None] * len(asks)
+        wanted: dict[int, list[int]] = {}
+        for k, (t, _) in enumerate(asks):
+            wanted.setdefault(int(round(t * info.fps)), []).append(k)
+        if not wanted:
+            return out
+        cap = cv2.VideoCapture(str(video))
+        try:
+            first = min(wanted)
+            cap.set(cv2.CAP_PROP_POS_FRAMES, first)
+            i = first
+            while i <= max(wanted):
+                if i not in wanted:
+                    if not cap.grab():
+                        break
+                    i += 1
+                    continue
+                ok, frame = cap.read()
+                if not ok:
+                    break
+                h, w = frame.shape[:2]
+                for k in wanted[i]:
+                    x0, y0, x1, y1 = asks[k][1]
+                    side = max((x1 - x0) * w, (y1 - y0) * h) * (1 + 2 * margin)
+                    cx, cy = (x0 + x1) / 2 * w, (y0 + y1) / 2 * h
+                    cx0, cy0 = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
+                    cx1, cy1 = int(min(w, cx + side / 2)), int(min(h, cy + side / 2))
+                    if cx1 - cx0 < 16 or cy1 - cy0 < 16:
+                        continue
+                    crop = cv2.cvtColor(frame[cy0:cy1, cx0:cx1], cv2.COLOR_BGR2RGB)
+                    lm = est.process(np.ascontiguousarray(crop), 0)
+                    if lm is None:
+                        continue
+                    full = lm.copy()
+                    full[:, 0] = (cx0 + lm[:, 0] * (cx1 - cx0)) / w
+                    full[:, 1] = (cy0 + lm[:, 1] * (cy1 - cy0)) / h
+                    box = box_of(full)
+                    if box is not None:
+                        out[k] = Person(full, box)
+                i += 1
+        finally:
+            cap.release()
+        return out
+    return look
+
+
+def _interpolated_box(track: Track, t: float) -> tuple[float, float, float, float]:
+    times = track.times()
+    boxes = track.boxes()
+    return tuple(float(np.interp(t, times, boxes[:, c])) for c in range(4))
+
+
+def _densify(tracks: list[Track], evidence: dict[int, WalkEvidence], look: Look, p: WalkerParams,
+             aspect: float, min_iou: float = 0.3) -> int:
+    """Look again, more densely, at candidate walkers whose travel is clear but whose leg rhythm is not (at most
+    two, the longest first): extra samples at `p.dense_hz` within their walking segment, each from one pose run on
+    the track's interpolated box. Their evidence is measured again. Returns the number of samples added."""
+    unclear = [tr for tr in tracks if tr.id in evidence and (evidence[tr.id].crosses or evidence[tr.id].approaches)
+               and not evidence[tr.id].periodic]
+    added = 0
+    for tr in sorted(unclear, key=lambda tr: -len(tr.samples))[:2]:
+        a, b = evidence[tr.id].window
+        times = tr.times()
+        asks = []
+        for t0, t1 in zip(times[:-1], times[1:]):
+            if t1 < a or t0 > b:
+                continue
+            extra = int(np.ceil((t1 - t0) * p.dense_hz)) - 1
+            asks += [(float(t0 + (t1 - t0) * (k + 1) / (extra + 1)), None) for k in range(max(0, extra))]
+        asks = [(t, _interpolated_box(tr, t)) for t, _ in asks]
+        found = [(t, pe) for (t, box), pe in zip(asks, look(asks)) if pe is not None and _iou(pe.box, box) >= min_iou]
+        if found:
+            tr.samples = sorted(tr.samples + found, key=lambda s: s[0])
+            added += len(found)
+        evidence[tr.id] = walk_evidence(tr, p, aspect, dense=True)
+    return added
+
+
 def analyse_view(video: str | os.PathLike, view: str, estimator: PoseEstimator | None = None,
                  params: ValidityParams = PARAMS, progress: Callable[[int, int], None] | None = None
                  ) -> ViewValidation:
@@ -80,22 +183,37 @@ def analyse_view(video: str | os.PathLike, view: str, estimator: PoseEstimator |
             samples.append((t, detect_people(est, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))))
             if progress and len(samples) % 10 == 0:
                 progress(len(samples), info.frames // step)
+        if not samples:
+            raise media.MediaError(f"{view} video: no frame could be decoded")
+        return analyse_detections(view, samples, fps=info.fps, frames_total=info.frames, width=info.width,
+                                  height=info.height, params=params, look=_video_look(video, info, est))
     finally:
         if own:
             est.close()
+
+
+def analyse_detections(view: str, samples: list[tuple[float, list[Person]]], *, fps: float, frames_total: int,
+                       width: int, height: int, params: ValidityParams = PARAMS,
+                       look: Look | None = None) -> ViewValidation:
+    """Stage 2's verdict on one view from the people found on each sample [(t, people)]: tracks, the walker
+    (looked at again more densely through `look` where its rhythm is unclear), the view seen, and the reasons."""
     sampled = len(samples)
-    if sampled == 0:
-        raise media.MediaError(f"{view} video: no frame could be decoded")
     with_person = sum(bool(p) for _, p in samples)
     with_many = sum(len(p) > 1 for _, p in samples)
-    aspect = info.width / info.height if info.height else 1.0
+    aspect = width / height if height else 1.0
+    wp = params.walker
     tracks = track_people(samples, params.tracker, aspect)
-    walker, walk = choose_walker(tracks, params.walker, aspect)
-    seen = view_evidence(walker, walk, params.walker, aspect) if walker else None
+    evidence = {tr.id: walk_evidence(tr, wp, aspect) for tr in tracks if len(tr.samples) >= wp.min_samples}
+    if look is not None:
+        _densify(tracks, evidence, look, wp, aspect)
+    choice = choose_walker(tracks, wp, aspect, evidence)
+    walker, walk = choice.track, choice.walk
+    seen = view_evidence(walker, walk, wp, aspect) if walker else None
 
     reasons, warnings = [], []
     person_ratio = with_person / sampled
-    full_ratio = sum(full_body(p.landmarks) for _, p in walker.samples) / sampled if walker else 0.0
+    first = _first_pass(walker, samples) if walker else []
+    full_ratio = sum(full_body(p.landmarks) for p in first) / sampled
     if person_ratio < params.min_person_ratio:
         reasons.append(f"{view} view: a person is visible in only {person_ratio:.0%} of sampled frames "
                        f"(need {params.min_person_ratio:.0%})" if with_person else
@@ -104,13 +222,16 @@ def analyse_view(video: str | os.PathLike, view: str, estimator: PoseEstimator |
         reasons.append(f"{view} view: the whole body (head to ankles) is visible in only {full_ratio:.0%} of "
                        f"sampled frames (need {params.min_full_body_ratio:.0%})")
     if walker and not walk.walks:
-        reasons.append(f"{view} view: the person does not walk (the one seen longest: legs alternate "
-                       f"{walk.alternations}× "
-                       f"(need {params.walker.min_alternations}), hips travel {walk.travel_heights:.1f} body "
-                       f"heights across the frame, size changes ×{walk.scale_change:.2f} "
-                       f"(need {params.walker.min_travel_heights:g} body heights or "
-                       f"×{params.walker.min_scale_change:g}, steadily) over "
-                       f"{walker.samples[-1][0] - walker.samples[0][0]:.1f} s)")
+        reasons.append(f"{view} view: the person does not walk (the one seen longest, "
+                       f"{walker.samples[-1][0] - walker.samples[0][0]:.1f} s: {_walk_text(walk, wp)})")
+    if choice.several:
+        reasons.append(f"{view} view: several people walk at the same time ({choice.tracks_walking} people "
+                       f"walking; track {choice.several[0]} walks while the walker, track {walker.id}, does, for "
+                       f"{choice.overlap_s:.1f} s, more than {wp.max_overlap_s:g} s); the job needs one walker in "
+                       f"view, so no one is measured")
+    if choice.companion is not None:
+        warnings.append(f"{view} view: a taller person (track {choice.companion}) walks beside the walker; the "
+                        f"shorter person, track {walker.id}, is measured")
     many_ratio = with_many / sampled
     if many_ratio > 0:
         warnings.append(f"{view} view: more than one person in {many_ratio:.0%} of sampled frames; the walker is "
@@ -125,15 +246,39 @@ def analyse_view(video: str | os.PathLike, view: str, estimator: PoseEstimator |
         boxes = walker.boxes()
         box = [float(boxes[:, 0].min()), float(boxes[:, 1].min()), float(boxes[:, 2].max()), float(boxes[:, 3].max())]
         track_rows = [[round(t, 3), *[round(v, 4) for v in p.box]] for t, p in walker.samples]
-    return ViewValidation(frames_total=info.frames, frames_sampled=sampled, fps=info.fps,
+    return ViewValidation(frames_total=frames_total, frames_sampled=sampled, fps=fps,
                           person_ratio=round(person_ratio, 4), full_body_ratio=round(full_ratio, 4),
                           multiple_people_ratio=round(many_ratio, 4), walking=bool(walk and walk.walks),
                           hip_travel=round(walk.hip_travel, 4) if walk else 0.0,
                           scale_change=round(walk.scale_change, 4) if walk else 1.0, walker_box=box,
                           track=track_rows, tracks=len(tracks), walker_track_id=walker.id if walker else None,
-                          walker_coverage=round(len(walker.samples) / sampled, 4) if walker else 0.0,
+                          walker_coverage=round(len(first) / sampled, 4),
                           walk=walk.as_dict() if walk else {}, view_seen=seen.seen if seen else "unknown",
                           view_evidence=seen.as_dict() if seen else {}, reasons=reasons, warnings=warnings)
+
+
+def _first_pass(track: Track, samples: list[tuple[float, list[Person]]]) -> list[Person]:
+    """The track's people on the first pass's samples (the second pass's extra samples aside: ratios stay shares
+    of the sampled frames)."""
+    times = {round(t, 4) for t, _ in samples}
+    return [pe for t, pe in track.samples if round(t, 4) in times]
+
+
+def _walk_text(walk: WalkEvidence, p: WalkerParams) -> str:
+    r = walk.rhythm
+    if r.period_s is None:
+        legs = f"legs seen on too few samples for a stride rhythm ({r.samples})"
+    else:
+        legs = (f"{'a' if walk.periodic else 'no clear'} stride rhythm in the legs (best: {r.signal.replace('_', ' ')} "
+                f"offset, period {r.period_s:.2f} s, swing {r.snr:.1f}× its jitter, false-alarm chance "
+                f"{r.false_alarm:.1%} over {r.cycles:.1f} strides; need ≥ {p.min_rhythm_snr:g}×, ≤ "
+                f"{p.max_false_alarm:.0%}, ≥ {p.min_cycles:g} strides)")
+    a, s = walk.across, walk.scale
+    return (f"{legs}; hips travel {a.change:.1f} body heights across the frame in {a.seconds:.1f} s "
+            f"({a.steadiness:.0%} of moves one way), size changes ×{s.change:.2f} in {s.seconds:.1f} s "
+            f"(ρ = {s.steadiness:.2f}); need {p.min_travel_heights:g} body heights "
+            f"({p.min_travel_steadiness:.0%} one way) or ×{p.min_scale_change:g} (|ρ| ≥ {p.min_scale_steadiness:g}) "
+            f"over ≥ {p.min_seconds:g} s")
 
 
 def _seen_text(view: str, v: ViewValidation) -> str:
