@@ -314,7 +314,8 @@ def validation_report(context: AssetExecutionContext, config: ValidationConfig, 
         meta.update({f"{view}/person_ratio": v.person_ratio, f"{view}/full_body_ratio": v.full_body_ratio,
                      f"{view}/multiple_people_ratio": v.multiple_people_ratio, f"{view}/walking": v.walking,
                      f"{view}/frames_sampled": v.frames_sampled, f"{view}/view_seen": v.view_seen,
-                     f"{view}/walker_coverage": v.walker_coverage})
+                     f"{view}/walker_coverage": v.walker_coverage,
+                     f"{view}/walk": MetadataValue.json({k: v.walk.get(k) for k in validity.WALK_SUMMARY})})
         for w in v.warnings:
             context.log.warning(f"job {job_id}: {w}")
     for w in report.warnings:

@@ -220,7 +220,7 @@ class ViewValidation(BaseModel):
     tracks: int = Field(0, description="number of people tracks found")
     walker_track_id: int | None = None
     walker_coverage: float = Field(0.0, description="share of sampled frames on which the walker's track is seen")
-    walk: dict = Field(default_factory=dict, description="the walker's evidence: leg alternations, travel, size")
+    walk: dict = Field(default_factory=dict, description="the walker's evidence: legs' stride rhythm, travel, size")
     view_seen: str = Field("unknown", description="front, side, oblique (not judged) or unknown, from the pose")
     view_evidence: dict = Field(default_factory=dict)
     reasons: list[str] = Field(default_factory=list)
