@@ -70,3 +70,19 @@ def test_a_side_view_in_the_front_slot_is_refused(side_walk, side_walk_mirrored)
     assert "the front slot's video shows a side view" in reason and "walking across" in reason
     warned = validity.judge("user8_1", report.views, validity.ValidityParams(view_check="warn"))
     assert warned.valid and warned.warnings == [reason]
+
+
+def test_the_second_pass_finds_the_walker_between_samples(side_walk, side_view):
+    """Stage 2's denser look at a walker: one pose run on his interpolated box half-way between two samples finds
+    him there (the box it returns overlaps the asked one)."""
+    import numpy as np
+
+    from igait_pipeline.stages import media
+    from igait_pipeline.stages.pose import MediaPipePose, _iou
+
+    rows = side_view.track
+    asks = [((a[0] + b[0]) / 2, tuple((np.array(a[1:]) + np.array(b[1:])) / 2)) for a, b in zip(rows, rows[1:])]
+    with MediaPipePose(video=False) as est:
+        found = validity._video_look(side_walk, media.probe(side_walk), est)(asks)
+    hits = [pe is not None and _iou(pe.box, box) >= 0.5 for (_, box), pe in zip(asks, found)]
+    assert len(asks) >= 20 and np.mean(hits) >= 0.9
