@@ -5,12 +5,18 @@
 - Pose2Sim's demo clips (BSD-3-Clause): four cameras (portrait 1080×1920, 60 fps, 1.7 s) on a man balancing on a
   force plate (`Demo_SinglePerson`) and, in `Demo_MultiPerson`, a woman standing beside him. Nobody walks; cam02
   sees him from the front. Used for people who do not walk and for the view check's front geometry.
+- OpenCV's `vtest.avi` (Apache-2.0 AND BSD-3-Clause), from the Debian package `opencv-doc` (`apt-get download`,
+  then `dpkg-deb`; nothing is installed): 768×576, 10 fps, 79.5 s, a raised camera on a square where many small
+  adults walk toward, away from and across the frame at once. Used for several walkers at once and, cropped to one
+  of them, for a walker approaching (or leaving) the camera.
 
-Fetched once at set-up time (`igait fetch-sample`) and cached; nothing fetches them while a job runs.
+The sample is fetched once at set-up time (`igait fetch-sample`); the others by the tests that use them, once;
+all are cached, and nothing fetches them while a job runs.
 """
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,6 +28,9 @@ SAMPLE_MEMBER = "Sports2D/Demo/demo.mp4"
 SAMPLE_LICENSE = "BSD-3-Clause (Sports2D, David Pagnon)"
 POSE2SIM_PACKAGE = "pose2sim==0.10.49"
 POSE2SIM_LICENSE = "BSD-3-Clause (Pose2Sim, David Pagnon)"
+VTEST_PACKAGE = "opencv-doc"
+VTEST_MEMBER = "./usr/share/doc/opencv-doc/examples/data/vtest.avi"
+VTEST_LICENSE = "Apache-2.0 AND BSD-3-Clause (OpenCV; Debian package opencv-doc)"
 
 
 def default_sample_path() -> Path:
@@ -59,3 +68,25 @@ def fetch_pose2sim(dest_dir: str | os.PathLike) -> dict[str, Path]:
                Path(dest_dir) / f"pose2sim_{demo.lower()}_cam0{n}.mp4"
                for demo in ("Single", "Multi") for n in range(1, 5)}
     return {d.stem.removeprefix("pose2sim_"): d for d in fetch_wheel_members(POSE2SIM_PACKAGE, members).values()}
+
+
+def fetch_vtest(dest_dir: str | os.PathLike) -> Path:
+    """OpenCV's vtest.avi, cached as dest_dir/vtest.avi: the first time, `apt-get download opencv-doc` (about
+    95 MB, into a temporary directory; as root or not, no sudo) and only this member taken out with `dpkg-deb`."""
+    dest = Path(dest_dir) / "vtest.avi"
+    if dest.is_file() and dest.stat().st_size > 0:
+        return dest
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["apt-get", "download", "-qq", VTEST_PACKAGE], cwd=tmp, check=True,
+                       stdout=subprocess.DEVNULL)
+        deb = next(Path(tmp).glob(f"{VTEST_PACKAGE}_*.deb"))
+        tar = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
+        subprocess.run(["tar", "-x", "-C", tmp, VTEST_MEMBER], stdin=tar.stdout, check=True)
+        tar.stdout.close()
+        if tar.wait():
+            raise subprocess.CalledProcessError(tar.returncode, "dpkg-deb --fsys-tarfile")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        part = dest.with_name(dest.name + ".partial")
+        shutil.move(Path(tmp) / VTEST_MEMBER, part)
+        os.replace(part, dest)
+    return dest

@@ -11,6 +11,11 @@ if ! command -v ffmpeg >/dev/null || ! command -v /usr/lib/postgresql/*/bin/init
   # ffmpeg: stages 1 and 3. postgresql: the production-instance test starts a real server on localhost.
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ffmpeg postgresql >/dev/null
 fi
+# The tests take OpenCV's vtest.avi out of the Debian package opencv-doc (`apt-get download`, nothing installed;
+# igait_pipeline.sample.fetch_vtest): apt must know the package.
+if ! apt-cache show opencv-doc >/dev/null 2>&1; then
+  $SUDO apt-get update -qq
+fi
 
 PY=${PYTHON:-python3.11}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
