@@ -76,7 +76,8 @@ class WalkerParams:
     # view's vertical ankle offset swings only ±0.05 body heights; a side view's horizontal one ±0.3).
     stride_band_s: tuple[float, float] = (0.5, 2.0)  # stride periods searched: a child at 170 steps/min 0.71 s
     max_false_alarm: float = 0.01  # chance that jitter alone gives so strong a stride-band peak (F test, corrected)
-    min_rhythm_snr: float = 1.0  # the sinusoid's amplitude over the jitter left around it
+    min_rhythm_snr: float = 0.5  # the sinusoid's amplitude over the jitter left around it (a floor: with many
+    # samples the F test alone would pass a sway far smaller than the jitter)
     min_cycles: float = 1.5  # strides within the walking segment at the period found
     smooth_s: float = 0.6  # running median of hip x and torso size before the walking segment is found
     dense_hz: float = 12.0  # a candidate walker sampled sparser than this whose rhythm is not yet clear is looked at
@@ -86,9 +87,10 @@ class WalkerParams:
     min_scale_change: float = 1.08  # front: size changes by this factor over the track (approach 3–5 m ≈ ×1.15+)…
     min_scale_steadiness: float = 0.7  # …and steadily: Spearman correlation of log height with time, |ρ| ≥ this
     front_min_width: float = 0.42  # shoulder/hip width over torso length: ≥ this is a front (or back) view
-    side_max_width: float = 0.2  # ≤ this is a side view; in between the view is oblique (not judged)
+    side_max_width: float = 0.27  # ≤ this is a side view; in between the view is oblique (not judged)
 
-    max_overlap_s: float = 1.0  # two tracks walking at the same time for longer than this: several walkers…
+    max_overlap_s: float = 1.0  # another track walking (or travelling steadily) while the walker walks, for longer
+    # than this: several walkers…
     companion_max_height_ratio: float = 0.85  # …unless exactly two walk side by side (feet on one line, so at one
     companion_max_feet_gap: float = 0.15  # depth: box bottoms within this many body heights) and one is clearly
     # shorter (median height ratio ≤ the above): iGait films a child, the taller is the accompanying adult
@@ -371,16 +373,18 @@ def walk_evidence(track: Track, p: WalkerParams = WALKER, aspect: float = 1.0, d
         across = Travel("across", float(t[i]), float(t[j]), change, steady,
                         bool(t[j] - t[i] >= p.min_seconds and change >= p.min_travel_heights
                              and steady >= p.min_travel_steadiness))
-        # Scale (front view): torso length (raised arms and lunges leave it alone; the box height where the torso
-        # is not seen), from its smallest to its largest, whichever comes first: toward or away.
-        size = np.log(np.array([_torso(pe.landmarks, aspect) or h for (_, pe), h in zip(track.samples, heights)]))
-        i, j = _segment(t, size, p)
+        # Scale (front view): torso length (raised arms and lunges leave it alone) on the samples where shoulders
+        # and hips are seen — never the box height, which a person cut by the frame's edge changes — from its
+        # smallest to its largest, whichever comes first: toward or away.
+        torso = np.array([_torso(pe.landmarks, aspect) or np.nan for _, pe in track.samples])
+        ts, size = t[~np.isnan(torso)], np.log(torso[~np.isnan(torso)])
+        i, j = _segment(ts, size, p) if len(ts) >= 3 else (0, 0)
         if j > i:
             seg = _running_median(size[i:j + 1], 3)
             ratio = float(np.exp(seg[-1] - seg[0]))
-            rho = _spearman(t[i:j + 1], size[i:j + 1])
-            scale = Travel("scale", float(t[i]), float(t[j]), ratio, rho,
-                           bool(t[j] - t[i] >= p.min_seconds and max(ratio, 1 / ratio) >= p.min_scale_change
+            rho = _spearman(ts[i:j + 1], size[i:j + 1])
+            scale = Travel("scale", float(ts[i]), float(ts[j]), ratio, rho,
+                           bool(ts[j] - ts[i] >= p.min_seconds and max(ratio, 1 / ratio) >= p.min_scale_change
                                 and abs(rho) >= p.min_scale_steadiness and np.sign(rho) == np.sign(np.log(ratio))))
     ev = WalkEvidence(len(track.samples), Rhythm("-", 0, None, 0.0, 0.0, 0.0, 1.0, 0.0), across, scale,
                       float(np.ptp(hips)) if len(hips) else 0.0, False, dense)
@@ -404,8 +408,9 @@ class WalkerChoice:
     overlap_s: float = 0.0  # longest time another track walked at the same time as the walker
 
 
-def _overlap(a: WalkEvidence, b: WalkEvidence) -> float:
-    (a0, a1), (b0, b1) = a.window, b.window
+def _overlap(walker: Track, other: WalkEvidence) -> float:
+    """Seconds the other track walks (or travels) while the walker is in view."""
+    (a0, a1), (b0, b1) = (walker.samples[0][0], walker.samples[-1][0]), other.window
     return max(0.0, min(a1, b1) - max(a0, b0))
 
 
@@ -443,10 +448,13 @@ def choose_walker(tracks: list[Track], p: WalkerParams = WALKER, aspect: float =
         tr, ev = max(scored, key=lambda s: (s[1].samples, -s[1].rhythm.false_alarm))
         return WalkerChoice(tr, ev)
     tr, ev = max(walking, key=lambda s: (s[1].samples, -s[1].rhythm.false_alarm))
-    others = [(o, oe, _overlap(ev, oe)) for o, oe in walking if o is not tr]
+    # Others moving through the scene: walking, or travelling steadily across / toward / away though their legs
+    # are too small or too briefly seen for a rhythm (people crossing far behind the walker).
+    moving = [s for s in scored if s[1].walks or s[1].crosses or s[1].approaches]
+    others = [(o, oe, _overlap(tr, oe)) for o, oe in moving if o is not tr]
     others = [(o, oe, ov) for o, oe, ov in others if ov > p.max_overlap_s]
     longest = max((ov for *_, ov in others), default=0.0)
-    if len(others) == 1:
+    if len(others) == 1 and others[0][1].walks:
         o, oe, _ = others[0]
         ratio = _side_by_side(tr, o, p)
         if ratio is not None and min(ratio, 1 / ratio) <= p.companion_max_height_ratio:

@@ -228,10 +228,10 @@ def analyse_detections(view: str, samples: list[tuple[float, list[Person]]], *, 
         reasons.append(f"{view} view: the person does not walk (the one seen longest, "
                        f"{walker.samples[-1][0] - walker.samples[0][0]:.1f} s: {_walk_text(walk, wp)})")
     if choice.several:
-        reasons.append(f"{view} view: several people walk at the same time ({choice.tracks_walking} people "
-                       f"walking; track {choice.several[0]} walks while the walker, track {walker.id}, does, for "
-                       f"{choice.overlap_s:.1f} s, more than {wp.max_overlap_s:g} s); the job needs one walker in "
-                       f"view, so no one is measured")
+        reasons.append(f"{view} view: several people walk at the same time ({len(choice.several) + 1} people "
+                       f"walking or crossing the frame together with the walker, track {walker.id}, the longest "
+                       f"for {choice.overlap_s:.1f} s, more than {wp.max_overlap_s:g} s); the job needs one walker "
+                       f"in view, so no one is measured")
     if choice.companion is not None:
         warnings.append(f"{view} view: a taller person (track {choice.companion}) walks beside the walker; the "
                         f"shorter person, track {walker.id}, is measured")
