@@ -55,3 +55,38 @@ def test_front_view_approaching_walker_with_bystander_runs_to_results(local_stor
         summary = z.read("SUMMARY.txt").decode()
     assert "note: job user8_3: both videos show a side view" in summary  # the warned view check, for the reader
     assert "front: person in" in summary and "walker on 100% of sampled frames" in summary
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("front_clip", ["vtest_approaching_front", "vtest_receding_front"])
+def test_a_real_front_view_walk_runs_to_results(local_storage, request, front_clip, side_walk):
+    """A real person walking toward (or away from) a camera in the front slot, a real side view in the side
+    slot (issue 16): accepted as a front view with the view check on, cropped around the walker who grows (or
+    shrinks), and measured in stage 5 from the front: hip / knee ab/adduction curves, base of support, each
+    number saying which view it comes from, to results.zip."""
+    job = {"vtest_approaching_front": "user16_1", "vtest_receding_front": "user16_2"}[front_clip]
+    put_job(local_storage, job, request.getfixturevalue(front_clip), side_walk, GOOD_METADATA)
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions("jobs", [job])
+        result = defs.resolve_job_def("igait_job").execute_in_process(
+            instance=instance, partition_key=job, resources=build_resources(str(local_storage.root)),
+            raise_on_error=False)
+        assert result.success, [e.event_specific_data.error.message for e in result.all_events
+                                if e.is_step_failure]
+    report = ValidationReport.model_validate_json(local_storage.read_bytes(job_key(job, 2, "validation.json")))
+    front = report.views["front"]
+    assert report.valid and report.view_check["verdict"] == "ok"
+    assert front.walking and front.view_seen == "front" and front.walk["approaches"] and front.walk["periodic"]
+    grows = front.walk["scale_change"]
+    assert (grows > 1.15) if job == "user16_1" else (grows < 0.85)
+    crop = json.loads(local_storage.read_bytes(job_key(job, 3, "front_crop.json")))
+    x, y, w, h = crop["box_px"]
+    assert all(x <= r[1] * 1920 + 1 and r[3] * 1920 - 1 <= x + w and y <= r[2] * 1080 + 1 and r[4] * 1080 - 1 <= y + h
+               for r in front.track)  # the walker, growing or shrinking, stays inside the crop
+    cycles = json.loads(local_storage.read_bytes(job_key(job, 5, "cycles.json")))
+    curves = cycles["kinematics"]["curves"]
+    front_curves = {k: c for k, c in curves.items() if k.startswith("front_") and "mean" in c}
+    assert front_curves, {k: c.get("reason") for k, c in curves.items() if k.startswith("front_")}
+    with zipfile.ZipFile(local_storage.local_path(job_key(job, 7, "results.zip"))) as z:
+        summary = z.read("SUMMARY.txt").decode()
+    assert "front view" in summary and "side view" in summary
