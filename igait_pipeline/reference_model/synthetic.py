@@ -422,3 +422,79 @@ def make_walker(seed: int, label: int | None = None, job_id: str | None = None, 
     meta = JobMetadata(age=p.age, sex=p.sex, height_cm=round(p.height_m * 100, 1), weight_kg=p.weight_kg,
                        ethnicity="synthetic", email="synthetic@example.invalid")
     return SyntheticWalker(label, p, side, front, meta, {"side": side_truth, "front": front_truth})
+
+
+def _smoothstep(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3 - 2 * x)
+
+
+def front_walk(p: WalkerParams, rng: np.random.Generator, job_id: str = "synthetic", fps: float = 60.0,
+               direction: int = 1, stand_s: float = 0.0, turn_s: float = 0.0, back_s: float = 1.5,
+               width: int = 540, height: int = 960, dropout: float = 0.01) -> tuple[Keypoints, dict]:
+    """A front camera's recording with the variations `front_recording` lacks (which stays as it is: the reference
+    model is trained on it). `direction` +1: toward the camera from ~7 m to ~2 m (the feet leave the bottom edge
+    near the end), -1: away from it, from ~2 m (feet below the edge at first) to ~7 m. `stand_s` > 0: the walker
+    stands still that long first (a frozen pose), then speeds up over about 0.8 s (gait initiation: the gait
+    clock runs slow). `turn_s` > 0: near the end of the line (1 m before it) the walker turns round over that
+    many seconds, stepping slowly, and walks back `back_s` s.
+
+    truth: heel strikes, toe-offs and stride times on the recording's clock (the gait clock mapped back), the
+    direction, and `steady_from` / `steady_to`: when the walker walks steadily along the line (after gait
+    initiation, before the turn)."""
+    d0, d1 = rng.uniform(6.0, 8.0), rng.uniform(1.8, 2.4)
+    cam_h = rng.uniform(0.8, 1.2)
+    cy = 0.45 * height
+    f = (0.97 * height - cy) * d1 / cam_h  # the feet reach the bottom edge at distance d1
+    speed = stride_length(p) / p.stride_time_s
+    ramp = 0.8 if stand_s > 0 else 0.0
+    line = d0 - d1 + 0.3 * speed  # metres walked along the line (toward: ends 0.3 s past d1)
+    if turn_s > 0:
+        line = d0 - d1 - 1.0
+    walk_s = line / speed + ramp / 2  # the ramp covers half the distance a steady walker would
+    total = stand_s + walk_s + turn_s + (back_s if turn_s > 0 else 0.0)
+    t = np.arange(int(round(total * fps))) / fps
+    # The gait clock: stopped while standing, then rising to real time over the ramp (smoothstep rate).
+    rate = _smoothstep((t - stand_s) / ramp) if ramp else (t >= stand_s).astype(float)
+    turn_from = stand_s + walk_s
+    turning = (t >= turn_from) & (t < turn_from + turn_s) if turn_s > 0 else np.zeros(len(t), bool)
+    tau = np.concatenate([[0.0], np.cumsum(0.5 * (rate[1:] + rate[:-1]) / fps)])
+    g = simulate_gait(p, rng, float(tau[-1]) + 0.5, fps)
+    pts = np.stack([np.interp(tau, g.t, g.points[:, j, k]) for j in range(33) for k in range(3)],
+                   axis=-1).reshape(len(t), 33, 3)
+    pel = pts[:, [LM["left_hip"], LM["right_hip"]], 0].mean(axis=1)
+    local = pts.copy()
+    local[..., 0] -= pel[:, None]
+    heading = np.zeros(len(t))
+    if turn_s > 0:
+        heading = np.pi * _smoothstep((t - turn_from) / turn_s)
+    v = np.gradient(pel) * fps * np.where(turning, 0.3, 1.0)
+    step = v[:, None] * np.stack([np.cos(heading), np.sin(heading)], axis=-1) / fps
+    pos = np.concatenate([np.zeros((1, 2)), np.cumsum(step[:-1], axis=0)])
+    c, s = np.cos(heading)[:, None], np.sin(heading)[:, None]
+    world = local.copy()
+    world[..., 0] = pos[:, None, 0] + c * local[..., 0] - s * local[..., 1]
+    world[..., 1] = pos[:, None, 1] + s * local[..., 0] + c * local[..., 1]
+    if direction > 0:  # camera at X = 0 looking back along the line; the walker starts d0 away
+        world[..., 0] -= d0
+        look = np.array([-1.0, 0.0, 0.0])
+    else:  # camera behind the walker, who starts 0.3 s short of d1
+        world[..., 0] += d1 - 0.3 * speed
+        look = np.array([1.0, 0.0, 0.0])
+    cam = Camera(pos=np.array([0.0, rng.normal(0, 0.05), cam_h]), look=look, f=f, width=width, height=height,
+                 cx=width / 2, cy=cy)
+
+    def clock(times) -> list[float]:  # gait-clock times mapped back to the recording's clock
+        return [float(np.interp(x, tau, t)) for x in times if tau[0] < x <= tau[-1]]
+
+    hs = {ft: clock(g.heel_strikes[ft]) for ft in g.heel_strikes}
+    to = {ft: clock(g.toe_offs[ft]) for ft in g.toe_offs}
+    angles = {ft: {k: np.interp(tau, g.t, a) for k, a in g.angles[ft].items()} for ft in g.angles}
+    rec = Gait(t, world, hs, to, {ft: [b - a for a, b in zip(hs[ft], hs[ft][1:])] for ft in hs}, angles)
+    present = rng.random(len(t)) > dropout
+    kp = _keypoints(job_id, "front", cam, rec, p, rng, None, fps, present)
+    return kp, {"heel_strikes": hs, "toe_offs": to, "stride_times": rec.stride_times, "angles": angles,
+                "direction": "towards_camera" if direction > 0 else "away_from_camera",
+                "steady_from": stand_s + ramp, "steady_to": turn_from if turn_s > 0 else float(t[-1]),
+                "distance_m": np.abs(world[:, [LM["left_hip"], LM["right_hip"]], 0].mean(axis=1)),
+                "base_ratio": p.base_ratio}
