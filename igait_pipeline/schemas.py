@@ -271,6 +271,10 @@ class Stride(BaseModel):
     steady: bool = Field(True, description="not cut by the frame edge, not gait initiation or termination")
     excluded: str | None = Field(None, description="why the stride is not steady")
     speed_norm: float | None = Field(None, description="side view: pelvis speed in leg lengths/s")
+    approach_speed: float | None = Field(
+        None, description="front view: rate of change of the walker's distance from the camera, in units of the "
+                          "distance at which the leg has its median pixel length, per second (+: toward the camera); "
+                          "compared with the median stride's for steadiness")
 
 
 class ParameterInfo(BaseModel):
@@ -278,6 +282,8 @@ class ParameterInfo(BaseModel):
     n: int = Field(description="steady strides (or steps, or frames: see basis) the value was computed from")
     basis: str
     reason: str | None = Field(None, description="why the value is null")
+    view: Literal["side", "front"] | None = Field(None, description="the view the value was measured in (None: "
+                                                                    "not measured in a view, or an older file)")
 
 
 class Cycles(BaseModel):

@@ -77,6 +77,9 @@ def _quality(res: ViewMeasurement) -> dict:
             "alternation_breaks": res.extras.get("alternation_breaks", 0),
             "events_dropped_for_order": res.extras.get("events_dropped_for_order", 0),
             **({"scale_change": round(res.extras["scale_change"], 4)} if "scale_change" in res.extras else {}),
+            **({"median_stride_approach_speed": res.extras.get("median_stride_approach_speed"),
+                "heel_strike_landmark": res.extras.get("front_heel_strike_landmark")}
+               if res.view == "front" and "scale_change" in res.extras else {}),
             "reasons": list(res.reasons), "warnings": list(res.warnings)}
 
 
@@ -98,8 +101,15 @@ def _flags(used: ViewMeasurement, views: dict[str, ViewMeasurement], settings: G
                       "detail": "the walker crosses the front video sideways: a side view in the front slot?"})
     elif not front.used.any():
         flags.append({"name": "front_view_usable", "ok": False, "detail": "; ".join(front.reasons)})
+    elif len(front.steady_strides) < settings.strides.min_steady_strides:
+        flags.append({"name": "front_view_usable", "ok": False,
+                      "detail": f"{len(front.steady_strides)} steady strides of the walker's approach in the front "
+                                f"view (at least {settings.strides.min_steady_strides} needed; "
+                                f"{len(front.strides) - len(front.steady_strides)} excluded)"})
     else:
-        flags.append({"name": "front_view_usable", "ok": True, "detail": f"{front.frames_used} frames used"})
+        flags.append({"name": "front_view_usable", "ok": True,
+                      "detail": f"{front.frames_used} frames used, {len(front.steady_strides)} steady strides "
+                                f"({front.direction_label.replace('_', ' ')})"})
     return flags
 
 

@@ -13,16 +13,20 @@
   calibrated share of the swing time (EventSettings.*_swing_offset; heel strikes by the walk's mean swing, toe-offs
   by the foot's own). Foot-height contact detection was tried and does not fit the simulated walkers
   (docs/pipeline.md says why).
-* Front view (support / fallback): for a walker approaching the camera, the foot in front is lower in the image;
-  the height difference between the heels, in current leg lengths, peaks around heel strike (~0.1 s late on
-  simulated walkers; stride times are right, event times approximate). No toe-offs from the front view.
+* Front view (support / fallback): the foot in front is nearer the camera when the walker approaches (lower in the
+  image) and further when the walker walks away (higher). The image height difference between the two feet's
+  heels (toward) or toes (away: a lifted heel also looks further), in the walker's *current* leg lengths (the
+  walker grows ×1.5–3.5), peaks around heel strike (toward ~0.14 s late, away ~0.03 s on simulated walkers;
+  stride times are right, event times approximate). No toe-offs from the front view. Steady strides are those of
+  a steady approach (`FrontSettings.approach_tolerance`).
 
 Events are local extremes of the zero-phase low-passed signals (scipy.signal.find_peaks with a prominence and a
 minimum distance from the signal's own period). Per foot, heel strikes and toe-offs must alternate; an event that
 repeats the previous kind is dropped (the weaker of the two) and counted. A stride is heel strike to the next heel
 strike of the same foot inside one segment. A stride is *steady* unless it is cut by the frame edge (a lower-body
 landmark near the image border during it) or, in the side view, its pelvis speed differs from the median stride's
-by more than `speed_tolerance` (gait initiation or termination).
+by more than `speed_tolerance` (gait initiation or termination), or, in the front view, its approach speed (rate of
+change of 1 / leg length in pixels) differs from the median stride's by more than `approach_tolerance`.
 """
 from __future__ import annotations
 
@@ -179,7 +183,7 @@ def measure_view(kp: Keypoints, settings: GaitSettings = DEFAULT) -> ViewMeasure
                       "to": {f: d * (_foot_x(xy, f, ev.toe_off_refine_landmark) - pelvis[:, 0]) / leg for f in FEET}}
         res.extras["pelvis_forward_norm"] = d * pelvis[:, 0] / leg
     else:
-        raw_heel, raw_toe = _front_signals(res, xy, legs, pelvis)
+        raw_heel, raw_toe = _front_signals(res, xy, legs, pelvis, settings)
     # Stride period from the longest segment (autocorrelation of the unfiltered heel signals): it sets the
     # filter's cut-off (a number of stride harmonics) and the minimum distance between events of one foot.
     s, e = max(res.segments, key=lambda se: se[1] - se[0])
@@ -204,6 +208,9 @@ def measure_view(kp: Keypoints, settings: GaitSettings = DEFAULT) -> ViewMeasure
         _refine(res, raw_refine, settings)
     _swing_offsets(res, settings)
     _strides(res, settings)
+    if kp.view == "front":
+        _front_steadiness(res, settings)
+        _front_base(res, settings)
     _steps(res)
     return res
 
@@ -213,7 +220,13 @@ def _foot_x(xy: np.ndarray, foot: str, landmarks: str) -> np.ndarray:
     return np.mean([xy[:, LM[f"{foot}_{name}"], 0] for name in landmarks.split("+")], axis=0)
 
 
-def _front_signals(res: ViewMeasurement, xy: np.ndarray, legs: np.ndarray, pelvis: np.ndarray):
+def _front_signals(res: ViewMeasurement, xy: np.ndarray, legs: np.ndarray, pelvis: np.ndarray,
+                   settings: GaitSettings = DEFAULT):
+    """Front view: direction (toward / away, from the trend of the walker's size), the walker's current size per
+    frame, and the heel-strike signal per foot: how far the foot's landmark (FrontSettings: the heel toward the
+    camera, the toe away from it) is in front of the other foot's, read from the image height difference (nearer is
+    lower), in the walker's *current* leg lengths, so thresholds hold while the walker grows ×3."""
+    fs = settings.front
     a, n, leg = res.raw, len(res.raw.t), res.leg_px
     used = res.used
     ll = np.where(used, legs, np.nan)
@@ -222,11 +235,11 @@ def _front_signals(res: ViewMeasurement, xy: np.ndarray, legs: np.ndarray, pelvi
     d = 1 if slope >= 0 else -1
     res.direction, res.direction_label = d, "towards_camera" if d > 0 else "away_from_camera"
     res.extras["scale_change"] = change
-    if 1 / 1.15 < change < 1.15:
+    if 1 / fs.min_scale_change < change < fs.min_scale_change:
         res.warnings.append(f"front view: the walker's size changes only ×{change:.2f} over the recording; "
                             f"a front view of a walk towards the camera should grow")
     travel = abs(np.polyfit(a.t[used], pelvis[used, 0], 1)[0]) * (a.t[used][-1] - a.t[used][0])
-    sideways = travel > 2 * leg
+    sideways = travel > fs.sideways_leg_lengths * leg
     res.extras["sideways"] = bool(sideways)
     if sideways:
         res.warnings.append(f"front view: the pelvis travels {travel / leg:.1f} leg lengths sideways; this "
@@ -234,16 +247,76 @@ def _front_signals(res: ViewMeasurement, xy: np.ndarray, legs: np.ndarray, pelvi
                             f"measured")
     ll_s = np.full(n, np.nan)
     for s, e in res.segments:
-        ll_s[s:e] = lowpass(ll[s:e], a.fps, 0.5, 2)
+        ll_s[s:e] = lowpass(ll[s:e], a.fps, fs.size_lowpass_hz, 2)
+    res.extras["size_px"] = ll_s
+    landmark = fs.heel_strike_landmark_towards if d > 0 else fs.heel_strike_landmark_away
+    res.extras["front_heel_strike_landmark"] = landmark
     other = {"left": "right", "right": "left"}
-    raw_heel = {f: d * (xy[:, LM[f"{f}_heel"], 1] - xy[:, LM[f"{other[f]}_heel"], 1]) / ll_s for f in FEET}
+
+    def height(f: str) -> np.ndarray:
+        return np.mean([xy[:, LM[f"{f}_{name}"], 1] for name in landmark.split("+")], axis=0)
+
+    raw_heel = {f: d * (height(f) - height(other[f])) / ll_s for f in FEET}
     raw_toe = {f: np.full(n, np.nan) for f in FEET}
+    return raw_heel, raw_toe
+
+
+def _front_steadiness(res: ViewMeasurement, settings: GaitSettings) -> None:
+    """Front view: each stride's approach speed, d(leg_median / leg_px)/dt over its frames (a straight-line fit;
+    constant for a walker at constant speed, whatever the distance), + toward the camera; strides off the median
+    stride's by more than FrontSettings.approach_tolerance are not steady (the reason is recorded)."""
+    size = res.extras.get("size_px")
+    if size is None:
+        return
+    t = res.t
+    inv = res.leg_px / size
+    for s in res.strides:
+        sel = (t >= s.start) & (t <= s.end) & np.isfinite(inv)
+        if sel.sum() >= 5:
+            s.approach_speed = round(float(-np.polyfit(t[sel], inv[sel], 1)[0]), 4)
+    speeds = [s.approach_speed for s in res.strides if s.steady and s.approach_speed is not None]
+    ref = float(np.median(speeds)) if speeds else None
+    tol = settings.front.approach_tolerance
+    for s in res.strides:
+        if not s.steady:
+            continue
+        if s.approach_speed is None:
+            s.steady, s.excluded = False, "approach speed not measurable (too few frames)"
+        elif ref and abs(s.approach_speed / ref - 1) > tol:
+            what = ("walking the other way (turning round, walking back)" if s.approach_speed * ref < 0 else
+                    "slower than the steady approach (standing, gait initiation or termination, turning)"
+                    if abs(s.approach_speed) < abs(ref) else "faster than the steady approach")
+            s.steady, s.excluded = False, (f"not a steady approach: {what}; approach speed {s.approach_speed:+.3f} "
+                                           f"vs {ref:+.3f} for the median stride (±{tol:.0%} allowed)")
+    res.extras["median_stride_approach_speed"] = round(ref, 4) if ref else None
+
+
+def _front_base(res: ViewMeasurement, settings: GaitSettings) -> None:
+    """Front view, base of support from the steady strides only (FrontSettings.base_width_percentile)."""
+    fs, st = settings.front, settings.strides
+    res.extras["base_width_ratio"] = None
+    res.extras["base_width_frames"] = 0
+    res.extras["base_width_strides"] = 0
+    if res.extras.get("sideways"):
+        res.extras["base_width_reason"] = "the walker crosses the front video sideways (a side view?)"
+        return
+    xy, t = res.xy, res.t
     hip_w = np.abs(xy[:, LM["left_hip"], 0] - xy[:, LM["right_hip"], 0])
     ank_w = np.abs(xy[:, LM["left_ankle"], 0] - xy[:, LM["right_ankle"], 0])
-    ok = used & (hip_w > 0.05 * ll)
-    res.extras["base_width_ratio"] = (float(np.median(ank_w[ok] / hip_w[ok])) if ok.sum() >= 5 and not sideways
-                                      else None)
-    return raw_heel, raw_toe
+    ok = res.used & (hip_w > 0.05 * res.extras["size_px"])
+    per, frames = [], np.zeros(len(t), bool)
+    for s in res.steady_strides:
+        sel = ok & (t >= s.start) & (t <= s.end)
+        if sel.sum() >= 5:
+            per.append(float(np.percentile(ank_w[sel] / hip_w[sel], fs.base_width_percentile)))
+            frames |= sel
+    res.extras["base_width_frames"] = int(frames.sum())
+    res.extras["base_width_strides"] = len(per)
+    if len(per) < st.min_steady_strides:
+        res.extras["base_width_reason"] = (f"{len(per)} steady front-view stride(s) (at least "
+                                           f"{st.min_steady_strides} needed)")
+        return
+    res.extras["base_width_ratio"] = float(np.median(per))
 
 
 def _events(res: ViewMeasurement, min_dist_s: float, settings: GaitSettings) -> None:

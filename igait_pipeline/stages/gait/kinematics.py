@@ -11,6 +11,10 @@ Angles (2-D, image pixels, degrees):
   perpendicular to the right-hip → left-hip line), positive when the knee lies lateral (away from the midline).
 * front knee abduction (+, valgus-like) / adduction (−, varus-like): the shank's lateral angle minus the thigh's.
 
+Front view: only the steady approach counts (FrontSettings: steady approach speed, not cut by the frame edge); with
+fewer than StrideSettings.min_steady_strides steady strides the front curves are null with the reason. Each curve
+records its `view` and the view's `steady_strides`.
+
 Each series is low-passed (KinematicsSettings.lowpass_hz, zero phase), cut at that leg's own steady heel strikes
 in its view (one cycle = heel strike to the next heel strike of the same foot), each cycle resampled to `points`
 (101: 0, 1, ..., 100 %) and averaged. When a leg has no usable cycle of its own, the other leg's cycles shifted by
@@ -153,35 +157,54 @@ def kinematics(views: dict[str, ViewMeasurement], settings: GaitSettings = DEFAU
         if why:
             for j in joints:
                 for s in ("left", "right"):
-                    curves[f"{j}_{s}"] = {"reason": why}
+                    curves[f"{j}_{s}"] = {"reason": why, "view": view}
             continue
         angles = side_angles(res.xy, res.direction) if view == "side" else front_angles(res.xy)
         strides = res.steady_strides or res.strides
+        used = res.used
+        if view == "front":
+            # Only the steady approach: no cycles from standing, gait initiation, the turn or strides cut by the
+            # frame edge, and none at all below the minimum of steady strides.
+            strides = res.steady_strides
+            need = settings.strides.min_steady_strides
+            if len(strides) < need:
+                for name in angles:
+                    curves[name] = {"reason": f"front view: {len(strides)} steady stride(s) of the approach (at "
+                                              f"least {need} needed; {len(res.strides) - len(strides)} excluded: "
+                                              f"not steady or cut by the frame edge)", "view": view}
+                continue
+            span = np.zeros(len(res.t), bool)
+            for st in strides:
+                span |= (res.t >= st.start) & (res.t <= st.end)
+            used = used & span
         for name, y in angles.items():
             y = _filtered(y, res, settings)
             foot = "left" if name.endswith("_left") else "right"
-            arr, how, tried = series_cycles(res.t, y, strides, foot, res.period_s, res.used, ks)
+            arr, how, tried = series_cycles(res.t, y, strides, foot, res.period_s, used, ks)
             if arr is None:
-                curves[name] = {"reason": f"{view} view: joint angle {name} has no usable gait cycle ({tried})"}
+                curves[name] = {"reason": f"{view} view: joint angle {name} has no usable gait cycle ({tried})",
+                                "view": view}
                 continue
             mean = arr.mean(axis=0)
             curves[name] = {"mean": _r(mean), "sd": _r(arr.std(axis=0)), "cycles": [_r(c) for c in arr],
                             "n_cycles": len(arr), "rom_deg": round(float(mean.max() - mean.min()), 2),
-                            "alignment": how, "steady": bool(res.steady_strides), "tried": tried}
+                            "alignment": how, "steady": bool(res.steady_strides), "tried": tried, "view": view,
+                            "steady_strides": len(res.steady_strides)}
     symmetry = {}
-    for joints in JOINTS.values():
+    for view, joints in JOINTS.items():
         for j in joints:
             left, right = curves[f"{j}_left"], curves[f"{j}_right"]
             if "mean" not in left or "mean" not in right:
                 symmetry[j] = {"rom_symmetry_index_pct": None, "curve_rms_difference_deg": None,
-                               "reason": left.get("reason") or right.get("reason")}
+                               "reason": left.get("reason") or right.get("reason"), "view": view}
                 continue
             rl, rr = left["rom_deg"], right["rom_deg"]
             si = 100 * (rl - rr) / (0.5 * (rl + rr)) if rl + rr > 0 else None
             rms = float(np.sqrt(np.mean((np.array(left["mean"]) - np.array(right["mean"])) ** 2)))
             symmetry[j] = {"rom_left_deg": rl, "rom_right_deg": rr,
                            "rom_symmetry_index_pct": None if si is None else round(si, 2),
-                           "curve_rms_difference_deg": round(rms, 2), "reason": None}
+                           "curve_rms_difference_deg": round(rms, 2), "reason": None, "view": view,
+                           "n_cycles_left": left["n_cycles"], "n_cycles_right": right["n_cycles"]}
     return {"points": ks.points, "curves": curves, "symmetry": symmetry,
             "definition": "mean over steady gait cycles of each leg, 0 % = that foot's heel strike; ROM = max − min "
                           "of the mean curve; symmetry index = 100·(ROM_L − ROM_R)/mean(ROM_L, ROM_R)"}

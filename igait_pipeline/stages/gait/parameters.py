@@ -30,17 +30,20 @@ METHODS = {
                           "their duration, in leg lengths per second; leg length = median over used frames of the "
                           "2-D hip–knee plus knee–ankle distance in pixels (mean of both legs)",
     "stride_length_norm": "walking_speed_norm × stride_time_mean_s, in leg lengths",
-    "base_width_ratio": "front view: median horizontal ankle separation over hip separation",
+    "base_width_ratio": "front view: per steady stride, the 90th percentile (FrontSettings.base_width_percentile) of "
+                        "the frame-by-frame horizontal ankle separation over hip separation (both in the same "
+                        "frame, so the walker's changing size cancels), median over the front view's steady "
+                        "strides (steady approach, not cut by the frame edge)",
     "strides_left": "steady strides of the left foot",
     "strides_right": "steady strides of the right foot",
 }
 
 
-def _info(value: float | None, n: int, basis: str, reason: str | None = None) -> dict:
+def _info(value: float | None, n: int, basis: str, reason: str | None = None, view: str | None = None) -> dict:
     if value is not None and not np.isfinite(value):
         value = None
     return {"value": None if value is None else round(float(value), 5), "n": n, "basis": basis,
-            "reason": reason if value is None else None}
+            "reason": reason if value is None else None, "view": view}
 
 
 def parameters(res: ViewMeasurement, front: ViewMeasurement | None,
@@ -86,14 +89,28 @@ def parameters(res: ViewMeasurement, front: ViewMeasurement | None,
                                       few or (None if speed else "side view only (pelvis travel)"))
     out["stride_length_norm"] = _info(speed * mean if speed and mean else None, ns, "steady strides",
                                       out["walking_speed_norm"]["reason"] or few)
-    bw = front.extras.get("base_width_ratio") if front is not None else None
-    out["base_width_ratio"] = _info(bw, front.frames_used if front is not None else 0, "front-view frames",
-                                    None if bw is not None else ("no front view" if front is None else
-                                                                 "front view unusable for the base of support"))
+    for v in out.values():
+        v["view"] = res.view
+    out["base_width_ratio"] = _base_width(front)
     for f in FEET:
         k = sum(s.foot == f for s in strides)
-        out[f"strides_{f}"] = {"value": float(k), "n": k, "basis": "steady strides", "reason": None}
+        out[f"strides_{f}"] = {"value": float(k), "n": k, "basis": "steady strides", "reason": None,
+                               "view": res.view}
     return out
+
+
+def _base_width(front: ViewMeasurement | None) -> dict:
+    """base_width_ratio from the front view's steady strides: n = their frames (basis says how many strides);
+    null with the reason otherwise (n then counts the frames the front view used, as before)."""
+    if front is None:
+        return _info(None, 0, "front-view frames", "no front view", "front")
+    bw = front.extras.get("base_width_ratio")
+    if bw is None:
+        why = front.extras.get("base_width_reason") or "; ".join(front.reasons) or "front view unusable"
+        return _info(None, front.frames_used, "front-view frames", f"front view: {why}", "front")
+    k = front.extras.get("base_width_strides", 0)
+    return _info(bw, front.extras.get("base_width_frames", 0), f"front-view frames of {k} steady strides", None,
+                 "front")
 
 
 def _step_lengths(res: ViewMeasurement, steps) -> list[float]:
