@@ -59,25 +59,44 @@ def summary_text(job_id: str, validation: ValidationReport | None, cycles: Cycle
     return "\n".join(lines) + "\n"
 
 
+JOINT_NAMES = {"side_hip_flexion": "hip flexion/extension", "side_knee_flexion": "knee flexion/extension",
+               "front_hip_abduction": "hip ab/adduction", "front_knee_abduction": "knee ab/adduction"}
+
+
+def _source(d) -> str:
+    """Where a number comes from: "side view, 8 steady strides", "front view, 412 front-view frames of 6 …"."""
+    basis = d.basis.removeprefix("front-view ")
+    return f"{d.view} view, {d.n} {basis}" if d.view else f"{d.n} {d.basis}"
+
+
 def _gait_lines(cycles: Cycles) -> list[str]:
-    lines = [f"Gait ({cycles.view_used} view): {len(cycles.strides)} steady strides used, "
+    lines = [f"Gait (events from the {cycles.view_used} view): {len(cycles.strides)} steady strides used, "
              f"{len(cycles.excluded_strides)} excluded (gait initiation/termination, cut by the frame edge)"]
+    front = ((cycles.quality or {}).get("views") or {}).get("front") or {}
+    if front.get("strides"):
+        lines.append(f"  front view ({str(front.get('direction', '')).replace('_', ' ')}): "
+                     f"{front.get('steady_strides')} of {front.get('strides')} strides steady")
     for name, d in cycles.parameter_details.items():
         if d.value is None:
             lines.append(f"  {name}: not reported ({d.reason})")
         else:
-            lines.append(f"  {name}: {d.value:.3f}  [{d.n} {d.basis}]")
+            lines.append(f"  {name}: {d.value:.3f}  ({_source(d)})")
     if not cycles.parameter_details:  # cycles.json from before parameter_details existed
         lines += [f"  {k}: {v:.3f}" for k, v in cycles.parameters.items() if isinstance(v, float)]
-    sym = (cycles.kinematics or {}).get("symmetry") or {}
+    kin = cycles.kinematics or {}
+    sym, curves = kin.get("symmetry") or {}, kin.get("curves") or {}
     if sym:
         lines.append("  range of motion per leg (mean gait cycle), left / right, symmetry index:")
         for joint, v in sym.items():
+            view = joint.split("_")[0]
+            label = f"{JOINT_NAMES.get(joint, joint)}, from the {view} view"
             if v.get("rom_symmetry_index_pct") is None:
-                lines.append(f"    {joint}: not measured ({v.get('reason')})")
+                lines.append(f"    {label}: not measured ({v.get('reason')})")
             else:
-                lines.append(f"    {joint}: {v['rom_left_deg']:.1f}° / {v['rom_right_deg']:.1f}°, "
-                             f"SI {v['rom_symmetry_index_pct']:+.1f} %")
+                nl = (curves.get(f"{joint}_left") or {}).get("n_cycles", "?")
+                nr = (curves.get(f"{joint}_right") or {}).get("n_cycles", "?")
+                lines.append(f"    {label} ({nl} left / {nr} right steady cycles): {v['rom_left_deg']:.1f}° / "
+                             f"{v['rom_right_deg']:.1f}°, SI {v['rom_symmetry_index_pct']:+.1f} %")
     return lines + [""]
 
 
