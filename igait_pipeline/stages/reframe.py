@@ -45,10 +45,15 @@ class ReframeError(ValueError):
 
 def crop_box(view: ViewValidation, width: int, height: int,
              params: ReframeParams = DEFAULT_PARAMS) -> tuple[int, int, int, int]:
-    """(x, y, w, h) in pixels, even-sized for H.264, inside the frame."""
+    """(x, y, w, h) in pixels, even-sized for H.264, inside the frame: the walker's union box (and every box of its
+    track) plus `params.margin` of its height on every side, clipped to the frame."""
     if not view.walker_box:
         raise ReframeError("no walker was found in validation, so there is nothing to crop around")
     x0, y0, x1, y1 = view.walker_box
+    if view.track:  # every sampled box of the walker, so a walker who grows (a front view) stays inside
+        rows = np.asarray(view.track, dtype=float)[:, 1:5]
+        x0, y0 = min(x0, float(rows[:, 0].min())), min(y0, float(rows[:, 1].min()))
+        x1, y1 = max(x1, float(rows[:, 2].max())), max(y1, float(rows[:, 3].max()))
     m = params.margin * (y1 - y0)
     x0, x1 = max(0.0, x0 - m * height / width), min(1.0, x1 + m * height / width)
     y0, y1 = max(0.0, y0 - m), min(1.0, y1 + m)
