@@ -309,7 +309,8 @@ def validation_report(context: AssetExecutionContext, config: ValidationConfig, 
     (out / "validation.json").write_text(report.model_dump_json(indent=1))
     files = StageFiles(_outputs(context, out), scratch=out)
     meta = {"valid": report.valid, "reasons": MetadataValue.json(report.reasons),
-            "view_check": report.view_check.get("verdict", "")}
+            "view_check": report.view_check.get("verdict", ""),
+            "walk_plot": _image_md(validity.plot_walks(report), "image/png", "the legs' stride rhythm per view")}
     for view, v in report.views.items():
         meta.update({f"{view}/person_ratio": v.person_ratio, f"{view}/full_body_ratio": v.full_body_ratio,
                      f"{view}/multiple_people_ratio": v.multiple_people_ratio, f"{view}/walking": v.walking,

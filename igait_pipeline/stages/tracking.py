@@ -223,6 +223,7 @@ class Rhythm:
     r2: float  # share of the detrended variance the sinusoid explains
     false_alarm: float  # chance that jitter alone gives so strong a stride-band peak (F test × frequencies tried)
     cycles: float  # strides in the window at that period
+    series: dict = field(default_factory=dict)  # {t, offset, fit}: the samples and the fitted trend + sinusoid
 
     @property
     def snr(self) -> float:
@@ -245,20 +246,21 @@ def stride_rhythm(t: np.ndarray, y: np.ndarray, signal: str, p: WalkerParams, te
     if rss0 <= 1e-12:
         return none
     f_lo, f_hi = 1 / p.stride_band_s[1], 1 / p.stride_band_s[0]
-    best = (np.inf, 0.0, 0.0)
+    best = (np.inf, 0.0, 0.0, y)
     for f in np.arange(f_lo, f_hi + 1e-9, 1 / (4 * span)):
         w = 2 * np.pi * f * t
         design = np.column_stack([trend, np.cos(w), np.sin(w)])
         coef, *_ = np.linalg.lstsq(design, y, rcond=None)
         rss = float(((y - design @ coef) ** 2).sum())
         if rss < best[0]:
-            best = (rss, float(f), float(np.hypot(coef[3], coef[4])))
-    rss, f, amp = best
+            best = (rss, float(f), float(np.hypot(coef[3], coef[4])), design @ coef)
+    rss, f, amp, fit = best
     dof = n - 5
     fstat = ((rss0 - rss) / 2) / max(rss / dof, 1e-18)
     independent = max(1.0, span * (f_hi - f_lo))
     fa = float(min(1.0, f_dist.sf(fstat, 2, dof) * independent * tests))
-    return Rhythm(signal, n, 1 / f, amp, float(np.sqrt(rss / dof)), 1 - rss / rss0, fa, span * f)
+    series = {"t": np.round(t, 3).tolist(), "offset": np.round(y, 4).tolist(), "fit": np.round(fit, 4).tolist()}
+    return Rhythm(signal, n, 1 / f, amp, float(np.sqrt(rss / dof)), 1 - rss / rss0, fa, span * f, series)
 
 
 def leg_rhythm(samples: list[tuple[float, Person]], p: WalkerParams, aspect: float = 1.0) -> Rhythm:
@@ -350,7 +352,9 @@ class WalkEvidence:
              "approaches": self.approaches, "scale_change": self.scale.change,
              "scale_steadiness": self.scale.steadiness, "scale_seconds": self.scale.seconds,
              "hip_travel": self.hip_travel, "window": list(self.window), "dense": self.dense}
-        return {k: round(v, 4) if isinstance(v, float) else v for k, v in d.items()}
+        d = {k: round(v, 4) if isinstance(v, float) else v for k, v in d.items()}
+        d["rhythm_series"] = r.series
+        return d
 
 
 def walk_evidence(track: Track, p: WalkerParams = WALKER, aspect: float = 1.0, dense: bool = False) -> WalkEvidence:

@@ -70,6 +70,11 @@ def test_a_side_view_in_the_front_slot_is_refused(side_walk, side_walk_mirrored)
     assert "the front slot's video shows a side view" in reason and "walking across" in reason
     warned = validity.judge("user8_1", report.views, validity.ValidityParams(view_check="warn"))
     assert warned.valid and warned.warnings == [reason]
+    # What "walking" rests on, kept for the reader: the leg offset's samples and the fitted rhythm, and its plot.
+    series = report.views["front"].walk["rhythm_series"]
+    assert len(series["t"]) == len(series["offset"]) == len(series["fit"]) == report.views["front"].walk[
+        "rhythm_samples"]
+    assert validity.plot_walks(report).startswith(b"\x89PNG")
 
 
 def test_the_second_pass_finds_the_walker_between_samples(side_walk, side_view):
