@@ -8,4 +8,4 @@ from pathlib import Path
 
 BUNDLED_DIR = Path(__file__).resolve().parent
 REFERENCE_NAME = "igait-reference-mlp"
-REFERENCE_VERSION = "0.2.0"
+REFERENCE_VERSION = "0.3.0"
