@@ -410,6 +410,7 @@ class WalkerChoice:
     several: list[int] = field(default_factory=list)  # ids of other tracks walking at the walker's time: refused
     companion: int | None = None  # id of a taller person walking beside the walker (a parent): ignored, warned
     overlap_s: float = 0.0  # longest time another track walked at the same time as the walker
+    elsewhere: list[int] = field(default_factory=list)  # ids of tracks that walk at other times (warned)
 
 
 def _overlap(walker: Track, other: WalkEvidence) -> float:
@@ -458,13 +459,14 @@ def choose_walker(tracks: list[Track], p: WalkerParams = WALKER, aspect: float =
     others = [(o, oe, _overlap(tr, oe)) for o, oe in moving if o is not tr]
     others = [(o, oe, ov) for o, oe, ov in others if ov > p.max_overlap_s]
     longest = max((ov for *_, ov in others), default=0.0)
+    elsewhere = [o.id for o, _ in walking if o is not tr and all(o is not x for x, *_ in others)]
     if len(others) == 1 and others[0][1].walks:
         o, oe, _ = others[0]
         ratio = _side_by_side(tr, o, p)
         if ratio is not None and min(ratio, 1 / ratio) <= p.companion_max_height_ratio:
             child, adult = ((tr, ev), o) if ratio < 1 else ((o, oe), tr)
-            return WalkerChoice(child[0], child[1], len(walking), [], adult.id, longest)
-    return WalkerChoice(tr, ev, len(walking), [o.id for o, *_ in others], None, longest)
+            return WalkerChoice(child[0], child[1], len(walking), [], adult.id, longest, elsewhere)
+    return WalkerChoice(tr, ev, len(walking), [o.id for o, *_ in others], None, longest, elsewhere)
 
 
 # ---------- which view? ----------

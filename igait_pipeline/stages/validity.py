@@ -232,6 +232,11 @@ def analyse_detections(view: str, samples: list[tuple[float, list[Person]]], *, 
                        f"walking or crossing the frame together with the walker, track {walker.id}, the longest "
                        f"for {choice.overlap_s:.1f} s, more than {wp.max_overlap_s:g} s); the job needs one walker "
                        f"in view, so no one is measured")
+    if choice.elsewhere:
+        who = "person walks" if len(choice.elsewhere) == 1 else "people walk"
+        ids = ", ".join(map(str, choice.elsewhere))
+        warnings.append(f"{view} view: {len(choice.elsewhere)} other {who} in the video at other times (track "
+                        f"{ids}); the walker measured is the one seen longest, track {walker.id}")
     if choice.companion is not None:
         warnings.append(f"{view} view: a taller person (track {choice.companion}) walks beside the walker; the "
                         f"shorter person, track {walker.id}, is measured")
