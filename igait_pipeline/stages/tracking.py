@@ -53,20 +53,25 @@ class TrackerParams:
 
 @dataclass(frozen=True)
 class WalkerParams:
-    """When a track walks, and how the view is told. Thresholds measured on real clips with stage 2's detector at
-    6 Hz (bench/walkers.py; docs/pipeline.md):
+    """When a track walks, and how the view is told. Measured with stage 2's detector (bench/walkers.py on real
+    clips, bench/front_scenes.py on the synthetic phone-camera grid; docs/pipeline.md has the table):
 
-    - Sports2D demo, side view, walker crossing in 1.3–6.5 s: legs alternate 8× (4× in 2.5 s); hips travel 4.0
-      body heights (1.9 in 2.5 s), 100 % of sample-to-sample moves in one direction; shoulder / hip width 0.07–0.11
-      of torso length. The person jumping behind him: legs "alternate" 7× (left / right swaps in the air) but
-      he travels 0.4 body heights and his size changes ×0.91 unsteadily (ρ = −0.35): not a walker.
-    - The same walker followed by a camera zooming in ×1.15 over 3.2 s (as someone approaching over a few metres;
-      the issue's real walker grew ×1.15): torso ×1.16, ρ = 0.95, legs alternate 5×.
-    - Pose2Sim demo (a man balancing on a force plate, a woman standing by; four cameras, 1.7 s): legs alternate
-      at most 3×, hips travel ≤ 0.45 body heights, size changes up to ×1.14 with ρ up to 0.88 in 1.5 s — ruled out
-      by travel and by `min_seconds`. Facing the camera: width 0.45–0.54 (the jumper in Sports2D: 0.47); the
-      oblique cameras (about 45°): 0.29–0.43.
-    - A still person (a frozen frame): no alternation, no travel.
+    - Sports2D demo, side view, walker crossing in 1.3–6.5 s: ankle x rhythm, stride 1.23 s, swing 4.5× his
+      jitter; hips travel 3.9 body heights, 100 % of moves one way; shoulder / hip width 0.07–0.11 of torso
+      length. The person jumping behind him travels 0.4 body heights: not a walker.
+    - dlj0214/GAIT (ten side views of simulated gait disorders): strides 0.90–1.42 s, swing 1.2–5.6× the jitter,
+      travel 1.7–2.7 body heights, width 0.08–0.25 (a phone's wide lens sees the walker at an angle near the
+      frame's edges; synthetic children crossing at 2.5–5 m: 0.17–0.20).
+    - vtest (10 fps, upscaled): a man walking toward the camera, swing 2.1× (dense pass), torso ×1.30, ρ 0.95; a
+      woman walking away, swing 0.94× over 133 samples (false-alarm chance ≈ 0), torso ×0.59, ρ −0.97.
+    - Synthetic front views (7 m → 2 m or back, camera 0.8–1.3 m, children 0.95–1.5 m, 100–170 steps/min): the
+      vertical ankle offset carries the rhythm toward the camera (swing 3.5× the jitter, 5th percentile 1.9×),
+      torso ×3.2; walking away the knee or ankle, swing 3.1×, torso ×0.30. Standing still: swing ≈ 1× at a
+      false-alarm chance of 27 %.
+    - Pose2Sim demo (a man balancing on a force plate, a woman standing by; four cameras, 1.7 s): a rhythm up to
+      41× (swaying) but hips travel ≤ 0.41 body heights and the clip is under `min_seconds`: not walking.
+      Facing the camera: width 0.45–0.54 (the jumper in Sports2D: 0.47); the oblique cameras (about 45°):
+      0.29–0.43.
     """
 
     min_samples: int = 4  # a track shorter than this is never the walker
