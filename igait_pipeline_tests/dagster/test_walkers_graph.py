@@ -73,6 +73,10 @@ def test_a_real_front_view_walk_runs_to_results(local_storage, request, front_cl
             raise_on_error=False)
         assert result.success, [e.event_specific_data.error.message for e in result.all_events
                                 if e.is_step_failure]
+        meta = {e.asset_key.to_user_string(): e.materialization.metadata
+                for e in result.get_asset_materialization_events()}["validation_report"]
+    assert meta["walk_plot"].value.startswith("![the legs' stride rhythm per view](data:image/png;base64,")
+    assert meta["front/walk"].value["walks"] and meta["front/walk"].value["stride_period_s"] > 0
     report = ValidationReport.model_validate_json(local_storage.read_bytes(job_key(job, 2, "validation.json")))
     front = report.views["front"]
     assert report.valid and report.view_check["verdict"] == "ok"
