@@ -213,7 +213,7 @@ class ViewValidation(BaseModel):
     multiple_people_ratio: float
     walking: bool
     hip_travel: float = Field(description="horizontal travel of the walker's hips, share of frame width")
-    scale_change: float = Field(description="ratio of the walker's last to first body height")
+    scale_change: float = Field(description="walker's torso length at the end over the start of its walking segment")
     walker_box: list[float] | None = Field(None, description="union box [x0, y0, x1, y1], normalised")
     track: list[list[float]] = Field(default_factory=list,
                                      description="the walker's track: [t, x0, y0, x1, y1] per sample it is seen on")
