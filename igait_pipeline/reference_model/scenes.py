@@ -632,29 +632,19 @@ class Outcome:
 
 
 def judge(scene: Scene, slot: str | None = None) -> Outcome:
-    """Run stage 2's analysis of one view on the scene (`validity.analyse_detections` where it exists, else
-    tracks → walker → view as it did before) and compare with the truth. slot: the job slot ("front" / "side";
+    """Run stage 2's analysis of one view on the scene (`validity.analyse_detections`) and compare with the
+    truth. slot: the job slot ("front" / "side";
     default the scene's own view)."""
-    from igait_pipeline.stages import tracking, validity
+    from igait_pipeline.stages import validity
 
     slot = slot or scene.truth["view"]
     n = len(scene.frames)
     step = validity.sampling_step(scene.fps, n)
     samples = scene.samples(step)
-    rows: list[tuple[float, tuple]] = []
-    if hasattr(validity, "analyse_detections"):
-        v = validity.analyse_detections(slot, samples, fps=scene.fps, frames_total=n, width=scene.width,
-                                        height=scene.height, look=scene.look)
-        walking, view_seen, reasons, walk = v.walking, v.view_seen, list(v.reasons), dict(v.walk)
-        rows = [(r[0], tuple(r[1:])) for r in v.track]
-    else:  # pragma: no cover - stage 2 before analyse_detections
-        tracks = tracking.track_people(samples, tracking.TRACKER, scene.aspect)
-        choice = tracking.choose_walker(tracks, tracking.WALKER, scene.aspect)
-        walker, ev = (choice if isinstance(choice, tuple) else (choice.track, choice.walk))[:2]
-        seen = tracking.view_evidence(walker, ev, tracking.WALKER, scene.aspect) if walker else None
-        walking, view_seen, reasons = bool(ev and ev.walks), seen.seen if seen else "unknown", []
-        walk = ev.as_dict() if ev is not None and hasattr(ev, "as_dict") else (asdict(ev) if ev else {})
-        rows = [(t, pe.box) for t, pe in walker.samples] if walker else []
+    v = validity.analyse_detections(slot, samples, fps=scene.fps, frames_total=n, width=scene.width,
+                                    height=scene.height, look=scene.look)
+    walking, view_seen, reasons, walk = v.walking, v.view_seen, list(v.reasons), dict(v.walk)
+    rows = [(r[0], tuple(r[1:])) for r in v.track]
     who = [scene.who(t, box) for t, box in rows]
     share = sum(w == "child" for w in who) / len(who) if who else 0.0
     names = [w for w in who if w]
