@@ -166,6 +166,16 @@ class Person:
         return self.box[3] - self.box[1]
 
 
+def region_to_frame(lm: np.ndarray, region: tuple[int, int, int, int], size: tuple[int, int]) -> np.ndarray:
+    """Landmarks found in a region (x, y, width, height, in pixels) of a frame of `size` (width, height), made
+    relative to the whole frame."""
+    (x, y, rw, rh), (w, h) = region, size
+    full = lm.copy()
+    full[:, 0] = (x + lm[:, 0] * rw) / w
+    full[:, 1] = (y + lm[:, 1] * rh) / h
+    return full
+
+
 def detect_people(estimator: PoseEstimator, rgb: np.ndarray, max_people: int = 3, pad: float = 0.03) -> list[Person]:
     """Everyone in one still frame (still-image estimator).
 
@@ -192,9 +202,7 @@ def detect_people(estimator: PoseEstimator, rgb: np.ndarray, max_people: int = 3
             x0, y0 = int(max(0.0, box[0] - pad) * tw), int(max(0.0, box[1] - pad) * th)
             x1, y1 = int(min(1.0, box[2] + pad) * tw), int(min(1.0, box[3] + pad) * th)
             img[y0:y1, x0:x1] = 0
-            full = lm.copy()
-            full[:, 0] = (tx + lm[:, 0] * tw) / w
-            full[:, 1] = (ty + lm[:, 1] * th) / h
+            full = region_to_frame(lm, (tx, ty, tw, th), (w, h))
             found.append(Person(full, box_of(full)))
     people: list[Person] = []
     for p in sorted(found, key=lambda p: -float((p.landmarks[:, 3] >= VISIBLE).sum())):

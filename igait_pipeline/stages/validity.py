@@ -31,6 +31,7 @@ from igait_pipeline.stages.pose import (
     box_of,
     detect_people,
     full_body,
+    region_to_frame,
 )
 from igait_pipeline.stages.tracking import (
     Track,
@@ -128,9 +129,7 @@ def _video_look(video: str | os.PathLike, info: media.VideoInfo, est: PoseEstima
                     lm = est.process(np.ascontiguousarray(crop), 0)
                     if lm is None:
                         continue
-                    full = lm.copy()
-                    full[:, 0] = (cx0 + lm[:, 0] * (cx1 - cx0)) / w
-                    full[:, 1] = (cy0 + lm[:, 1] * (cy1 - cy0)) / h
+                    full = region_to_frame(lm, (cx0, cy0, cx1 - cx0, cy1 - cy0), (w, h))
                     box = box_of(full)
                     if box is not None:
                         out[k] = Person(full, box)
@@ -141,36 +140,27 @@ def _video_look(video: str | os.PathLike, info: media.VideoInfo, est: PoseEstima
     return look
 
 
-def _interpolated_box(track: Track, t: float) -> tuple[float, float, float, float]:
-    times = track.times()
-    boxes = track.boxes()
-    return tuple(float(np.interp(t, times, boxes[:, c])) for c in range(4))
-
-
 def _densify(tracks: list[Track], evidence: dict[int, WalkEvidence], look: Look, p: WalkerParams,
-             aspect: float, min_iou: float = 0.3) -> int:
+             aspect: float, min_iou: float = 0.3) -> None:
     """Look again, more densely, at candidate walkers whose travel is clear but whose leg rhythm is not (at most
     two, the longest first): extra samples at `p.dense_hz` within their walking segment, each from one pose run on
-    the track's interpolated box. Their evidence is measured again. Returns the number of samples added."""
+    the track's interpolated box. Their evidence is measured again."""
     unclear = [tr for tr in tracks if tr.id in evidence and (evidence[tr.id].crosses or evidence[tr.id].approaches)
                and not evidence[tr.id].periodic]
-    added = 0
     for tr in sorted(unclear, key=lambda tr: -len(tr.samples))[:2]:
         a, b = evidence[tr.id].window
-        times = tr.times()
-        asks = []
+        times, boxes = tr.times(), tr.boxes()
+        extra_t = []
         for t0, t1 in zip(times[:-1], times[1:]):
             if t1 < a or t0 > b:
                 continue
             extra = int(np.ceil((t1 - t0) * p.dense_hz)) - 1
-            asks += [(float(t0 + (t1 - t0) * (k + 1) / (extra + 1)), None) for k in range(max(0, extra))]
-        asks = [(t, _interpolated_box(tr, t)) for t, _ in asks]
+            extra_t += [float(t0 + (t1 - t0) * (k + 1) / (extra + 1)) for k in range(max(0, extra))]
+        asks = [(t, tuple(float(np.interp(t, times, boxes[:, c])) for c in range(4))) for t in extra_t]
         found = [(t, pe) for (t, box), pe in zip(asks, look(asks)) if pe is not None and _iou(pe.box, box) >= min_iou]
         if found:
             tr.samples = sorted(tr.samples + found, key=lambda s: s[0])
-            added += len(found)
         evidence[tr.id] = walk_evidence(tr, p, aspect, dense=True)
-    return added
 
 
 def analyse_view(video: str | os.PathLike, view: str, estimator: PoseEstimator | None = None,
