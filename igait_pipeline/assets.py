@@ -1,13 +1,14 @@
 """The iGait stages as software-defined assets, partitioned by job ID: one asset per stage, and for the per-view
-stages (conversion, reframing, pose: `layout.STAGES[n].per_view`) one asset per view, `{stage}/{view}`.
+stages (conversion, reframing, pose: `layout.STAGES[n].per_view`) one asset per view, `{stage}_{view}`
+(`Stage.asset_key`: the name the UI shows says the stage and the view).
 
 Thin wrappers: each takes the previous stages' files as `StageFiles` (local paths, through the IO manager), calls
 a stage function from `igait_pipeline.stages`, and returns its own files plus the metadata the UI shows.
 
-One view, one step: `converted_video/front` and `converted_video/side` are separate steps of the same job, so the
+One view, one step: `converted_video_front` and `converted_video_side` are separate steps of the same job, so the
 multiprocess (or Kubernetes) executor runs the two views at the same time, and one view can be re-materialized
-alone. A per-view asset reads the same view of a per-view input (`reframed_video/front` reads
-`converted_video/front`) and the whole of a per-job input (`validation_report`). A per-job asset that names a
+alone. A per-view asset reads the same view of a per-view input (`reframed_video_front` reads
+`converted_video_front`) and the whole of a per-job input (`validation_report`). A per-job asset that names a
 per-view stage as a parameter (`keypoints: StageFiles`) receives both views' files merged, as if one asset had
 written them: `stage_asset` splits such a parameter into one input per view and merges them before the call.
 """
@@ -52,6 +53,7 @@ from igait_pipeline.layout import (
     Stage,
     stage_of_asset,
     validate_job_id,
+    view_of_asset,
 )
 from igait_pipeline.partitions import job_partitions
 from igait_pipeline.resources.io_manager import StorageResource
@@ -93,7 +95,7 @@ def _merging_views(fn):
             continue
         for view in VIEWS:
             params.append(p.replace(name=f"{p.name}__{view}"))
-            ins[f"{p.name}__{view}"] = AssetIn(key=[p.name, view])
+            ins[f"{p.name}__{view}"] = AssetIn(key=stage_of_asset(p.name).asset_key(view))
 
     def merge(kwargs: dict) -> dict:
         for name in split:
@@ -119,8 +121,9 @@ def stage_asset(description: str, kinds: set[str], code_version: str = "1",
     `layout.STAGES`) in its metadata for the IO manager, placement (k8s resources, GPU node pool, concurrency
     pool) from configuration, not code.
 
-    For a per-view stage it makes one asset per view, keyed `{name}/{view}`, and returns them as a tuple; the
-    function then handles the one view `_view(context)` names. Both views share the stage's placement."""
+    For a per-view stage it makes one asset per view, keyed `{name}_{view}` (`Stage.asset_key`), and returns them
+    as a tuple; the function then handles the one view `_view(context)` names. Both views share the stage's
+    placement."""
     def decorate(fn):
         name = fn.__name__
         stage = stage_of_asset(name)
@@ -135,8 +138,9 @@ def stage_asset(description: str, kinds: set[str], code_version: str = "1",
         if check_specs:
             raise ValueError(f"{name}: asset checks of a per-view stage need one spec per view asset")
         return tuple(
-            asset(key=[name, view], metadata=_meta(stage, view), **common,
-                  ins={p.name: AssetIn(key=[p.name, view] if _per_view_stage(p.name) else p.name,
+            asset(key=stage.asset_key(view), metadata=_meta(stage, view), **common,
+                  ins={p.name: AssetIn(key=stage_of_asset(p.name).asset_key(view) if _per_view_stage(p.name)
+                                       else p.name,
                                        metadata={VIEW_META: view}) for p in _inputs(fn)})(_step(fn))
             for view in VIEWS)
     return decorate
@@ -209,9 +213,8 @@ def _stage(context: AssetExecutionContext) -> Stage:
 
 
 def _view(context: AssetExecutionContext) -> str | None:
-    """The view a per-view stage's asset handles (`keypoints/front` -> front); None for a per-job stage."""
-    path = context.asset_key.path
-    return path[1] if len(path) > 1 else None
+    """The view a per-view stage's asset handles (`keypoints_front` -> front); None for a per-job stage."""
+    return view_of_asset(context.asset_key.path)
 
 
 def _scratch(context: AssetExecutionContext) -> Path:
@@ -412,7 +415,9 @@ def gait_cycles(context: AssetExecutionContext, keypoints: StageFiles) -> Output
             "heel_strikes/left": len(result.heel_strikes.get("left", [])),
             "heel_strikes/right": len(result.heel_strikes.get("right", [])),
             **{f"param/{k}": float(v) for k, v in result.parameters.items() if v is not None},
-            **{f"n/{k}": d.n for k, d in result.parameter_details.items()},
+            **{f"n/{k}": d.n for k, d in result.parameter_details.items() if d.value is not None},
+            **{f"not_measured/{k}": d.reason or "not measured" for k, d in result.parameter_details.items()
+               if d.value is None},
             **{f"rom_si_pct/{j}": float(v["rom_symmetry_index_pct"]) for j, v in sym.items()
                if v.get("rom_symmetry_index_pct") is not None},
             "plot": _image_md(pngs["cycles.png"], "image/png", "gait signals and events"),

@@ -21,6 +21,7 @@ from igait_pipeline.layout import (
     PIPELINE_STAGES,
     PREDICTION,
     UPLOAD,
+    VIEWS,
     JobIdError,
     upload_glob,
     validate_job_id,
@@ -77,20 +78,22 @@ def job_status(job_id: str, instance=None) -> dict:
     validate_job_id(job_id)
     instance = instance or DagsterInstance.get()
     stages = {}
-    step_stage = {}  # step key (`keypoints__front`) -> stage asset name
+    step_stage = {}  # step key (`keypoints_front`) -> stage asset name
     step_run = {}  # step key -> the run of its asset's latest materialization
     for st in PIPELINE_STAGES:
         latest = []  # one stage: materialized once every view is
-        for key in st.asset_keys:
-            asset_key = AssetKey.from_user_string(key)
-            step = asset_key.to_python_identifier()
-            step_stage[step] = st.asset
-            recs = instance.fetch_materializations(AssetRecordsFilter(asset_key=asset_key, asset_partitions=[job_id]),
-                                                   limit=1).records
-            if recs:
-                latest.append(recs[0])
-                step_run[step] = recs[0].run_id
-        if len(latest) == len(st.asset_keys):
+        for view in VIEWS if st.per_view else (None,):
+            # the latest materialization under the asset's key, else under its key of older releases
+            for asset_key in dict.fromkeys([AssetKey(st.asset_key(view)), AssetKey(list(st.former_asset_key(view)))]):
+                step = asset_key.to_python_identifier()
+                step_stage[step] = st.asset
+                recs = instance.fetch_materializations(
+                    AssetRecordsFilter(asset_key=asset_key, asset_partitions=[job_id]), limit=1).records
+                if recs:
+                    latest.append(recs[0])
+                    step_run[step] = recs[0].run_id
+                    break
+        if len(latest) == len(st.asset_keys):  # every view
             last = max(latest, key=lambda r: r.timestamp)
             stages[st.asset] = {"stage": st.number, "state": "materialized", "at": last.timestamp,
                                 "run_id": last.run_id}

@@ -41,7 +41,7 @@ class Stage:
     """One stage of a job: its number (the N of `stage_N/`), its asset's name, the label people read (run log,
     job document, e-mail) and the files it always writes under `stage_N/`.
 
-    A per-view stage (`per_view`) is one asset per view, `{asset}/{view}` (e.g. `keypoints/front`): each view is
+    A per-view stage (`per_view`) is one asset per view, `{asset}_{view}` (e.g. `keypoints_front`): each view is
     its own step, so the two views run at the same time and one view can be re-run alone. Every file of such a
     stage belongs to one view (its name starts with the view); the job document, metrics and `igait status`
     still show it as one stage, successful once every view is."""
@@ -56,10 +56,30 @@ class Stage:
         if self.per_view and any(view_of(f) is None for f in self.files):
             raise LayoutError(f"per-view stage {self.number} has files of no view: {self.files}")
 
+    def asset_key(self, view: str | None = None) -> str:
+        """The asset key of this stage (of one view's asset, for a per-view stage) as the UI and `dagster asset
+        materialize --select` spell it. One part, whose whole is the name the UI shows: the stage first, the
+        view last (`keypoints_front`), so the catalog and lineage list both views of a stage together and no
+        asset is just "front"."""
+        if not self.per_view:
+            if view is not None:
+                raise LayoutError(f"stage {self.number} ({self.asset}) is one asset for both views, not per view")
+            return self.asset
+        if view not in VIEWS:
+            raise LayoutError(f"stage {self.number} ({self.asset}) is one asset per view {VIEWS}: not {view!r}")
+        return f"{self.asset}_{view}"
+
     @property
     def asset_keys(self) -> tuple[str, ...]:
-        """The asset key(s) of this stage as the UI and `dagster asset materialize --select` spell them."""
-        return tuple(f"{self.asset}/{v}" for v in VIEWS) if self.per_view else (self.asset,)
+        """Every asset key of this stage: one, or one per view."""
+        return tuple(self.asset_key(v) for v in VIEWS) if self.per_view else (self.asset,)
+
+    def former_asset_key(self, view: str | None = None) -> tuple[str, ...]:
+        """The key this asset had in releases before the per-view assets were named `{stage}_{view}`: the two-part
+        `("keypoints", "front")` (shown as "front" in the UI). An instance keeps the history recorded under it;
+        `stage_of_asset` and `igait status` still read it. A per-job stage's key did not change."""
+        self.asset_key(view)  # the same checks
+        return (self.asset, view) if self.per_view else (self.asset,)
 
     def files_of(self, view: str | None) -> tuple[str, ...]:
         """The files one view's asset writes (all files for view None, or for a per-job stage)."""
@@ -95,6 +115,11 @@ UPLOAD, CONVERTED, VALIDATION, REFRAMED, KEYPOINTS, CYCLES, PREDICTION, ARCHIVE 
 PIPELINE_STAGES = STAGES[1:]  # what a run of the pipeline materializes; stage 0 is the upload itself
 FINAL_STAGE = STAGES[-1].number
 _BY_ASSET = {s.asset: s for s in STAGES}
+_BY_KEY = {(key,): (s, view) for s in STAGES
+           for key, view in (zip(s.asset_keys, VIEWS) if s.per_view else [(s.asset, None)])}
+# Keys of releases before the per-view assets were named `{stage}_{view}` (`keypoints/front`, a two-part key):
+# their materializations stay in an instance's history under those keys; read as the same stage and view.
+_BY_KEY.update({s.former_asset_key(view): (s, view) for s in STAGES if s.per_view for view in VIEWS})
 
 
 def stage(number: int) -> Stage:
@@ -103,14 +128,26 @@ def stage(number: int) -> Stage:
     return STAGES[number]
 
 
-def stage_of_asset(asset: str) -> Stage:
-    """The stage of an asset name, or of a per-view asset key (`keypoints/front`, or its path as a list)."""
-    if not isinstance(asset, str):
-        asset = asset[0]
+def _stage_and_view(asset: str | list[str] | tuple[str, ...]) -> tuple[Stage, str | None]:
+    path = tuple(asset.split("/")) if isinstance(asset, str) else tuple(asset)
+    if len(path) == 1 and path[0] in _BY_ASSET:  # a stage's name (for a per-view stage: both views)
+        return _BY_ASSET[path[0]], None
     try:
-        return _BY_ASSET[asset.split("/", 1)[0]]
+        return _BY_KEY[path]
     except KeyError:
-        raise KeyError(f"no stage has the asset {asset!r}; assets: {sorted(_BY_ASSET)}") from None
+        keys = sorted(k for s in STAGES for k in s.asset_keys)
+        raise KeyError(f"no stage has the asset {'/'.join(path)!r}; assets: {keys}") from None
+
+
+def stage_of_asset(asset: str | list[str] | tuple[str, ...]) -> Stage:
+    """The stage of an asset key (`gait_cycles`, `keypoints_front`, or its path as a list), or of a stage's name
+    (`keypoints`: the stage of both views). Keys of older releases (`keypoints/front`) are read too."""
+    return _stage_and_view(asset)[0]
+
+
+def view_of_asset(asset: str | list[str] | tuple[str, ...]) -> str | None:
+    """The view a per-view stage's asset key handles (`keypoints_front` -> front); None for a per-job stage."""
+    return _stage_and_view(asset)[1]
 
 
 class JobIdError(ValueError):

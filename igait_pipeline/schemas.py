@@ -279,7 +279,8 @@ class Stride(BaseModel):
 
 class ParameterInfo(BaseModel):
     value: float | None
-    n: int = Field(description="steady strides (or steps, or frames: see basis) the value was computed from")
+    n: int = Field(description="steady strides (or steps, or frames: see basis) the value was computed from; 0 when "
+                               "the value is null (its reason says what was found)")
     basis: str
     reason: str | None = Field(None, description="why the value is null")
     view: Literal["side", "front"] | None = Field(None, description="the view the value was measured in (None: "

@@ -54,14 +54,30 @@ def test_per_view_stages_split_their_files_by_view():
         REFRAMED,
         STAGES,
         VALIDATION,
+        VIEWS,
         LayoutError,
         Stage,
         stage_of_asset,
         view_of,
+        view_of_asset,
     )
 
     assert [s.asset for s in STAGES if s.per_view] == ["converted_video", "reframed_video", "keypoints"]
-    assert REFRAMED.asset_keys == ("reframed_video/front", "reframed_video/side")
+    assert REFRAMED.asset_keys == ("reframed_video_front", "reframed_video_side")
+    assert REFRAMED.asset_key("side") == "reframed_video_side" and VALIDATION.asset_key() == "validation_report"
+    with pytest.raises(LayoutError, match="one asset per view"):
+        REFRAMED.asset_key()
+    with pytest.raises(LayoutError, match="one asset for both views"):
+        VALIDATION.asset_key("front")
+    # every key's name (what the UI shows) says its stage, and a per-view key its view: never just "front"
+    for s in STAGES:
+        for key, view in zip(s.asset_keys, VIEWS if s.per_view else (None,)):
+            assert key.startswith(s.asset) and "/" not in key and (view is None or key.endswith("_" + view))
+            assert (stage_of_asset(key), view_of_asset(key)) == (s, view)
+            assert (stage_of_asset([key]), view_of_asset(s.former_asset_key(view))) == (s, view)  # older keys
+    assert stage_of_asset("keypoints/front") is KEYPOINTS and view_of_asset("keypoints") is None
+    with pytest.raises(KeyError, match="no stage has the asset 'keypoints_top'"):
+        stage_of_asset("keypoints_top")
     assert VALIDATION.asset_keys == ("validation_report",)
     assert REFRAMED.files_of("front") == ("front.mp4", "front_crop.json")
     assert KEYPOINTS.files_of("side") == ("side_keypoints.json", "side_overlay.mp4")

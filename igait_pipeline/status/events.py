@@ -16,7 +16,7 @@ Only runs whose partition (tag `dagster/partition`) is a job ID count. Each run'
 upload that was since replaced. Steps map to assets through the run's
 execution plan snapshot, assets to stages through the `igait/stage` metadata of the code location's assets.
 
-A per-view stage is one step per view (`keypoints__front`, `keypoints__side`), both with the same stage number;
+A per-view stage is one step per view (`keypoints_front`, `keypoints_side`), both with the same stage number;
 its events are folded into the stage's: the stage starts at its first step's start, succeeds at the success that
 leaves every step of it the run planned successful, and fails at any step's failure. So the job document and
 the metrics see one stage, as for a one-step stage. A run start carries the (stage, view) pairs the run executes,

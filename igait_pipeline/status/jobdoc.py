@@ -254,7 +254,7 @@ def is_stale(doc: dict, ev: JobEvent) -> bool:
 
 def _kept_keys(st: dict, stage: int, planned_views: Iterable[tuple[int, str]]) -> list[str]:
     """The output keys of a stage a run re-makes that stay valid: none, unless the run re-makes only some views of
-    a per-view stage (`--select keypoints/front`); then the files of the other views, which it does not touch."""
+    a per-view stage (`--select keypoints_front`); then the files of the other views, which it does not touch."""
     remade = {view for n, view in planned_views if n == stage}
     if not remade or remade >= set(VIEWS):
         return []

@@ -50,7 +50,7 @@ def write_stage(storage: Storage, job_id: str, stage: int, out: StageFiles,
       copied server-side onto the final keys (no upload can fail half-way there), stale keys deleted, and the
       staging removed.
 
-    With a view (the asset of one view of a per-view stage, e.g. `keypoints/front`), `stage_N/` is shared with the
+    With a view (the asset of one view of a per-view stage, e.g. `keypoints_front`), `stage_N/` is shared with the
     other view's asset, which may be writing at the same moment: the directory is not swapped. Each of the view's
     files is put in place whole (a move or upload to a temporary name, then an atomic rename; on GCS the staged
     copy as above), then the view's stale files, and files of no view (a per-view stage writes none: an older

@@ -152,12 +152,12 @@ def test_rematerializing_replaces_stage_outputs(local_storage, short_clip):
     assert result.success, failures
     assert _stage_keys(local_storage, "user1_11", 1) == ["jobs/user1_11/stage_1/front.mp4",
                                                         "jobs/user1_11/stage_1/side.mp4"]
-    meta = result.asset_materializations_for_node("converted_video__side")[0].metadata
+    meta = result.asset_materializations_for_node("converted_video_side")[0].metadata
     assert meta["fps"].value == 60.0 and meta["width"].value == 1920
 
 
 def test_rematerializing_one_view_touches_only_that_views_files(local_storage, short_clip):
-    """`converted_video/front` alone: front.mp4 replaced, a stale front file dropped, every side file untouched."""
+    """`converted_video_front` alone: front.mp4 replaced, a stale front file dropped, every side file untouched."""
     put_job(local_storage, "user1_12", short_clip, short_clip, GOOD_METADATA)
     result, failures = _run([assets.upload, *assets.converted_video], local_storage, "user1_12")
     assert result.success, failures
@@ -169,7 +169,7 @@ def test_rematerializing_one_view_touches_only_that_views_files(local_storage, s
     front_asset = next(a for a in assets.converted_video if a.key == AssetKey(["converted_video", "front"]))
     result, failures = _run([assets.upload, front_asset], local_storage, "user1_12")
     assert result.success, failures
-    assert [e.step_key for e in result.all_events if e.is_step_success] == ["converted_video__front"]
+    assert [e.step_key for e in result.all_events if e.is_step_success] == ["converted_video_front"]
     assert _stage_keys(local_storage, "user1_12", 1) == ["jobs/user1_12/stage_1/front.mp4",
                                                         "jobs/user1_12/stage_1/side.mp4",
                                                         "jobs/user1_12/stage_1/side_extra.json"]

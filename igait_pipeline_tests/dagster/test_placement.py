@@ -144,14 +144,14 @@ def test_step_jobs_carry_placement(k8s_instance):
 
 
 def test_every_step_of_the_real_assets_is_placed_both_views_of_pose_on_the_gpu_pool(k8s_instance):
-    """The real asset layer: one step per view of stages 1, 3 and 4, each placed as its stage (keypoints/front and
-    keypoints/side both on the GPU pool, with a GPU and a slot in the GPU concurrency pool)."""
+    """The real asset layer: one step per view of stages 1, 3 and 4, each placed as its stage (keypoints_front and
+    keypoints_side both on the GPU pool, with a GPU and a slot in the GPU concurrency pool)."""
     from igait_pipeline import assets
     from igait_pipeline.layout import PIPELINE_STAGES
 
     jobs = build_step_jobs(k8s_instance, asset_defs=[assets.upload, *assets.STAGE_ASSETS])
-    expected = {key.replace("/", "__"): s.asset for s in PIPELINE_STAGES for key in s.asset_keys}
-    assert set(jobs) == set(expected) and {"keypoints__front", "keypoints__side"} <= set(jobs)
+    expected = {key: s.asset for s in PIPELINE_STAGES for key in s.asset_keys}  # one-part keys: step key = key
+    assert set(jobs) == set(expected) and {"keypoints_front", "keypoints_side"} <= set(jobs)
     gpu_selector = placement.load_placement().node_pools["gpu"].node_selector
     for step, stage_asset in expected.items():
         requests, limits = _resources(jobs[step])
@@ -160,8 +160,8 @@ def test_every_step_of_the_real_assets_is_placed_both_views_of_pose_on_the_gpu_p
         on_gpu = _pod(jobs[step]).node_selector == gpu_selector
         assert on_gpu == (stage_asset in GPU_ASSETS) == (limits.get("nvidia.com/gpu") == "1"), step
     pools = {a.key.to_user_string(): a.op.pool for a in assets.STAGE_ASSETS}
-    assert pools["keypoints/front"] == pools["keypoints/side"] == "igait-gpu"
-    assert {k for k, v in pools.items() if v} == {"keypoints/front", "keypoints/side"}
+    assert pools["keypoints_front"] == pools["keypoints_side"] == "igait-gpu"
+    assert {k for k, v in pools.items() if v} == {"keypoints_front", "keypoints_side"}
 
 
 def test_step_jobs_are_complete_manifests(k8s_instance):

@@ -145,7 +145,7 @@ def test_materialize_a_partition_on_the_postgres_instance(postgres_db, gcs_root,
         assert cur.fetchall() == [("SUCCESS",)]
         cur.execute("SELECT count(*) FROM event_logs WHERE run_id = %s AND dagster_event_type = %s",
                     (run_id, "ASSET_MATERIALIZATION"))
-        assert cur.fetchone()[0] == 2  # converted_video/front and /side
+        assert cur.fetchone()[0] == 2  # converted_video_front and _side
     conn.close()
 
 

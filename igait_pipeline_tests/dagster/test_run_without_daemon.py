@@ -27,7 +27,7 @@ from prometheus_client import generate_latest
 
 from igait_pipeline import assets, cli
 from igait_pipeline.jobs import igait_job
-from igait_pipeline.layout import ARCHIVE, PIPELINE_STAGES, job_key
+from igait_pipeline.layout import ARCHIVE, CONVERTED, PIPELINE_STAGES, job_key
 from igait_pipeline.resources import JobStatusResource, SmtpResource, build_resources
 from igait_pipeline.sensors import uploads_sensor
 from igait_pipeline.status.events import StageMap
@@ -91,7 +91,7 @@ def test_submit_then_run_without_a_daemon(local_storage, dagster_home, short_cli
     # the views of stages 1, 3 and 4 ran at the same time, each in its own step
     steps = _step_intervals(instance, run.run_id)
     for name in PER_VIEW:
-        (f0, f1), (s0, s1) = steps[f"{name}__front"], steps[f"{name}__side"]
+        (f0, f1), (s0, s1) = steps[f"{name}_front"], steps[f"{name}_side"]
         assert f0 < s1 and s0 < f1, f"{name}: front {f0:.2f}-{f1:.2f} and side {s0:.2f}-{s1:.2f} do not overlap"
 
     # a later uploads-sensor tick (the daemon starting afterwards, no cursor) requests no run for the job
@@ -114,8 +114,8 @@ def test_submit_then_run_without_a_daemon(local_storage, dagster_home, short_cli
     assert all(st["status"] == "success" for st in doc["stages"].values())
     assert doc["stages"]["4"]["output_keys"] == sorted(job_key(job_id, 4, n) for n in PIPELINE_STAGES[3].files)
     s1 = doc["stages"]["1"]  # the stage lasts from its first view's start to its last view's end
-    first, last = min(steps["converted_video__front"][0], steps["converted_video__side"][0]), \
-        max(steps["converted_video__front"][1], steps["converted_video__side"][1])
+    first, last = min(steps["converted_video_front"][0], steps["converted_video_side"][0]), \
+        max(steps["converted_video_front"][1], steps["converted_video_side"][1])
     assert abs(s1["started_at"].timestamp() - first) < 0.01 and abs(s1["completed_at"].timestamp() - last) < 0.01
     metrics = generate_latest(registry_for(instance, StageMap.from_definitions(defs))).decode()
     for s in PIPELINE_STAGES:
@@ -133,7 +133,7 @@ def test_standard_cli_says_what_to_do_for_an_unknown_job_then_reruns_one_view(lo
                                                                               short_clip, meta_file):
     env = {**os.environ, "PYTHONPATH": str(REPO), "IGAIT_MAX_CONCURRENT": "1"}
     job_id = cli.submit(short_clip, short_clip, meta_file, job_id="nodaemon_3", storage=local_storage)
-    select = ["asset", "materialize", "-m", "igait_pipeline.definitions", "--select", "converted_video/front",
+    select = ["asset", "materialize", "-m", "igait_pipeline.definitions", "--select", CONVERTED.asset_key("front"),
               "--partition", job_id]
     refused = _dagster(*select, env=env)
     assert refused.returncode != 0

@@ -25,7 +25,7 @@ from dagster import (
     define_asset_job,
 )
 
-from igait_pipeline.layout import VIEW_META, job_key
+from igait_pipeline.layout import KEYPOINTS, VIEW_META, VIEWS, job_key
 from igait_pipeline.partitions import job_partitions
 from igait_pipeline.resources import JobStatusResource, SmtpResource
 from igait_pipeline.resources.io_manager import FILES_META, STAGE_META, StageFilesIOManager, StorageResource
@@ -117,12 +117,12 @@ def reframed_video(context: AssetExecutionContext, converted_video: StageFiles,
 
 
 def _keypoints_view(view: str):
-    """Stage 4 as the real graph has it: one asset per view, `keypoints/{view}`, each its own step. The fail and
-    hold tags name `keypoints` (both views) or `keypoints/{view}` (that view only)."""
-    @asset(key=["keypoints", view], group_name=GROUP, partitions_def=job_partitions,
+    """Stage 4 as the real graph has it: one asset per view, `keypoints_{view}`, each its own step. The fail and
+    hold tags name `keypoints` (both views) or `keypoints_{view}` (that view only)."""
+    @asset(key=KEYPOINTS.asset_key(view), group_name=GROUP, partitions_def=job_partitions,
            metadata={STAGE_META: 4, FILES_META: [f"{view}_keypoints.json"], VIEW_META: view})
     def keypoints(context: AssetExecutionContext, reframed_video: StageFiles) -> Output[StageFiles]:
-        _maybe_fail(context, "keypoints", f"keypoints/{view}")
+        _maybe_fail(context, "keypoints", KEYPOINTS.asset_key(view))
         return Output(_files(context, 4, {f"{view}_keypoints.json": b"{}"}))
     return keypoints
 
@@ -130,7 +130,7 @@ def _keypoints_view(view: str):
 keypoints_front, keypoints_side = _keypoints_view("front"), _keypoints_view("side")
 
 
-@asset(**_kw(5, ["cycles.json"]), ins={f"keypoints_{v}": AssetIn(key=["keypoints", v]) for v in ("front", "side")})
+@asset(**_kw(5, ["cycles.json"]), ins={f"keypoints_{v}": AssetIn(key=KEYPOINTS.asset_key(v)) for v in VIEWS})
 def gait_cycles(context: AssetExecutionContext, keypoints_front: StageFiles,
                 keypoints_side: StageFiles) -> Output[StageFiles]:
     _maybe_fail(context, "gait_cycles")
@@ -206,6 +206,6 @@ def test_stand_in_mirrors_the_stage_numbers():
 
     stages = StageMap.from_definitions(make_defs())
     assert {k.to_user_string(): v for k, v in stages.by_asset.items()} == {
-        "upload": 0, "converted_video": 1, "validation_report": 2, "reframed_video": 3, "keypoints/front": 4,
-        "keypoints/side": 4,
+        "upload": 0, "converted_video": 1, "validation_report": 2, "reframed_video": 3, "keypoints_front": 4,
+        "keypoints_side": 4,
         "gait_cycles": 5, "prediction": 6, "results_archive": 7}

@@ -8,7 +8,7 @@ import time
 import pytest
 from dagster import AssetKey, DagsterInstance, build_sensor_context, instance_for_test
 
-from igait_pipeline.layout import job_key
+from igait_pipeline.layout import KEYPOINTS, job_key
 from igait_pipeline.resources import JobStatusResource, SmtpResource
 from igait_pipeline.resources.io_manager import StorageResource
 from igait_pipeline.sensors import uploads_sensor
@@ -285,12 +285,12 @@ def test_jobs_that_finished_long_ago_get_no_e_mail(env, tmp_path, smtp_server):
 
 
 def test_a_stage_of_two_views_fails_if_one_view_fails_though_the_other_succeeds_after_it(env):
-    """keypoints/front fails, keypoints/side (its own step) succeeds afterwards: stage 4 is failed, started once."""
+    """keypoints_front fails, keypoints_side (its own step) succeeds afterwards: stage 4 is failed, started once."""
     env.submit("user10_1")
-    run = env.run("user10_1", {FAIL_TAG: "keypoints/front"})
+    run = env.run("user10_1", {FAIL_TAG: KEYPOINTS.asset_key("front")})
     steps = [(e.step_key, e.event_type_value) for e in run.all_events if e.step_key and e.step_key.startswith("keyp")
              and e.event_type_value in ("STEP_FAILURE", "STEP_SUCCESS")]
-    assert steps == [("keypoints__front", "STEP_FAILURE"), ("keypoints__side", "STEP_SUCCESS")]
+    assert steps == [("keypoints_front", "STEP_FAILURE"), ("keypoints_side", "STEP_SUCCESS")]
     env.tick()
     doc = env.store.get("user10_1")
     JobDocument.model_validate(doc)
@@ -318,7 +318,7 @@ def test_a_refused_e_mail_is_retried_by_the_sensor_after_its_back_off_and_sent_o
 
 
 def test_re_running_one_view_keeps_the_other_views_files_in_the_document(env):
-    """Was: run_start reset every planned stage, so `--select keypoints/front` on a finished job left stage 4
+    """Was: run_start reset every planned stage, so `--select keypoints_front` on a finished job left stage 4
     listing only the front view's file, though the side view's file is still in storage and valid."""
     env.submit("user12_1")
     assert env.run("user12_1").success
@@ -327,9 +327,9 @@ def test_re_running_one_view_keeps_the_other_views_files_in_the_document(env):
     assert env.store.get("user12_1")["stages"]["4"]["output_keys"] == both
 
     one = env.defs.resolve_job_def("igait_job").execute_in_process(
-        partition_key="user12_1", instance=env.instance, asset_selection=[AssetKey(["keypoints", "front"])])
+        partition_key="user12_1", instance=env.instance, asset_selection=[AssetKey(KEYPOINTS.asset_key("front"))])
     assert one.success
-    assert [e.step_key for e in one.all_events if e.event_type_value == "STEP_START"] == ["keypoints__front"]
+    assert [e.step_key for e in one.all_events if e.event_type_value == "STEP_START"] == ["keypoints_front"]
     env.tick()
     doc = env.store.get("user12_1")
     JobDocument.model_validate(doc)

@@ -40,10 +40,13 @@ METHODS = {
 
 
 def _info(value: float | None, n: int, basis: str, reason: str | None = None, view: str | None = None) -> dict:
+    """One parameter's record. n counts what a measured value was computed from; a value that is null was
+    computed from nothing (n 0): its reason says what was found instead (e.g. "2 steady strides: at least 3")."""
     if value is not None and not np.isfinite(value):
         value = None
-    return {"value": None if value is None else round(float(value), 5), "n": n, "basis": basis,
-            "reason": reason if value is None else None, "view": view}
+    if value is None:
+        return {"value": None, "n": 0, "basis": basis, "reason": reason or "not measured", "view": view}
+    return {"value": round(float(value), 5), "n": n, "basis": basis, "reason": None, "view": view}
 
 
 def parameters(res: ViewMeasurement, front: ViewMeasurement | None,
@@ -101,7 +104,7 @@ def parameters(res: ViewMeasurement, front: ViewMeasurement | None,
 
 def _base_width(front: ViewMeasurement | None) -> dict:
     """base_width_ratio from the front view's steady strides: n = their frames (basis says how many strides);
-    null with the reason otherwise (n then counts the frames the front view used, as before)."""
+    null with the reason otherwise."""
     if front is None:
         return _info(None, 0, "front-view frames", "no front view", "front")
     bw = front.extras.get("base_width_ratio")
