@@ -17,6 +17,7 @@ import zipfile
 
 import pytest
 from dagster import (
+    AssetKey,
     DagsterEventType,
     DagsterInstance,
     Definitions,
@@ -27,14 +28,25 @@ from prometheus_client import generate_latest
 
 from igait_pipeline import assets, cli
 from igait_pipeline.jobs import igait_job
-from igait_pipeline.layout import ARCHIVE, CONVERTED, PIPELINE_STAGES, job_key
+from igait_pipeline.layout import (
+    ARCHIVE,
+    CONVERTED,
+    PIPELINE_STAGES,
+    STAGES,
+    VIEWS,
+    job_key,
+    stage_of_asset,
+    view_of_asset,
+)
 from igait_pipeline.resources import JobStatusResource, SmtpResource, build_resources
+from igait_pipeline.schemas import Cycles
 from igait_pipeline.sensors import uploads_sensor
 from igait_pipeline.status.events import StageMap
 from igait_pipeline.status.jobdoc import JobDocument, job_store_from_uri
 from igait_pipeline.status.metrics import registry_for
 from igait_pipeline.status.sensors import job_status_sensor
 from igait_pipeline_tests.fixtures.media import GOOD_METADATA, REPO
+from igait_pipeline_tests.fixtures.webserver import dagster_webserver
 
 PER_VIEW = ("converted_video", "reframed_video", "keypoints")
 
@@ -122,6 +134,40 @@ def test_submit_then_run_without_a_daemon(local_storage, dagster_home, short_cli
         assert f'stage_runs_total{{stage="{s.number}",status="success"}} 1.0' in metrics
         assert f'stage_runs_total{{stage="{s.number}",status="failed"}} 0.0' in metrics
     assert 'jobs_completed_total{status="completed"} 1.0' in metrics
+
+    # gait_cycles' metadata: a count only beside a measured value; a missing one (the front slot holds a side
+    # clip: no base of support) says why, with no count that would read as a measurement
+    cycles_meta = instance.fetch_materializations(AssetKey("gait_cycles"), limit=1).records[0] \
+        .asset_materialization.metadata
+    detail = Cycles.model_validate_json(local_storage.read_bytes(job_key(job_id, 5, "cycles.json"))).parameter_details
+    missing = {k for k, d in detail.items() if d.value is None}
+    assert "base_width_ratio" in missing and all(detail[k].n == 0 for k in missing)
+    assert {k.removeprefix("n/") for k in cycles_meta if k.startswith("n/")} == set(detail) - missing
+    assert {k.removeprefix("not_measured/") for k in cycles_meta if k.startswith("not_measured/")} == missing
+    assert "front view" in cycles_meta["not_measured/base_width_ratio"].value
+
+    # what a researcher sees: the real webserver on this instance, read through the GraphQL API the UI uses
+    ui_names_every_asset_by_its_stage(dagster_home, job_id)
+
+
+def ui_names_every_asset_by_its_stage(dagster_home, job_id: str) -> None:
+    """The UI names an asset by its key's last part (lineage sidebar, catalog, page title, breadcrumb): for every
+    asset of the code location that name says its stage (and, per view, its view) — none is just "front" or
+    "side" — and each stage asset shows this job's materialization under that name."""
+    with dagster_webserver(dagster_home) as graphql:
+        nodes = graphql("{ assetNodes { assetKey { path } description "
+                        f'assetMaterializations(partitions: ["{job_id}"], limit: 1) {{ partition }} }} }}')
+    shown = {}
+    for node in nodes["assetNodes"]:
+        path = node["assetKey"]["path"]
+        name = path[-1]  # what the UI shows
+        stage, view = stage_of_asset(path), view_of_asset(path)
+        assert name not in VIEWS and name.startswith(stage.asset), path
+        assert view is None or name == f"{stage.asset}_{view}", path
+        assert node["description"].startswith(f"Stage {stage.number}"), (name, node["description"][:40])
+        shown[name] = [m["partition"] for m in node["assetMaterializations"]]
+    assert sorted(shown) == sorted(k for s in STAGES for k in s.asset_keys)
+    assert all(shown[k] == [job_id] for s in PIPELINE_STAGES for k in s.asset_keys), shown
 
 
 def _dagster(*args: str, env: dict) -> subprocess.CompletedProcess:
