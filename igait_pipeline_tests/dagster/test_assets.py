@@ -8,7 +8,7 @@ from dagster import AssetKey, instance_for_test, materialize
 from igait_pipeline import assets
 from igait_pipeline.cli import DEMO_RUN_CONFIG
 from igait_pipeline.definitions import defs
-from igait_pipeline.layout import PIPELINE_STAGES, job_key
+from igait_pipeline.layout import CONVERTED, KEYPOINTS, PIPELINE_STAGES, job_key
 from igait_pipeline.resources import build_resources
 from igait_pipeline.schemas import Cycles, Prediction, ValidationReport
 from igait_pipeline.stages.gait import events as gait_events
@@ -70,7 +70,7 @@ def test_whole_graph_on_the_sample_video(local_storage, sample_video, monkeypatc
             rec = instance.get_latest_materialization_event(AssetKey.from_user_string(name))
             assert rec is not None and rec.asset_materialization.partition == "user123_5", name
         kp_meta = instance.get_latest_materialization_event(
-            AssetKey(["keypoints", "side"])).asset_materialization.metadata
+            AssetKey(KEYPOINTS.asset_key("side"))).asset_materialization.metadata
         assert kp_meta["detection_ratio"].value > 0.5
         assert kp_meta["rejected_not_walker"].value >= 0
     report = ValidationReport.model_validate_json(local_storage.read_bytes(job_key("user123_5", 2, "validation.json")))
@@ -166,7 +166,7 @@ def test_rematerializing_one_view_touches_only_that_views_files(local_storage, s
     (stage1 / "side_extra.json").write_bytes(b"the side view's")
     side_before = (stage1 / "side.mp4").stat()
     front_before = (stage1 / "front.mp4").stat()
-    front_asset = next(a for a in assets.converted_video if a.key == AssetKey(["converted_video", "front"]))
+    front_asset = next(a for a in assets.converted_video if a.key == AssetKey(CONVERTED.asset_key("front")))
     result, failures = _run([assets.upload, front_asset], local_storage, "user1_12")
     assert result.success, failures
     assert [e.step_key for e in result.all_events if e.is_step_success] == ["converted_video_front"]

@@ -15,6 +15,7 @@ import pytest
 from dagster import build_sensor_context, instance_for_test, materialize
 
 from igait_pipeline import assets
+from igait_pipeline.layout import CONVERTED
 from igait_pipeline.resources import build_resources
 from igait_pipeline.resources.status import JobStatusResource, SmtpResource
 from igait_pipeline.sensors import uploads_sensor
@@ -206,7 +207,7 @@ def test_a_re_upload_marks_the_stages_stale_in_dagster(local_storage, short_clip
 
         def status():
             resolver = CachingStaleStatusResolver(instance, graph, LoadingContextForTest(instance))
-            return resolver.get_status(AssetKey(["converted_video", "front"]), "stale_1")
+            return resolver.get_status(AssetKey(CONVERTED.asset_key("front")), "stale_1")
 
         assert status() == StaleStatus.FRESH
         put_job(local_storage, "stale_1", None, None, {**GOOD, "age": 6})

@@ -18,7 +18,7 @@ from dagster._config import process_config, validate_config
 from dagster._core.instance.config import dagster_instance_config_schema, validate_concurrency_config
 
 from igait_pipeline import assets
-from igait_pipeline.layout import job_key
+from igait_pipeline.layout import CONVERTED, job_key
 from igait_pipeline.resources.io_manager import StageFilesIOManager, StorageResource
 from igait_pipeline.stages import media
 from igait_pipeline.storage import storage_from_uri
@@ -136,7 +136,7 @@ def test_materialize_a_partition_on_the_postgres_instance(postgres_db, gcs_root,
         assert run is not None and run.status == DagsterRunStatus.SUCCESS
         assert again.get_dynamic_partitions("jobs") == [job_id]
         for view, key in zip(("front", "side"), stage1):  # one asset per view, each with its own file
-            event = again.get_latest_materialization_event(AssetKey(["converted_video", view]))
+            event = again.get_latest_materialization_event(AssetKey(CONVERTED.asset_key(view)))
             assert event is not None and event.asset_materialization.partition == job_id
             assert event.asset_materialization.metadata["storage_keys"].value == [key]
     conn = postgres_db.connect()
