@@ -325,6 +325,10 @@ def _run(args, work: Path, timeout: float) -> int:
     print(f"load: {args.n} jobs, {mode}, clips front {front.name} side {side.name}; work {work}", flush=True)
     with environment(work, args.postgres, args.gcs) as setup:
         storage = storage_from_uri(setup.storage_uri)
+        # The instance's storage is created here, before the daemon and the exporter start: processes that open a
+        # fresh SQLite instance at the same moment race to create its tables and one of them crashes
+        # ("table alembic_version already exists"). scripts/setup.sh does the same for .dagster_home.
+        instance = DagsterInstance.get()
         daemon = Daemon(setup.env, work / "daemon.log")
         metrics_port = _free_port()
         with open(work / "metrics.log", "wb") as mlog:
@@ -336,7 +340,6 @@ def _run(args, work: Path, timeout: float) -> int:
         try:
             daemon.start()
             sampler.start()
-            instance = DagsterInstance.get()
             running_statuses = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
             last_sample = [0.0]
 
@@ -377,11 +380,16 @@ def _run(args, work: Path, timeout: float) -> int:
                 sample()
                 if args.no_kill or obs.killed_at is not None:
                     return
-                ended = sum(1 for j in jobs for r in runs_of(instance, j) if r.dagster_run.status.value in TERMINAL)
+                statuses = [r.dagster_run.status.value for j in jobs for r in runs_of(instance, j)]
+                ended = sum(1 for s in statuses if s in TERMINAL)
                 if ended >= kill_after:
                     daemon.kill()
                     obs.killed_at = time.time()
-                    print(f"daemon SIGKILLed at +{obs.killed_at - obs.t0:.0f} s ({ended} runs ended)", flush=True)
+                    print(f"daemon SIGKILLed at +{obs.killed_at - obs.t0:.0f} s ({ended} runs ended, "
+                          f"{sum(1 for s in statuses if s in ('STARTING', 'STARTED'))} running, "
+                          f"{sum(1 for s in statuses if s in ('QUEUED', 'NOT_STARTED'))} queued, "
+                          f"{len(jobs) - len({j for j in jobs if runs_of(instance, j)})} jobs without a run yet)",
+                          flush=True)
                     time.sleep(args.down)
                     daemon.start()
                     obs.restarted_at = time.time()
