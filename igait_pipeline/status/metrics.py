@@ -40,7 +40,7 @@ from igait_pipeline.status.jobdoc import STAGE_NUMBERS, JobEvent
 DURATION_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
 QUEUED_STATUSES = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED]
 DEFAULT_DEFINITIONS = "igait_pipeline.definitions"
-log = logging.getLogger(__name__)
+log = logging.getLogger("igait_pipeline.status.metrics")  # not __name__: "__main__" under -m
 
 
 class PipelineMetrics:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing.forkserver
+import os
 from pathlib import Path
 
 import pytest
@@ -206,3 +207,32 @@ def _fresh_forkserver(monkeypatch):
     multiprocessing.forkserver._forkserver._stop()
     yield
     multiprocessing.forkserver._forkserver._stop()
+
+
+def test_metrics_exporter_writes_json_lines(tmp_path):
+    """igait-metrics on an instance set up as scripts/setup.sh does (the repo's dagster.yaml), JSON switched on."""
+    import re
+    import subprocess
+    import sys
+    import urllib.request
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
+    log_file = tmp_path / "metrics.jsonl"
+    env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONPATH": str(ROOT), logs.JSON_ENV: str(log_file)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "igait_pipeline.status.metrics", "--host", "127.0.0.1", "--port", "0",
+         "--definitions", "igait_pipeline_tests.status.test_graph"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        found = re.search(r"serving (http://\S+/metrics)", line)
+        assert found, f"no 'serving' line: {line!r} {proc.stderr.read() if proc.poll() is not None else ''}"
+        assert b"jobs_in_queue 0.0" in urllib.request.urlopen(found.group(1), timeout=30).read()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    (served,) = _read_lines(log_file)
+    assert served["service"] == "igait-metrics" and served["level"] == "INFO"
+    assert served["message"] == f"serving {found.group(1)}"
