@@ -38,6 +38,7 @@ walking toward the camera (4.4 s, 540x960, 10 fps; igait_pipeline_tests/fixtures
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import signal
@@ -300,6 +301,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--spread", type=float, default=60.0, help="seconds over which the N uploads are spread")
     ap.add_argument("--down", type=float, default=15.0, help="seconds the killed daemon stays down")
     ap.add_argument("--no-kill", action="store_true", help="do not kill the daemon")
+    ap.add_argument("--kill-all", action="store_true",
+                    help="SIGKILL every process the daemon started too (code servers, run workers, steps): a crash of "
+                         "the whole machine or container, not only of the daemon")
     ap.add_argument("--no-solo", action="store_true", help="skip the one-job-alone measurement")
     ap.add_argument("--timeout", type=float, default=0, help="give up after this many seconds (default: 900 + 600 N)")
     ap.add_argument("--keep", type=Path, help="work in this directory and keep it (default: a temporary one)")
@@ -384,12 +388,19 @@ def _run(args, work: Path, timeout: float) -> int:
                 ended = sum(1 for s in statuses if s in TERMINAL)
                 if ended >= kill_after:
                     daemon.kill()
+                    if args.kill_all:
+                        for pid in marked_processes(setup.mark):
+                            if pid != exporter.pid:
+                                try:
+                                    os.kill(pid, signal.SIGKILL)
+                                except ProcessLookupError:
+                                    pass
                     obs.killed_at = time.time()
                     print(f"daemon SIGKILLed at +{obs.killed_at - obs.t0:.0f} s ({ended} runs ended, "
                           f"{sum(1 for s in statuses if s in ('STARTING', 'STARTED'))} running, "
                           f"{sum(1 for s in statuses if s in ('QUEUED', 'NOT_STARTED'))} queued, "
-                          f"{len(jobs) - len({j for j in jobs if runs_of(instance, j)})} jobs without a run yet)",
-                          flush=True)
+                          f"{len(jobs) - len({j for j in jobs if runs_of(instance, j)})} jobs without a run yet)"
+                          + (", with every process it started" if args.kill_all else ""), flush=True)
                     time.sleep(args.down)
                     daemon.start()
                     obs.restarted_at = time.time()
@@ -488,7 +499,8 @@ def _max_overlap(intervals: list[tuple[float, float]]) -> int:
 
 
 def _p95(xs: list[float]) -> float:
-    return xs[min(len(xs) - 1, max(0, round(0.95 * len(xs) + 0.5) - 1))]
+    """Nearest-rank 95th percentile of sorted values (of 20: the 19th)."""
+    return xs[max(0, math.ceil(0.95 * len(xs)) - 1)]
 
 
 def _thin(series: list[tuple[float, float]], t0: float, every: float) -> list[tuple[float, float]]:
