@@ -125,6 +125,8 @@ def uploads_sensor(context: SensorEvaluationContext, storage: StorageResource, j
     first = {job.job_id for job in fresh}
     for job in fresh + again:  # the root span of each upload's trace (run, steps and e-mail join it)
         tracing.record_upload_span(job.job_id, job.fingerprint, "re-upload" if job.job_id not in first else "upload")
+        log.info(f"job {job.job_id}: upload version {job.fingerprint} accepted, one run requested",
+                 extra=tracing.upload_ids(job.job_id, job.fingerprint))
     return SensorResult(
         run_requests=[RunRequest(run_key=job.job_id if job.job_id in first else f"{job.job_id}@{job.fingerprint}",
                                  partition_key=job.job_id, tags=run_tags(job))

@@ -48,31 +48,32 @@ class SensorLog:
         self._log, self._forward = context_log, _Forward(handlers, service, threading.get_ident())
         self.service = service
 
-    def _emit(self, level: int, msg: str, exc_info=None) -> None:
+    def _emit(self, level: int, msg: str, exc_info=None, extra: dict | None = None) -> None:
         record = logging.LogRecord(f"{PACKAGE_LOGGER}.{self.service}", level, "", 0, msg, (), exc_info)
+        record.__dict__.update(extra or {})  # e.g. igait_trace: (trace ID, span ID) in hex, for the JSON line
         self._forward.handle(record)
 
-    def debug(self, msg: str) -> None:
+    def debug(self, msg: str, extra: dict | None = None) -> None:
         self._log.debug(msg)
-        self._emit(logging.DEBUG, msg)
+        self._emit(logging.DEBUG, msg, extra=extra)
 
-    def info(self, msg: str) -> None:
+    def info(self, msg: str, extra: dict | None = None) -> None:
         self._log.info(msg)
-        self._emit(logging.INFO, msg)
+        self._emit(logging.INFO, msg, extra=extra)
 
-    def warning(self, msg: str) -> None:
+    def warning(self, msg: str, extra: dict | None = None) -> None:
         self._log.warning(msg)
-        self._emit(logging.WARNING, msg)
+        self._emit(logging.WARNING, msg, extra=extra)
 
-    def error(self, msg: str) -> None:
+    def error(self, msg: str, extra: dict | None = None) -> None:
         self._log.error(msg)
-        self._emit(logging.ERROR, msg)
+        self._emit(logging.ERROR, msg, extra=extra)
 
-    def exception(self, msg: str) -> None:
+    def exception(self, msg: str, extra: dict | None = None) -> None:
         import sys
 
         self._log.exception(msg)
-        self._emit(logging.ERROR, msg, sys.exc_info())
+        self._emit(logging.ERROR, msg, sys.exc_info(), extra=extra)
 
 
 def sensor_logger(context, service: str) -> SensorLog:

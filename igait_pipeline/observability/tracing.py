@@ -192,6 +192,12 @@ def span(name: str, trace_id: int, span_id: int | None = None, parent_span_id: i
         end_span(s, error)
 
 
+def upload_ids(job_id: str, upload_version: str | None) -> dict:
+    """`extra` for a log line about an upload: its trace and upload span IDs (the JSON line carries them)."""
+    return {"igait_trace": (trace_hex(trace_id_for(job_id, upload_version)),
+                            span_hex(upload_span_id(job_id, upload_version)))}
+
+
 def current_ids() -> tuple[str, str] | None:
     """(trace ID, span ID) in hex of the span current in this thread, if any."""
     ctx = trace.get_current_span().get_span_context()

@@ -143,7 +143,8 @@ def update_documents(instance, stages: StageMap, store: JobStore, storage: Stora
         if doc is not None:
             statuses[job_id] = doc["status"]
             changed = ", ".join(f"{e.kind}{'' if e.stage is None else ' ' + str(e.stage)}" for e in evs)
-            log.info(f"job {job_id}: {doc['status']}, stage {doc['current_stage']} ({changed})")
+            log.info(f"job {job_id}: {doc['status']}, stage {doc['current_stage']} ({changed})",
+                     extra=tracing.upload_ids(job_id, doc.get("upload_version")))
     return statuses
 
 

@@ -36,7 +36,10 @@ ROOT = Path(__file__).resolve().parents[2]
 JOB = "kid-42_1"
 METADATA = {"age": 6, "sex": "M", "height": "3'11\"", "weight": "21 kg", "ethnicity": "Not Hispanic or Latino",
             "email": "family.of.kid42@example.org"}
-PATIENT_VALUES = ["family.of.kid42@example.org", "Not Hispanic or Latino", "3'11", "21 kg", "3\\u2032"]
+REFUSED = "kid-43_1"  # its upload is refused: a height nobody can read
+REFUSED_METADATA = {**METADATA, "height": "taller than the door", "email": "family.of.kid43@example.org"}
+PATIENT_VALUES = ["family.of.kid42@example.org", "Not Hispanic or Latino", "3'11", "21 kg",
+                  "taller than the door", "family.of.kid43@example.org"]
 
 
 def shipped_python_logs() -> dict:
@@ -44,11 +47,11 @@ def shipped_python_logs() -> dict:
     return yaml.safe_load((ROOT / "dagster.yaml").read_text())["python_logs"]
 
 
-def _put_upload(root: Path, job_id: str) -> None:
+def _put_upload(root: Path, job_id: str, metadata: dict = METADATA) -> None:
     st = LocalStorage(root)
     for view in VIEWS:
         st.write_bytes(job_key(job_id, 0, f"{view}.mp4"), b"these bytes are not a video")
-    st.write_bytes(job_key(job_id, 0, "metadata.json"), json.dumps(METADATA).encode())
+    st.write_bytes(job_key(job_id, 0, "metadata.json"), json.dumps(metadata).encode())
 
 
 def _read_lines(path: Path) -> list[dict]:
@@ -86,6 +89,7 @@ def test_trace_ids_are_derived_from_job_and_upload_version():
 def test_real_run_logs_json_lines_and_exports_one_trace(tmp_path, monkeypatch, smtp_server, otlp_receiver):
     root = tmp_path / "storage"
     _put_upload(root, JOB)
+    _put_upload(root, REFUSED, REFUSED_METADATA)
     log_file = tmp_path / "igait.jsonl"
     monkeypatch.setenv("IGAIT_STORAGE_ROOT", str(root))  # the run's code location (igait_pipeline.definitions)
     monkeypatch.setenv(logs.JSON_ENV, str(log_file))
@@ -134,11 +138,16 @@ def test_real_run_logs_json_lines_and_exports_one_trace(tmp_path, monkeypatch, s
     assert {x["event"] for x in run_lines} >= {"RUN_START", "STEP_START", "STEP_FAILURE", "RUN_FAILURE"}
     for x in failed:  # the cause, as the stage gave it: the job, the stage, what is wrong
         assert x["level"] == "ERROR" and f"job {JOB}: {CONVERTED.label} failed" in x["error"], x
-    # the status sensor's lines: its name as service, the job ID; the e-mail's lines in the job's trace
+    # the sensors' lines: the sensor's name as service, the job ID, and the job's trace where the upload is known
+    uploads = [x for x in lines if x["service"] == "uploads_sensor"]
+    (accepted,) = [x for x in uploads if x["job_id"] == JOB]
+    assert accepted["trace_id"] == trace_hex and version in accepted["message"], accepted
+    (refused,) = [x for x in uploads if x["job_id"] == REFUSED]
+    assert refused["level"] == "ERROR" and "height" in refused["message"] and refused["trace_id"] is None, refused
     sensor_lines = [x for x in lines if x["service"] == "job_status_sensor"]
-    assert sensor_lines and all(x["job_id"] == JOB for x in sensor_lines), sensor_lines
-    mail_lines = [x for x in sensor_lines if "e-mail" in x["message"]]
-    assert mail_lines and all(x["trace_id"] == trace_hex for x in mail_lines), mail_lines
+    assert sensor_lines and all(x["job_id"] == JOB and x["trace_id"] == trace_hex for x in sensor_lines), \
+        sensor_lines
+    assert any("e-mail sent" in x["message"] for x in sensor_lines)
     for value in PATIENT_VALUES:
         assert value not in text, f"a patient value ({value!r}) is in the JSON log"
 
