@@ -164,19 +164,30 @@ class JsonLinesHandler(logging.Handler):
         if self.target is None:
             return
         try:
-            line = self.format(record) + "\n"
+            data = (self.format(record) + "\n").encode()
             if self.target in ("stdout", "stderr"):
                 stream = sys.stdout if self.target == "stdout" else sys.stderr
-                stream.write(line)
                 stream.flush()
+                try:
+                    fd = stream.fileno()
+                except (AttributeError, OSError, ValueError):  # a stream with no descriptor (captured in tests)
+                    stream.write(data.decode())
+                    stream.flush()
+                    return
+                _write_all(fd, data)  # the line in one write where the pipe allows: no interleaving
             else:
                 fd = os.open(self.target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
                 try:
-                    os.write(fd, line.encode())  # one write: lines of several processes never interleave
+                    _write_all(fd, data)  # O_APPEND, one write: lines of several processes never interleave
                 finally:
                     os.close(fd)
         except Exception:
             self.handleError(record)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data):]
 
 
 _open_spans: dict[tuple[str, str | None], object] = {}
