@@ -101,8 +101,7 @@ def fields(record: logging.LogRecord) -> dict:
     job_id, run_id, version = run_identity(meta) if meta.get("run_id") else (None, None, None)
     step = meta.get("step_key")
     message = meta.get("orig_message") if "orig_message" in meta else record.getMessage()
-    job_id = job_id or getattr(record, "igait_job_id", None)
-    if job_id is None:
+    if job_id is None:  # a sensor's or the exporter's line: the job it starts with ("job kid-42_1: ...")
         m = _LEADING_JOB.match(message or "")
         job_id = m["job"] if m and JOB_ID_RE.fullmatch(m["job"]) else None
     stage, view = step_stage(step)
