@@ -34,6 +34,7 @@ from dagster import (
 )
 
 from igait_pipeline.layout import JOB_ID_RE, UPLOAD, user_id_of, validate_job_id
+from igait_pipeline.observability import tracing
 from igait_pipeline.partitions import PARTITION_TAG, job_partitions
 from igait_pipeline.status.jobdoc import JobStore, new_job_doc
 from igait_pipeline.storage import Storage
@@ -86,6 +87,7 @@ def record_upload(instance: DagsterInstance, storage: Storage, job_id: str, how:
     instance.add_dynamic_partitions(job_partitions.name, [job_id])
     for event in upload_events(job, f"upload of job {job_id} {how}"):
         instance.report_runless_asset_event(event)
+    tracing.record_upload_span(job_id, job.fingerprint, how)  # the trace's root, as the sensor records it
     accepted_doc(store, job, datetime.now(UTC))
     return job, True
 

@@ -30,6 +30,8 @@ from dagster import (
 from igait_pipeline.jobs import igait_job
 from igait_pipeline.launch import DATA_VERSION_TAG, accepted_doc, run_tags, upload_events
 from igait_pipeline.layout import PIPELINE_STAGES, UPLOAD, user_id_of
+from igait_pipeline.observability import tracing
+from igait_pipeline.observability.sensor_log import sensor_logger
 from igait_pipeline.partitions import job_partitions
 from igait_pipeline.resources.io_manager import StorageResource
 from igait_pipeline.resources.status import JobStatusResource
@@ -84,13 +86,14 @@ def _refused_doc(store: JobStore, bad: BadJob, now: datetime) -> None:
                     "partition and requests one run per upload version; re-examines refused uploads when their "
                     "files change.")
 def uploads_sensor(context: SensorEvaluationContext, storage: StorageResource, job_status: JobStatusResource):
+    log = sensor_logger(context, "uploads_sensor")  # context.log, and JSON lines where configured
     st = storage.get()
     scan = scan_uploads(st, context.cursor)
     now = datetime.now(UTC)
     for bad in scan.bad:
-        context.log.error(f"job {bad.job_id}: upload refused: {bad.reason}")
+        log.error(f"job {bad.job_id}: upload refused: {bad.reason}")
     for job_id in scan.forgotten:
-        context.log.warning(f"job {job_id}: refused upload no longer watched (more than the cursor keeps)")
+        log.warning(f"job {job_id}: refused upload no longer watched (more than the cursor keeps)")
     known = set(context.instance.get_dynamic_partitions(job_partitions.name)) if scan.ready else set()
     fresh, again = [], []
     for job in scan.ready:
@@ -98,11 +101,11 @@ def uploads_sensor(context: SensorEvaluationContext, storage: StorageResource, j
             fresh.append(job)
         elif _is_reupload(context, job):
             n = _drop_old_generation(st, job.job_id)
-            context.log.warning(f"job {job.job_id}: re-uploaded (version {job.fingerprint}); {n} files of stages "
-                                f"1–7 from the previous upload deleted, the whole graph runs again")
+            log.warning(f"job {job.job_id}: re-uploaded (version {job.fingerprint}); {n} files of stages "
+                        f"1–7 from the previous upload deleted, the whole graph runs again")
             again.append(job)
         else:
-            context.log.info(f"job {job.job_id}: already known, upload unchanged; no new run")
+            log.info(f"job {job.job_id}: already known, upload unchanged; no new run")
     refused = [b for b in scan.bad if b.fingerprint]  # a malformed job ID has no document
     if refused or fresh or again:
         store = job_status.store()
@@ -114,12 +117,16 @@ def uploads_sensor(context: SensorEvaluationContext, storage: StorageResource, j
         finally:
             store.close()
     if scan.backlog:
-        context.log.info(f"{scan.backlog} more new uploads wait for the next tick")
+        log.info(f"{scan.backlog} more new uploads wait for the next tick")
     if not fresh and not again:
         return SensorResult(skip_reason=SkipReason(
             f"no new complete uploads ({scan.listed} listed, {len(scan.bad)} refused, {scan.rechecked} refused "
             f"re-checked)"), cursor=scan.cursor)
     first = {job.job_id for job in fresh}
+    for job in fresh + again:  # the root span of each upload's trace (run, steps and e-mail join it)
+        tracing.record_upload_span(job.job_id, job.fingerprint, "re-upload" if job.job_id not in first else "upload")
+        log.info(f"job {job.job_id}: upload version {job.fingerprint} accepted, one run requested",
+                 extra=tracing.upload_ids(job.job_id, job.fingerprint))
     return SensorResult(
         run_requests=[RunRequest(run_key=job.job_id if job.job_id in first else f"{job.job_id}@{job.fingerprint}",
                                  partition_key=job.job_id, tags=run_tags(job))

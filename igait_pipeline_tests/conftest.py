@@ -7,4 +7,5 @@ pytest_plugins = [
     "igait_pipeline_tests.fixtures.postgres",
     "igait_pipeline_tests.fixtures.firestore",
     "igait_pipeline_tests.fixtures.smtp",
+    "igait_pipeline_tests.fixtures.otlp",
 ]

@@ -15,6 +15,9 @@ from igait_pipeline.layout import STAGES
 
 PACKAGE = Path(igait_pipeline.__file__).parent
 DAGSTER_FREE = ["igait_pipeline.layout", "igait_pipeline.schemas", "igait_pipeline.uploads",
+                # loaded by the logging configuration of every process (python_logs), before any code location
+                "igait_pipeline.observability.logs", "igait_pipeline.observability.tracing",
+                "igait_pipeline.observability.sensor_log",
                 *(f"storage.{m.name}" for m in pkgutil.iter_modules(storage.__path__)),
                 *(f"stages.{m.name}" for m in pkgutil.iter_modules(stages.__path__))]
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 import threading
 import time
@@ -32,12 +33,14 @@ from prometheus_client import CollectorRegistry, generate_latest, start_http_ser
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from igait_pipeline.layout import FINAL_STAGE
+from igait_pipeline.observability.sensor_log import install as install_log_handlers
 from igait_pipeline.status.events import JobEventReader, ReaderCursor, StageMap, job_id_of_run
 from igait_pipeline.status.jobdoc import STAGE_NUMBERS, JobEvent
 
 DURATION_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
 QUEUED_STATUSES = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED]
 DEFAULT_DEFINITIONS = "igait_pipeline.definitions"
+log = logging.getLogger("igait_pipeline.status.metrics")  # not __name__: "__main__" under -m
 
 
 class PipelineMetrics:
@@ -111,7 +114,11 @@ class PipelineMetrics:
 
     def collect(self) -> Iterable:
         with self._lock:
-            self.refresh()
+            try:
+                self.refresh()
+            except Exception:
+                log.exception("scrape failed: could not read the Dagster instance")
+                raise
             sub = CounterMetricFamily("jobs_submitted", "Jobs whose upload the pipeline has seen.")
             sub.add_metric([], len(self.submitted))
             yield sub
@@ -170,12 +177,14 @@ def main(argv: list[str] | None = None) -> int:
 
     stages = StageMap.from_definitions(load_definitions(args.definitions))
     instance = DagsterInstance.get()  # $DAGSTER_HOME, as the daemon uses
+    install_log_handlers(instance, "igait-metrics")  # JSON lines where the instance's python_logs says
     registry = registry_for(instance, stages)
     if args.once:
         sys.stdout.write(generate_latest(registry).decode())
         return 0
     server, _thread = start_http_server(args.port, addr=args.host, registry=registry)
     print(f"igait-metrics: serving http://{args.host}:{server.server_port}/metrics", flush=True)
+    log.info(f"serving http://{args.host}:{server.server_port}/metrics")
     try:
         while True:
             time.sleep(3600)

@@ -29,6 +29,8 @@ from dagster import (
 
 from igait_pipeline.launch import DATA_VERSION_TAG
 from igait_pipeline.layout import ARCHIVE, PREDICTION, UPLOAD, VALIDATION, user_id_of
+from igait_pipeline.observability import tracing
+from igait_pipeline.observability.sensor_log import sensor_log
 from igait_pipeline.resources.io_manager import StorageResource
 from igait_pipeline.resources.status import JobStatusResource, SmtpResource
 from igait_pipeline.schemas import JobMetadata, MetadataError, Prediction, ValidationReport
@@ -141,7 +143,8 @@ def update_documents(instance, stages: StageMap, store: JobStore, storage: Stora
         if doc is not None:
             statuses[job_id] = doc["status"]
             changed = ", ".join(f"{e.kind}{'' if e.stage is None else ' ' + str(e.stage)}" for e in evs)
-            log.info(f"job {job_id}: {doc['status']}, stage {doc['current_stage']} ({changed})")
+            log.info(f"job {job_id}: {doc['status']}, stage {doc['current_stage']} ({changed})",
+                     extra=tracing.upload_ids(job_id, doc.get("upload_version")))
     return statuses
 
 
@@ -169,13 +172,23 @@ def send_pending_emails(store: JobStore, storage: Storage, settings: SmtpSetting
                 log.warning(f"job {job_id}: finished {finalized_at(doc):%Y-%m-%d %H:%M} UTC, more than "
                             f"{max_age} ago: no e-mail (email_status skipped)")
             continue
-        results[job_id] = deliver(store, doc, settings, outcome_for(storage, doc))
-        log.info(f"job {job_id}: e-mail {results[job_id]}")
+        version = doc.get("upload_version")
+        with tracing.span("e-mail", tracing.trace_id_for(job_id, version),
+                          parent_span_id=tracing.upload_span_id(job_id, version),
+                          attributes={tracing.JOB_ID: job_id, tracing.UPLOAD_VERSION: version,
+                                      "igait.job_status": doc["status"]}) as span:
+            results[job_id] = deliver(store, doc, settings, outcome_for(storage, doc))
+            log.info(f"job {job_id}: e-mail {results[job_id]}")
+            if span is not None:
+                span.set_attribute("igait.email_result", str(results[job_id]))
+    if results:
+        tracing.flush()
     return results
 
 
 def evaluate(context: SensorEvaluationContext, job_status: JobStatusResource, smtp: SmtpResource,
-             storage: StorageResource) -> SensorResult:
+             storage: StorageResource, log=None) -> SensorResult:
+    log = log or context.log
     if context.repository_def is None:
         raise ValueError(f"{SENSOR_NAME} needs the code location's definitions (for the assets' stage numbers)")
     stages = StageMap.from_repository(context.repository_def)
@@ -185,8 +198,8 @@ def evaluate(context: SensorEvaluationContext, job_status: JobStatusResource, sm
     store = job_status.store()
     try:
         st = storage.get()
-        statuses = update_documents(context.instance, stages, store, st, events, context.log)
-        mails = send_pending_emails(store, st, smtp.settings(), context.log,
+        statuses = update_documents(context.instance, stages, store, st, events, log)
+        mails = send_pending_emails(store, st, smtp.settings(), log,
                                     timedelta(hours=job_status.email_max_age_hours), job_status.max_emails_per_tick)
     finally:
         store.close()
@@ -200,7 +213,8 @@ def evaluate(context: SensorEvaluationContext, job_status: JobStatusResource, sm
                     "from upload, run and step events, and sends the family's one e-mail when a job ends.")
 def job_status_sensor(context: SensorEvaluationContext, job_status: JobStatusResource, smtp: SmtpResource,
                       storage: StorageResource):
-    return evaluate(context, job_status, smtp, storage)
+    with sensor_log(context, SENSOR_NAME) as log:  # context.log, and JSON lines where configured
+        return evaluate(context, job_status, smtp, storage, log)
 
 
 def status_sensors() -> list[SensorDefinition]:

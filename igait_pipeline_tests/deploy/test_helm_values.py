@@ -106,6 +106,10 @@ def render_instance(values: dict[str, Any]) -> dict[str, Any]:
         inst["run_monitoring"] = _snake_keys(daemon["runMonitoring"])
     if daemon["enabled"] and daemon["runRetries"]["enabled"]:
         inst["run_retries"] = _snake_keys(daemon["runRetries"])
+    if values.get("pythonLogs"):  # configmap-instance.yaml: the handler config verbatim, the rest snake_cased
+        logs = dict(values["pythonLogs"])
+        handlers = logs.pop("dagsterHandlerConfig", None)
+        inst["python_logs"] = {**_snake_keys(logs), **({"dagster_handler_config": handlers} if handlers else {})}
     if values.get("concurrency", {}).get("enabled"):
         conc = values["concurrency"]
         pools = {"default_limit" if k == "defaultLimit" else _snake(k): v for k, v in conc["pools"].items()}
@@ -228,6 +232,7 @@ SHARED_SETTINGS = [
     (("run_retries", "retry_on_asset_or_op_failure"), False),
     (("concurrency", "pools", "default_limit"), False),
     (("concurrency", "pools", "granularity"), False),
+    (("python_logs", "dagster_handler_config"), True),  # JSON lines and spans (igait_pipeline.observability)
 ]
 _MISSING = object()
 
