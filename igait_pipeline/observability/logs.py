@@ -51,8 +51,8 @@ STEP_START, STEP_ENDS = "STEP_START", {"STEP_SUCCESS": None, "STEP_FAILURE": "st
 
 
 def _op_name(asset_key: str) -> str:
-    """The op (step) name Dagster gives an asset: its key's parts joined by `__` (`keypoints/front` ->
-    `keypoints__front`; a flat key stays as it is)."""
+    """The op (step) name Dagster gives an asset: its key's parts joined by `__`; the stages' one-part keys
+    (`keypoints_front`) stay as they are."""
     return asset_key.replace("/", "__")
 
 
