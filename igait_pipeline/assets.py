@@ -45,6 +45,7 @@ from igait_pipeline import placement, watchdog
 from igait_pipeline.layout import (
     ASSET_GROUP,
     FILES_META,
+    SCREENING_MODEL,
     STAGE_META,
     UPLOAD,
     VALIDATION,
@@ -116,7 +117,7 @@ def _merging_views(fn):
 
 
 def stage_asset(description: str, kinds: set[str], code_version: str = "1",
-                check_specs: list[AssetCheckSpec] | None = None):
+                check_specs: list[AssetCheckSpec] | None = None, deps: list | None = None):
     """@asset for one stage, named after the function: partitioned by job, its stage number and file names (from
     `layout.STAGES`) in its metadata for the IO manager, placement (k8s resources, GPU node pool, concurrency
     pool) from configuration, not code.
@@ -130,7 +131,7 @@ def stage_asset(description: str, kinds: set[str], code_version: str = "1",
         pool = placement.pool_for(name)
         common = dict(description=description, group_name=ASSET_GROUP, partitions_def=job_partitions,
                       code_version=code_version, kinds=kinds, op_tags=placement.op_tags_for(name),
-                      **({"pool": pool} if pool else {}))
+                      **({"pool": pool} if pool else {}), **({"deps": deps} if deps else {}))
         if not stage.per_view:
             compute, ins = _merging_views(fn)
             return asset(name=name, metadata=_meta(stage), ins=ins, **common,
@@ -433,13 +434,15 @@ MODEL_GATE = "model_gate"
 
 
 @stage_asset(
-    kinds={"pytorch", "json"}, code_version="2",
+    kinds={"pytorch", "json"}, code_version="2", deps=[SCREENING_MODEL],
     check_specs=[AssetCheckSpec(MODEL_GATE, asset="prediction", blocking=True,
                                 description="The scoring model's card validates (schemas.ModelCard: domain and "
                                             "clinical validation status declared) and model.pt's sha256 matches "
                                             "it. Blocking: no results archive from an unverified model.")],
     description="Stage 6: the feature vector read from cycles.json (per-leg joint-angle curves, gait parameters) "
-                "and patient data, scored by the torch model from the model store. prediction.json holds the "
+                "and patient data, scored by the model in use (screening_model: after a promotion every "
+                "prediction made with another model shows stale; a backfill of prediction and results_archive "
+                "re-scores them). prediction.json holds the "
                 "classification (INDETERMINATE with the reasons when the job is outside the model's declared "
                 "domain or a quality check failed), in_domain, out_of_range_inputs, clinically_validated, the "
                 "score, the model's name/version/sha256 and the settings. Never reads keypoints.",

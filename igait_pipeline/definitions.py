@@ -8,7 +8,7 @@ the Dagster instance from $DAGSTER_HOME as usual. Nothing imports this module: i
 """
 from dagster import Definitions
 
-from igait_pipeline import assets
+from igait_pipeline import assets, research_assets
 from igait_pipeline.execution import executor_from_env
 from igait_pipeline.jobs import JOB_NAME, igait_job
 from igait_pipeline.launch import hint_unknown_job
@@ -17,7 +17,7 @@ from igait_pipeline.sensors import uploads_sensor
 from igait_pipeline.status.sensors import status_sensors
 
 defs = Definitions(
-    assets=[assets.upload, *assets.STAGE_ASSETS],
+    assets=[assets.upload, *assets.STAGE_ASSETS, *research_assets.RESEARCH_ASSETS],
     jobs=[igait_job],
     sensors=[uploads_sensor, *status_sensors()],
     resources=build_resources(),

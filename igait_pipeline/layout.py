@@ -21,6 +21,7 @@ JOB_ID_RE = re.compile(r"(?P<user_id>[A-Za-z0-9](?:[A-Za-z0-9-]{0,126}[A-Za-z0-9
 MAX_JOB_ID_LENGTH = 128 + 1 + 9  # user ID (at most 128), '_', index (at most 9 digits)
 
 ASSET_GROUP = "igait"  # the Dagster asset group every stage asset belongs to
+SCREENING_MODEL = "screening_model"  # the unpartitioned asset of the model in use; prediction depends on it
 STAGE_META = "igait/stage"  # asset definition metadata: the stage number N of `stage_N/`
 FILES_META = "igait/files"  # asset definition metadata: the file names a stage always produces
 VIEW_META = "igait/view"  # asset definition metadata of a per-view stage's asset: the view it produces

@@ -10,7 +10,13 @@ reference model (igait_pipeline/reference_model, trained on synthetic walkers) i
 time it is asked for; any other name/version must have been published there with `ModelStore.publish`, e.g. a
 model trained on real data later (files copied there by other means still meet the gate on every job).
 
-`ModelStoreResource` is the Dagster resource: which model (name, version) the prediction asset uses.
+The model in use is recorded in `models/in_use.json` (`ModelStore.in_use`, written by `ModelStore.promote` when
+the `screening_model` asset is materialized): name, version, sha256, when and by which run it was promoted, what
+it replaced, and the history of every promotion (a rollback is a promotion of what was replaced). No pointer: the
+bundled reference model is in use.
+
+`ModelStoreResource` is the Dagster resource: which model the prediction asset uses — the model in use, unless a
+name and version are configured explicitly.
 """
 
 import json
@@ -27,6 +33,7 @@ from igait_pipeline.storage import Storage
 
 MODEL_FILE = "model.pt"
 CARD_FILE = "model_card.json"
+IN_USE_KEY = "models/in_use.json"
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -122,6 +129,30 @@ class ModelStore:
             problems.append(f"{card_key} describes {card.get('name')} {card.get('version')}, not {name} {version}")
         return problems, info
 
+    # ---------- the model in use ----------
+    def in_use(self) -> dict:
+        """The model in use: the record `promote` wrote, or the bundled reference model (`"promoted": None`)."""
+        if self.storage.exists(IN_USE_KEY):
+            return json.loads(self.storage.read_bytes(IN_USE_KEY))
+        card = self.bundled_card()
+        return {"name": card["name"], "version": card["version"], "sha256": card["sha256"], "promoted": None,
+                "replaced": None, "history": []}
+
+    def promote(self, name: str, version: str, by: str, at: str) -> dict:
+        """Make name/version the model in use (it must pass the model gate as stored); record what it replaced.
+        The pointer is one object written whole: readers see the old model or the new one."""
+        problems, info = self.gate(name, version)
+        if problems:
+            raise ModelIntegrityError(f"model {name} {version} fails the model gate, not promoted: "
+                                      + "; ".join(problems))
+        before = self.in_use()
+        replaced = {k: before.get(k) for k in ("name", "version", "sha256")}
+        entry = {"name": name, "version": version, "sha256": info["sha256"], "promoted": {"at": at, "by": by}}
+        record = {**entry, "replaced": replaced, "history": [*before.get("history", []), {**entry,
+                                                                                       "replaced": replaced}]}
+        self.storage.write_bytes(IN_USE_KEY, (json.dumps(record, indent=1) + "\n").encode())
+        return record
+
     # ---------- reading ----------
     def load(self, name: str = REFERENCE_NAME, version: str = REFERENCE_VERSION) -> LoadedModel:
         """Download, verify and load a model. Seeds the bundled reference model if it is the one asked for."""
@@ -150,18 +181,26 @@ class ModelStore:
 
 
 class ModelStoreResource(ConfigurableResource):
-    """Which scoring model the prediction asset uses, loaded from the model store in `storage`."""
+    """Which scoring model the prediction asset uses, loaded from the model store in `storage`: the model in use
+    (`models/in_use.json`, set by promoting a candidate: the screening_model asset), or the one named here."""
 
     storage: ResourceDependency[StorageResource]
-    model_name: str = REFERENCE_NAME
-    model_version: str = REFERENCE_VERSION
+    model_name: str = ""
+    """Empty: the model in use. Set both to pin a model (e.g. to compare two models on one job)."""
+    model_version: str = ""
 
     def store(self) -> ModelStore:
         return ModelStore(self.storage.get())
 
+    def chosen(self) -> tuple[str, str]:
+        if self.model_name and self.model_version:
+            return self.model_name, self.model_version
+        rec = self.store().in_use()
+        return rec["name"], rec["version"]
+
     def load(self) -> LoadedModel:
-        return self.store().load(self.model_name, self.model_version)
+        return self.store().load(*self.chosen())
 
     def gate(self) -> tuple[list[str], dict]:
         """The model gate on the model in use, as stored: (problems, what was checked)."""
-        return self.store().gate(self.model_name, self.model_version)
+        return self.store().gate(*self.chosen())

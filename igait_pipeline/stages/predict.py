@@ -2,9 +2,16 @@
 
 A model is two files (see igait_pipeline.resources.model_store for where they live):
 
-* `model.pt`: `torch.save` of a plain dict (loaded with `weights_only=True`, so no code runs on load):
-  `{"format": "igait-mlp/1", "layers": [n_in, h1, ..., 1], "dropout": float, "state_dict": {...},
-  "feature_names": [...], "scaler_mean": tensor, "scaler_std": tensor}`;
+* `model.pt`, in one of three formats:
+  - `torch.save` of a plain dict (loaded with `weights_only=True`, so no code runs on load):
+    `{"format": "igait-mlp/1", "layers": [n_in, h1, ..., 1], "dropout": float, "state_dict": {...},
+    "feature_names": [...], "scaler_mean": tensor, "scaler_std": tensor}` (the reference network), or
+    `{"format": "igait-logreg/1", "feature_names": [...], "scaler_mean", "scaler_std", "coef": tensors (n,),
+    "intercept": tensor ()}`: score = sigmoid(((x - mean) / std) · coef + intercept) (igait_pipeline.research);
+  - a TorchScript module (`torch.jit.save`) trained elsewhere, its card saying `"format": "torchscript"`: it takes
+    a float32 tensor (batch, n) of the raw inputs in the card's `feature_names` order and returns the probability
+    of the positive class, (batch,) or (batch, 1). Missing inputs are never passed (the job is INDETERMINATE);
+    their place holds 0.
 * `model_card.json`: `schemas.ModelCard` — name, version, sha256 of model.pt, trained_on, intended_use,
   clinically_validated, the domain (age range and per-input ranges), feature_names, threshold, metrics.
 
@@ -40,9 +47,11 @@ from igait_pipeline.schemas import (
 from igait_pipeline.stages.features import FeatureSet
 
 if TYPE_CHECKING:
-    from igait_pipeline.stages.network import MLP
+    from torch import nn
 
 CHECKPOINT_FORMAT = "igait-mlp/1"
+LOGREG_FORMAT = "igait-logreg/1"
+TORCHSCRIPT_FORMAT = "torchscript"  # the card's "format" for a TorchScript model.pt
 
 
 @dataclass(frozen=True)
@@ -99,7 +108,7 @@ class LoadedModel:
     sha256: str
     sha256_verified: bool  # the card recorded this hash and the file matched it
     card: dict
-    net: MLP
+    net: nn.Module  # standardised inputs in, one logit per row out
     feature_names: list[str]
     mean: np.ndarray
     std: np.ndarray
@@ -143,20 +152,36 @@ def load_model(model_path: str | os.PathLike, card: dict, sha256: str | None = N
     """Build a LoadedModel from a local model.pt and its card. sha256: the file's hash if already computed."""
     import torch  # here, not at the top: the code location (definitions) loads without torch
 
-    from igait_pipeline.stages.network import MLP
-
     model_path = Path(model_path)
     digest = sha256 or sha256_file(model_path)
     recorded = card.get("sha256")
     if recorded and recorded != digest:
         raise ModelError(f"{model_path.name}: sha256 {digest} does not match the card's {recorded}")
-    try:
-        ck = torch.load(model_path, map_location="cpu", weights_only=True)
-    except Exception as e:  # a truncated or foreign file
-        raise ModelError(f"{model_path.name} is not a loadable torch checkpoint: {e}") from None
-    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
-        raise ModelError(f"{model_path.name}: checkpoint format {ck.get('format') if isinstance(ck, dict) else '?'}"
-                         f" is not {CHECKPOINT_FORMAT}")
+    notes = [] if recorded else [f"the card records no sha256; computed {digest}"]
+    if card.get("format") == TORCHSCRIPT_FORMAT:
+        net, names, mean, std = _torchscript(model_path, card)
+    else:
+        try:
+            ck = torch.load(model_path, map_location="cpu", weights_only=True)
+        except Exception as e:  # a truncated or foreign file
+            raise ModelError(f"{model_path.name} is not a loadable torch checkpoint: {e}") from None
+        fmt = ck.get("format") if isinstance(ck, dict) else "?"
+        if fmt == CHECKPOINT_FORMAT:
+            net, names, mean, std = _mlp(model_path, ck)
+        elif fmt == LOGREG_FORMAT:
+            net, names, mean, std = _logreg(model_path, ck)
+        else:
+            raise ModelError(f"{model_path.name}: checkpoint format {fmt} is not {CHECKPOINT_FORMAT} or "
+                             f"{LOGREG_FORMAT} (a TorchScript model's card says \"format\": \"{TORCHSCRIPT_FORMAT}\")")
+    if card.get("feature_names") and list(card["feature_names"]) != names:
+        raise ModelError(f"{model_path.name}: the card's feature list differs from the checkpoint's")
+    return LoadedModel(str(card.get("name", "?")), str(card.get("version", "?")), digest, bool(recorded), card, net,
+                       names, mean, np.where(std > 0, std, 1.0), notes)
+
+
+def _mlp(model_path: Path, ck: dict):
+    from igait_pipeline.stages.network import MLP
+
     layers = [int(v) for v in ck["layers"]]
     names = list(ck["feature_names"])
     mean = ck["scaler_mean"].double().numpy()
@@ -164,14 +189,56 @@ def load_model(model_path: str | os.PathLike, card: dict, sha256: str | None = N
     if not (layers[0] == len(names) == len(mean) == len(std)):
         raise ModelError(f"{model_path.name}: {layers[0]} inputs, {len(names)} feature names, {len(mean)} scaler "
                          f"means: they must agree")
-    if card.get("feature_names") and list(card["feature_names"]) != names:
-        raise ModelError(f"{model_path.name}: the card's feature list differs from the checkpoint's")
     net = MLP(layers, float(ck.get("dropout", 0.0)))
     net.load_state_dict(ck["state_dict"])
     net.eval()
-    notes = [] if recorded else [f"the card records no sha256; computed {digest}"]
-    return LoadedModel(str(card.get("name", "?")), str(card.get("version", "?")), digest, bool(recorded), card, net,
-                       names, mean, np.where(std > 0, std, 1.0), notes)
+    return net, names, mean, std
+
+
+def _logreg(model_path: Path, ck: dict):
+    """A logistic regression as a one-layer network: its logit is z · coef + intercept."""
+    import torch
+    from torch import nn
+
+    names = list(ck["feature_names"])
+    mean, std = ck["scaler_mean"].double().numpy(), ck["scaler_std"].double().numpy()
+    coef = ck["coef"].double()
+    if not (len(names) == len(mean) == len(std) == coef.numel()):
+        raise ModelError(f"{model_path.name}: {len(names)} feature names, {len(mean)} scaler means, "
+                         f"{coef.numel()} coefficients: they must agree")
+    lin = nn.Linear(len(names), 1)
+    with torch.no_grad():
+        lin.weight.copy_(coef.float()[None, :])
+        lin.bias.copy_(ck["intercept"].float().reshape(1))
+    net = nn.Sequential(lin, nn.Flatten(0))
+    net.eval()
+    return net, names, mean, std
+
+
+def _torchscript(model_path: Path, card: dict):
+    """A TorchScript module trained elsewhere: raw inputs in, probability out; wrapped to give a logit."""
+    import torch
+
+    names = list(card.get("feature_names") or [])
+    if not names:
+        raise ModelError(f"{model_path.name}: a TorchScript model's card must list its feature_names")
+    try:
+        module = torch.jit.load(str(model_path), map_location="cpu")
+    except Exception as e:
+        raise ModelError(f"{model_path.name} is not a loadable TorchScript module: {e}") from None
+    module.eval()
+
+    class ProbabilityToLogit(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            p = self.inner(x).reshape(x.shape[0])
+            return torch.logit(p.clamp(1e-7, 1 - 1e-7))
+
+    zeros, ones = np.zeros(len(names)), np.ones(len(names))  # raw inputs: no standardisation
+    return ProbabilityToLogit(module), names, zeros, ones
 
 
 def load_model_dir(directory: str | os.PathLike) -> LoadedModel:

@@ -8,7 +8,7 @@ One document per job ID in the collection `jobs` (shape fixed: the web app reads
     current_stage: 0..7,
     stages {"1".."7": {status: pending | processing | success | failed | skipped,
                        started_at, completed_at, duration_ms, output_keys, error}},
-    result {score, classification, archive_key},
+    result {score, classification, archive_key, model},
     error,                          why the job failed before any stage ran (a refused upload), else null
     email, email_sent,              email_sent: true only once the SMTP server accepted the message
     email_status: pending | sending | sent | retry | failed | uncertain | skipped,
@@ -87,6 +87,7 @@ class Result(BaseModel):
     score: float | None
     classification: str | None
     archive_key: str | None
+    model: str | None = None  # "name version" of the model that scored this result (re-scoring changes it)
 
 
 class JobDocument(BaseModel):
@@ -114,7 +115,7 @@ class JobDocument(BaseModel):
 
 
 EMPTY_PATIENT = {"age": None, "sex": None, "height": None, "weight": None, "ethnicity": None}
-EMPTY_RESULT = {"score": None, "classification": None, "archive_key": None}
+EMPTY_RESULT = {"score": None, "classification": None, "archive_key": None, "model": None}
 
 
 def fresh_stage(status: str = "pending") -> dict:

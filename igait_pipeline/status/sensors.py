@@ -75,16 +75,17 @@ def upload_event(storage: Storage, job_id: str, at: datetime, upload_version: st
 
 
 def job_result(storage: Storage, job_id: str) -> dict:
-    """result {score, classification, archive_key} from stage_6/prediction.json and the stage 7 archive key."""
+    """result {score, classification, archive_key, model} from stage_6/prediction.json and the stage 7 archive
+    key; model is the name and version of the model that scored it."""
     pred = _read_json(storage, PREDICTION.key(job_id))
-    score = classification = None
+    score = classification = model = None
     if pred is not None:
         try:
             p = Prediction.model_validate(pred)
-            score, classification = p.score, p.classification
+            score, classification, model = p.score, p.classification, f"{p.model.name} {p.model.version}"
         except ValueError:
             pass
-    return {"score": score, "classification": classification, "archive_key": ARCHIVE.key(job_id)}
+    return {"score": score, "classification": classification, "archive_key": ARCHIVE.key(job_id), "model": model}
 
 
 def outcome_for(storage: Storage, doc: dict) -> Outcome:

@@ -55,7 +55,7 @@ def test_upload_creates_a_submitted_document_of_the_exact_shape():
     assert doc["created_at"] == T0 and doc["user_id"] == "user7" and doc["patient"] == PATIENT
     assert set(doc["stages"]) == {"1", "2", "3", "4", "5", "6", "7"}
     assert all(s["status"] == "pending" for s in doc["stages"].values())
-    assert doc["result"] == {"score": None, "classification": None, "archive_key": None}
+    assert doc["result"] == {"score": None, "classification": None, "archive_key": None, "model": None}
     assert doc["email"] == "p@example.org" and doc["email_sent"] is False
 
 

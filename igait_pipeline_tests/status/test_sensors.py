@@ -82,7 +82,7 @@ def test_document_follows_a_job_from_upload_to_result_and_one_e_mail(env, smtp_s
     JobDocument.model_validate(doc)
     assert doc["status"] == "completed" and doc["current_stage"] == 7
     assert doc["result"] == {"score": 0.27, "classification": "NO ASD",
-                             "archive_key": "jobs/user1_1/stage_7/results.zip"}
+                             "archive_key": "jobs/user1_1/stage_7/results.zip", "model": "test-model 0"}
     for n in range(1, 8):
         st = doc["stages"][str(n)]
         assert st["status"] == "success" and st["error"] is None
@@ -134,7 +134,7 @@ def test_refused_videos_fail_the_job_with_the_reason_e_mailed(env, smtp_server):
     assert VALIDATION_REASONS[0] in doc["stages"]["2"]["error"]
     assert doc["stages"]["2"]["output_keys"] == ["jobs/user3_1/stage_2/validation.json"]
     assert [doc["stages"][str(n)]["status"] for n in range(3, 8)] == ["skipped"] * 5
-    assert doc["result"] == {"score": None, "classification": None, "archive_key": None}
+    assert doc["result"] == {"score": None, "classification": None, "archive_key": None, "model": None}
     body = smtp_server.messages[0].message.get_content()
     assert VALIDATION_REASONS[0] in body and "record both videos again" in body
     assert len(smtp_server.messages) == 1

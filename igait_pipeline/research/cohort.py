@@ -1,0 +1,90 @@
+"""A simulated cohort to exercise the research flow without video: participants of both simulated classes, several
+jobs each, written to storage as the pipeline leaves them after stage 4 (stage_0/metadata.json, stage_4
+keypoints and an overlay video of those keypoints), plus the label file.
+
+Each participant is one simulated child (`synthetic.sample_params` of its class, seeded by its number); each of
+its jobs is a new recording of that child (another seed: other noise, strides and camera), so jobs of one
+participant are alike and the grouped cross-validation matters. The user IDs (`simkid-007`) say nothing of the
+class. No Dagster import.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from igait_pipeline.layout import job_key
+from igait_pipeline.reference_model import synthetic
+from igait_pipeline.research.labels import labels_csv
+from igait_pipeline.schemas import Keypoints
+from igait_pipeline.stages import media, pose
+from igait_pipeline.storage import Storage
+
+LABEL_SOURCE = "simulated: the synthetic walkers' class (igait_pipeline.reference_model.synthetic)"
+
+
+@dataclass(frozen=True)
+class CohortSettings:
+    """The simulated cohort's shape."""
+
+    participants_per_class: int = 8
+    jobs_per_participant: int = 2
+    seed: int = 0
+    """Participant i's child comes from seed * 10_000 + i; its job j from that times 100 + j."""
+    overlay_width: int = 240
+    """Width of the overlay video drawn from the simulated keypoints (0: no overlay written)."""
+    label_date: str = "2026-12-01"
+
+
+@dataclass(frozen=True)
+class CohortJob:
+    job_id: str
+    participant: str
+    label: str  # "ASD" | "NO ASD"
+
+
+def _overlay(kp: Keypoints, dst: Path, width: int) -> None:
+    height = int(round(width * kp.height / kp.width / 2) * 2)
+    writer = media.VideoWriter(dst, width, height, kp.fps)
+    try:
+        for fr in kp.frames:
+            frame = np.zeros((height, width, 3), np.uint8)
+            writer.write(pose.draw_skeleton(frame, None if fr.landmarks is None else np.asarray(fr.landmarks)))
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()
+
+
+def write_cohort(storage: Storage, settings: CohortSettings = CohortSettings()) -> list[CohortJob]:
+    """Write every job's stage 0 metadata and stage 4 files; return the jobs (label file: `cohort_labels`)."""
+    jobs = []
+    for label in (1, 0):
+        for k in range(settings.participants_per_class):
+            number = 2 * k + (1 - label)  # the classes interleave: simkid-000 ASD-like, -001 TD-like, ...
+            participant = f"simkid-{number:03d}"
+            child_seed = settings.seed * 10_000 + number
+            params = synthetic.sample_params(np.random.default_rng(child_seed), label)
+            for j in range(1, settings.jobs_per_participant + 1):
+                job_id = f"{participant}_{j}"
+                w = synthetic.make_walker(child_seed * 100 + j, label=label, job_id=job_id, params=params)
+                meta = {"age": w.metadata.age, "sex": w.metadata.sex, "height": f"{w.metadata.height_cm} cm",
+                        "weight": f"{w.metadata.weight_kg} kg", "ethnicity": "synthetic",
+                        "email": f"{participant}@example.invalid"}
+                for view, kp in (("front", w.front), ("side", w.side)):
+                    storage.write_bytes(job_key(job_id, 4, f"{view}_keypoints.json"), kp.model_dump_json().encode())
+                    if settings.overlay_width:
+                        with tempfile.TemporaryDirectory() as tmp:
+                            out = Path(tmp) / f"{view}_overlay.mp4"
+                            _overlay(kp, out, settings.overlay_width)
+                            storage.upload(out, job_key(job_id, 4, f"{view}_overlay.mp4"))
+                storage.write_bytes(job_key(job_id, 0, "metadata.json"), json.dumps(meta).encode())
+                jobs.append(CohortJob(job_id, participant, "ASD" if label else "NO ASD"))
+    return sorted(jobs, key=lambda j: j.job_id)
+
+
+def cohort_labels(jobs: list[CohortJob], settings: CohortSettings = CohortSettings()) -> bytes:
+    return labels_csv([(j.job_id, j.label, LABEL_SOURCE, settings.label_date) for j in jobs])
