@@ -255,8 +255,24 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("fetch-sample", help="download the public sample walking video once (set-up time)")
     p = sub.add_parser("demo", help="submit the sample and run the whole pipeline here")
     p.add_argument("--job-id")
+    p = sub.add_parser("model", help="the screening model in use: promote a candidate, roll back, import one")
+    msub = p.add_subparsers(dest="model_cmd", required=True)
+    m = msub.add_parser("promote", help="make a candidate the model in use (only if its checks passed)")
+    m.add_argument("version")
+    m.add_argument("--name", help="the model's name (default igait-screening)")
+    msub.add_parser("rollback", help="put back the model the last promotion replaced")
+    msub.add_parser("show", help="the model in use and its promotion history")
+    m = msub.add_parser("import", help="a model trained elsewhere (model.pt + model_card.json; TorchScript or an "
+                                       "igait checkpoint) as a candidate, validated on the labelled jobs")
+    m.add_argument("directory", type=Path)
+    m.add_argument("--min-participants-per-class", type=int)
+    m.add_argument("--min-auc-lower-bound", type=float)
+    p = sub.add_parser("rescore", help="re-run prediction and the archive of jobs with the model in use (after a "
+                                       "promotion): one backfill the daemon runs, or --here")
+    p.add_argument("jobs", nargs="*", help="job IDs (default: every job)")
+    p.add_argument("--here", action="store_true", help="run them in this process, one run per job, no daemon")
     args = parser.parse_args(argv)
-    if args.cmd in ("status", "demo", "run", "register"):
+    if args.cmd in ("status", "demo", "run", "register", "model", "rescore"):
         ensure_dagster_home()
     if args.cmd in ("demo", "run"):
         from igait_pipeline import launch
@@ -288,9 +304,41 @@ def main(argv: list[str] | None = None) -> int:
             return run(job_id, run_config=view_check_config(args.view_check))
         elif args.cmd == "register":
             print(f"job {args.job_id}: " + ("registered" if register(args.job_id)[1] else "already registered"))
+        elif args.cmd in ("model", "rescore"):
+            return _model_command(args)
     except (CliError, JobIdError) as e:
         print(f"igait: {e}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _model_command(args) -> int:
+    from igait_pipeline import model_commands
+
+    try:
+        if args.cmd == "rescore":
+            out = model_commands.rescore(args.jobs or None, here=args.here)
+        elif args.model_cmd == "promote":
+            out = model_commands.promote(args.version, args.name)
+        elif args.model_cmd == "rollback":
+            out = model_commands.rollback()
+        elif args.model_cmd == "show":
+            from igait_pipeline.resources import build_resources
+
+            out = build_resources()["model_store"].store().in_use()
+        else:
+            extra = {k: v for k, v in (("min_participants_per_class", args.min_participants_per_class),
+                                       ("min_auc_lower_bound", args.min_auc_lower_bound)) if v is not None}
+            out = model_commands.import_model(args.directory, **extra)
+    except model_commands.ModelCommandError as e:
+        print(f"igait: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(out, indent=1, default=str))
+    if args.cmd == "model" and args.model_cmd == "import" and not all(out["checks"].values()):
+        print("igait: the imported model failed its checks: it cannot be promoted", file=sys.stderr)
+        return 1
+    if args.cmd == "rescore" and out.get("failed"):
+        return 1
     return 0
 
 
