@@ -35,7 +35,8 @@ class CohortSettings:
     seed: int = 0
     """Participant i's child comes from seed * 10_000 + i; its job j from that times 100 + j."""
     overlay_width: int = 240
-    """Width of the overlay video drawn from the simulated keypoints (0: no overlay written)."""
+    """Width of the overlay video drawn from the simulated keypoints (0: none; the keypoints asset the pipeline
+    reads needs it, so 0 is for building tables outside Dagster only)."""
     label_date: str = "2026-12-01"
 
 
