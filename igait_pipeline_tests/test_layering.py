@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import igait_pipeline
-from igait_pipeline import stages, storage
+from igait_pipeline import research, stages, storage
 from igait_pipeline.layout import STAGES
 
 PACKAGE = Path(igait_pipeline.__file__).parent
@@ -19,6 +19,7 @@ DAGSTER_FREE = ["igait_pipeline.layout", "igait_pipeline.schemas", "igait_pipeli
                 "igait_pipeline.observability.logs", "igait_pipeline.observability.tracing",
                 "igait_pipeline.observability.sensor_log",
                 *(f"storage.{m.name}" for m in pkgutil.iter_modules(storage.__path__)),
+                *(f"research.{m.name}" for m in pkgutil.iter_modules(research.__path__)),
                 *(f"stages.{m.name}" for m in pkgutil.iter_modules(stages.__path__))]
 
 
@@ -29,6 +30,7 @@ def _module(name: str) -> str:
 def test_plain_layers_do_not_import_dagster():
     modules = [_module(n) for n in DAGSTER_FREE]
     assert "igait_pipeline.stages.pose" in modules and "igait_pipeline.storage.gcs" in modules
+    assert "igait_pipeline.research.training" in modules
     code = ("import importlib, json, sys\n"
             f"for m in {modules!r}: importlib.import_module(m)\n"
             "print(json.dumps(sorted(k for k in sys.modules if k == 'dagster' or k.startswith('dagster.'))))")
