@@ -31,4 +31,8 @@ fi
 .venv/bin/igait fetch-sample >/dev/null
 mkdir -p .dagster_home
 cp dagster.yaml .dagster_home/dagster.yaml
+# Create the instance's SQLite storage now: `dagster dev` starts the webserver and the daemon at the same moment,
+# and two processes opening a fresh instance race to create its tables ("table alembic_version already exists",
+# seen by bench/load.py). On an existing instance this only brings the schema up to date.
+DAGSTER_HOME="$PWD/.dagster_home" .venv/bin/dagster instance migrate >/dev/null
 echo "igait-pipeline is set up. Dagster home: $PWD/.dagster_home"
