@@ -1,7 +1,7 @@
 """Load: N jobs uploaded within a minute into a fresh instance served by a real `dagster-daemon`, the daemon
 SIGKILLed and restarted once in the middle, a real SMTP server catching the e-mails.
 
-    .venv/bin/python -m bench.load [--n 20] [--clip short|full] [--postgres] [--gcs] [--keep DIR]
+    .venv/bin/python -m bench.load [--n 20] [--clip short|full] [--postgres] [--gcs] [--rescore] [--keep DIR]
 
 What runs, all real and all fresh (a temporary directory):
 - the instance: `dagster.yaml` of this repository (SQLite, QueuedRunCoordinator with its run limits, run
@@ -29,6 +29,12 @@ and last `load: N jobs, C completed, L lost, D duplicate runs, E e-mails`: compl
 lost = a job without a final document (completed or failed) or without a run at the end; duplicate runs = runs of
 a job beyond its first that are not Dagster run retries (tag dagster/parent_run_id) of it; E = e-mails the server
 accepted for the N jobs. The bench exits non-zero unless L = D = 0 and E = N with one e-mail per job.
+
+With --rescore, once every job is e-mailed the bench types `igait rescore JOB…` (one asset backfill of
+prediction + results_archive, as after a model promotion) and waits for the daemon to run it and for two more
+status-sensor ticks: it prints `rescore: backfill … COMPLETED_SUCCESS …, K of N jobs re-scored by exactly one
+successful run; K documents updated` and fails unless the backfill succeeded, each job had exactly one backfill
+run, each document shows stages 6-7 re-done with result.model, and E (counted after) is still one per job.
 
 The clips (both real walkers, a job that runs to results.zip with the view check on): front = the vtest.avi man
 walking toward the camera (4.4 s, 540x960, 10 fps; igait_pipeline_tests/fixtures/walkers.py
@@ -305,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="SIGKILL every process the daemon started too (code servers, run workers, steps): a crash of "
                          "the whole machine or container, not only of the daemon")
     ap.add_argument("--no-solo", action="store_true", help="skip the one-job-alone measurement")
+    ap.add_argument("--rescore", action="store_true",
+                    help="after every job is e-mailed, re-score the N jobs with `igait rescore` (one asset backfill "
+                         "the daemon runs) and check it: every job re-scored once, no second e-mail")
     ap.add_argument("--timeout", type=float, default=0, help="give up after this many seconds (default: 900 + 600 N)")
     ap.add_argument("--keep", type=Path, help="work in this directory and keep it (default: a temporary one)")
     args = ap.parse_args(argv)
@@ -341,6 +350,7 @@ def _run(args, work: Path, timeout: float) -> int:
                                         start_new_session=True)
         sampler = MemorySampler(setup.mark)
         obs = Observed()
+        rescored = None
         try:
             daemon.start()
             sampler.start()
@@ -408,11 +418,17 @@ def _run(args, work: Path, timeout: float) -> int:
 
             all_mailed = wait_for_emails(setup, jobs, timeout, tick)
             end = time.time()
-            # two more status-sensor ticks: a second e-mail for a job would come now
-            settle = time.time() + 2 * STATUS_TICK_S + 5
+            # two more status-sensor ticks: a second e-mail for a job would come now (with --rescore, the ticks
+            # after the backfill serve for both)
+            settle = time.time() + (0 if args.rescore and all_mailed else 2 * STATUS_TICK_S + 5)
             while time.time() < settle:
                 sample()
                 time.sleep(1.0)
+            if args.rescore and all_mailed:
+                try:
+                    rescored = rescore(setup, instance, jobs, timeout, sample)
+                except (RuntimeError, ValueError, KeyError, subprocess.TimeoutExpired) as e:
+                    print(f"rescore: {e}", flush=True)
         finally:
             daemon.stop()
             exporter.terminate()
@@ -482,11 +498,89 @@ def _run(args, work: Path, timeout: float) -> int:
         if not docs[j] or docs[j]["status"] != "completed" or len(mails.get(j, [])) != 1 or len(originals[j]) != 1:
             runs = [f"{r.dagster_run.run_id[:8]}:{r.dagster_run.status.value}" for r in records[j]]
             print(f"  {j}: document {docs[j] and docs[j]['status']}, runs {runs}, e-mails {len(mails.get(j, []))}")
+    rescore_ok = True
+    if args.rescore:
+        rescore_ok = bool(rescored and rescored.ok(docs))
+        print(rescored.summary(docs) if rescored else "rescore: not run (not every job was e-mailed)")
     print(f"load: {args.n} jobs, {completed} completed, {lost} lost, {duplicates} duplicate runs, {emails} e-mails",
           flush=True)
     one_each = all(len(mails.get(j, [])) == 1 for j in jobs)
-    return 0 if lost == 0 and duplicates == 0 and one_each and same_job_overlaps == 0 and (
+    return 0 if lost == 0 and duplicates == 0 and one_each and same_job_overlaps == 0 and rescore_ok and (
         setup.max_concurrent_runs is None or max_running <= setup.max_concurrent_runs) else 1
+
+
+@dataclass
+class Rescored:
+    backfill_id: str
+    model: str  # "name version" the jobs were re-scored with
+    status: str  # the backfill's status at the end
+    runs: dict[str, list[str]]  # job ID -> statuses of the backfill's runs of it
+    seconds: float  # submitted to every run ended
+
+    submitted_at: float = 0.0
+
+    def updated(self, doc: dict | None) -> bool:
+        """The document shows the re-scored result: stages 6 and 7 completed after the backfill was submitted,
+        result.model the model it re-scored with, still completed."""
+        if not doc or doc["status"] != "completed" or (doc.get("result") or {}).get("model") != self.model:
+            return False
+        done = [(doc["stages"].get(s) or {}).get("completed_at") for s in ("6", "7")]
+        return all(t is not None and _epoch(t) >= self.submitted_at for t in done)
+
+    def ok(self, docs: dict) -> bool:
+        return (self.status == "COMPLETED_SUCCESS" and all(v == ["SUCCESS"] for v in self.runs.values())
+                and all(self.updated(d) for d in docs.values()))
+
+    def summary(self, docs: dict) -> str:
+        once = sum(1 for v in self.runs.values() if v == ["SUCCESS"])
+        shown = sum(1 for d in docs.values() if self.updated(d))
+        return (f"rescore: backfill {self.backfill_id} {self.status} in {self.seconds:.0f} s with {self.model}; "
+                f"{once} of {len(self.runs)} jobs re-scored by exactly one successful run; "
+                f"{shown} documents updated (stages 6-7 re-done, result.model {self.model!r})")
+
+
+def _epoch(t) -> float:
+    from datetime import datetime
+
+    return t.timestamp() if isinstance(t, datetime) else datetime.fromisoformat(str(t)).timestamp()
+
+
+def rescore(setup: Setup, instance, jobs: list[str], timeout: float, sample) -> Rescored:
+    """`igait rescore JOBS` as an operator types it (it submits one asset backfill of prediction + results_archive),
+    then wait until the daemon has run it to the end, and two status-sensor ticks more (a second e-mail would
+    come now)."""
+    import json
+
+    from dagster import RunsFilter
+    from dagster._core.execution.backfill import BulkActionStatus
+
+    t0 = time.time()
+    out = subprocess.run([str(BIN / "igait"), "rescore", *jobs], env=setup.env, cwd=REPO, capture_output=True,
+                         text=True, timeout=600)
+    if out.returncode != 0:
+        raise RuntimeError(f"igait rescore failed ({out.returncode}): {out.stderr[-2000:]}")
+    sub = json.loads(out.stdout)
+    backfill_id = sub["backfill"]
+    print(f"rescore: backfill {backfill_id} submitted for {sub['jobs']} jobs with {sub['model']}", flush=True)
+    deadline = time.time() + timeout
+    ongoing = (BulkActionStatus.REQUESTED, BulkActionStatus.CANCELING, BulkActionStatus.FAILING)
+    runs: list = []
+    while time.time() < deadline:
+        sample()
+        backfill = instance.get_backfill(backfill_id)
+        runs = instance.get_runs(RunsFilter(tags={"dagster/backfill": backfill_id}))
+        if backfill.status not in ongoing and all(r.status.value in TERMINAL for r in runs):
+            break
+        time.sleep(2.0)
+    seconds = time.time() - t0
+    settle = time.time() + 2 * STATUS_TICK_S + 5
+    while time.time() < settle:
+        sample()
+        time.sleep(1.0)
+    by_job: dict[str, list[str]] = {j: [] for j in jobs}
+    for r in runs:
+        by_job.setdefault(r.tags.get("dagster/partition", "?"), []).append(r.status.value)
+    return Rescored(backfill_id, sub["model"], instance.get_backfill(backfill_id).status.value, by_job, seconds, t0)
 
 
 def _max_overlap(intervals: list[tuple[float, float]]) -> int:

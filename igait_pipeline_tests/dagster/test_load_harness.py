@@ -1,7 +1,10 @@
 """bench/load.py with a tiny N: three real jobs uploaded within ten seconds into a fresh instance served by a real
 `dagster-daemon` (SQLite, this repository's dagster.yaml with its run-queue limits), the daemon SIGKILLed once a
 run has ended (the other two queued or running) and started again, the real SMTP server catching the e-mails.
-Nothing is lost, no job runs twice, each family gets exactly one e-mail, the run queue's limits hold."""
+Nothing is lost, no job runs twice, each family gets exactly one e-mail, the run queue's limits hold. Then
+`igait rescore` of the three (one asset backfill of prediction + results_archive, run by the same daemon): the
+backfill completes, each job is re-scored by exactly one run, its document shows it, and no family is e-mailed a
+second time."""
 import os
 import re
 import subprocess
@@ -18,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_three_jobs_survive_a_killed_daemon(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, "-m", "bench.load", "--n", "3", "--spread", "10", "--down", "10",
-                           "--no-solo", "--timeout", "1500", "--keep", str(tmp_path / "work")],
+                           "--no-solo", "--rescore", "--timeout", "1500", "--keep", str(tmp_path / "work")],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=1700)
     out = proc.stdout
     daemon_log = tmp_path / "work" / "daemon.log"
@@ -32,3 +35,7 @@ def test_three_jobs_survive_a_killed_daemon(tmp_path):
                   r"jobs with overlapping runs \(tag limit 1\): (\d+)", out)
     assert m and 1 <= int(m[1]) <= int(m[2]) == 2 and m[3] == "0", out
     assert "orphaned processes after the daemon stopped 0" in out, out
+    rescored = re.search(r"rescore: backfill \w+ (\w+) in \d+ s with (.+?); (\d+) of 3 jobs re-scored by exactly one "
+                         r"successful run; (\d+) documents updated", out)
+    assert rescored and rescored[1] == "COMPLETED_SUCCESS" and rescored[3] == rescored[4] == "3", out
+    assert rescored[2].startswith("igait-reference-mlp "), out  # the model in use: the bundled reference
