@@ -287,6 +287,14 @@ def runs_of(instance, job_id: str):
     return instance.get_run_records(RunsFilter(tags={JOB_TAG: job_id}))
 
 
+def settle(sample) -> None:
+    """Two more status-sensor ticks (and a margin), sampling: a second e-mail for a job would come now."""
+    until = time.time() + 2 * STATUS_TICK_S + 5
+    while time.time() < until:
+        sample()
+        time.sleep(1.0)
+
+
 def wait_for_emails(setup: Setup, jobs: list[str], timeout: float, on_tick=None) -> bool:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -420,10 +428,8 @@ def _run(args, work: Path, timeout: float) -> int:
             end = time.time()
             # two more status-sensor ticks: a second e-mail for a job would come now (with --rescore, the ticks
             # after the backfill serve for both)
-            settle = time.time() + (0 if args.rescore and all_mailed else 2 * STATUS_TICK_S + 5)
-            while time.time() < settle:
-                sample()
-                time.sleep(1.0)
+            if not (args.rescore and all_mailed):
+                settle(sample)
             if args.rescore and all_mailed:
                 try:
                     rescored = rescore(setup, instance, jobs, timeout, sample)
@@ -516,16 +522,17 @@ class Rescored:
     status: str  # the backfill's status at the end
     runs: dict[str, list[str]]  # job ID -> statuses of the backfill's runs of it
     seconds: float  # submitted to every run ended
-
-    submitted_at: float = 0.0
+    submitted_at: float  # when `igait rescore` was typed (epoch seconds)
 
     def updated(self, doc: dict | None) -> bool:
         """The document shows the re-scored result: stages 6 and 7 completed after the backfill was submitted,
         result.model the model it re-scored with, still completed."""
+        from igait_pipeline.status.jobdoc import utc
+
         if not doc or doc["status"] != "completed" or (doc.get("result") or {}).get("model") != self.model:
             return False
         done = [(doc["stages"].get(s) or {}).get("completed_at") for s in ("6", "7")]
-        return all(t is not None and _epoch(t) >= self.submitted_at for t in done)
+        return all(t is not None and utc(t).timestamp() >= self.submitted_at for t in done)
 
     def ok(self, docs: dict) -> bool:
         return (self.status == "COMPLETED_SUCCESS" and all(v == ["SUCCESS"] for v in self.runs.values())
@@ -539,12 +546,6 @@ class Rescored:
                 f"{shown} documents updated (stages 6-7 re-done, result.model {self.model!r})")
 
 
-def _epoch(t) -> float:
-    from datetime import datetime
-
-    return t.timestamp() if isinstance(t, datetime) else datetime.fromisoformat(str(t)).timestamp()
-
-
 def rescore(setup: Setup, instance, jobs: list[str], timeout: float, sample) -> Rescored:
     """`igait rescore JOBS` as an operator types it (it submits one asset backfill of prediction + results_archive),
     then wait until the daemon has run it to the end, and two status-sensor ticks more (a second e-mail would
@@ -553,6 +554,8 @@ def rescore(setup: Setup, instance, jobs: list[str], timeout: float, sample) -> 
 
     from dagster import RunsFilter
     from dagster._core.execution.backfill import BulkActionStatus
+
+    from igait_pipeline.partitions import PARTITION_TAG
 
     t0 = time.time()
     out = subprocess.run([str(BIN / "igait"), "rescore", *jobs], env=setup.env, cwd=REPO, capture_output=True,
@@ -568,18 +571,15 @@ def rescore(setup: Setup, instance, jobs: list[str], timeout: float, sample) -> 
     while time.time() < deadline:
         sample()
         backfill = instance.get_backfill(backfill_id)
-        runs = instance.get_runs(RunsFilter(tags={"dagster/backfill": backfill_id}))
+        runs = instance.get_runs(RunsFilter.for_backfill(backfill_id))
         if backfill.status not in ongoing and all(r.status.value in TERMINAL for r in runs):
             break
         time.sleep(2.0)
     seconds = time.time() - t0
-    settle = time.time() + 2 * STATUS_TICK_S + 5
-    while time.time() < settle:
-        sample()
-        time.sleep(1.0)
+    settle(sample)
     by_job: dict[str, list[str]] = {j: [] for j in jobs}
     for r in runs:
-        by_job.setdefault(r.tags.get("dagster/partition", "?"), []).append(r.status.value)
+        by_job.setdefault(r.tags.get(PARTITION_TAG, "?"), []).append(r.status.value)
     return Rescored(backfill_id, sub["model"], instance.get_backfill(backfill_id).status.value, by_job, seconds, t0)
 
 
