@@ -271,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
                                        "promotion): one backfill the daemon runs, or --here")
     p.add_argument("jobs", nargs="*", help="job IDs (default: every job)")
     p.add_argument("--here", action="store_true", help="run them in this process, one run per job, no daemon")
+    p.add_argument("--url", help="submit the backfill to this dagster-webserver (its GraphQL API, as the UI does); "
+                                 "default: in-process against $DAGSTER_HOME")
     args = parser.parse_args(argv)
     if args.cmd in ("status", "demo", "run", "register", "model", "rescore"):
         ensure_dagster_home()
@@ -317,7 +319,7 @@ def _model_command(args) -> int:
 
     try:
         if args.cmd == "rescore":
-            out = model_commands.rescore(args.jobs or None, here=args.here)
+            out = model_commands.rescore(args.jobs or None, here=args.here, url=args.url)
         elif args.model_cmd == "promote":
             out = model_commands.promote(args.version, args.name)
         elif args.model_cmd == "rollback":

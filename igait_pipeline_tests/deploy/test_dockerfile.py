@@ -99,9 +99,11 @@ def pins() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def user_deployment() -> dict:
+    """The per-job pipeline's code server (the image's default command); the research one differs only in its
+    module (test_helm_values.test_code_location_deployments)."""
     values = yaml.safe_load((ROOT / "helm" / "values.yaml").read_text())
-    (deployment,) = values["dagster-user-deployments"]["deployments"]
-    return deployment
+    by_name = {d["name"]: d for d in values["dagster-user-deployments"]["deployments"]}
+    return by_name["igait-pipeline"]
 
 
 def test_multi_stage_on_debian_python_311(stages, runtime):

@@ -175,18 +175,27 @@ def test_cluster_pods_use_the_placement_cpu_pool(values):
     assert run_cfg["podSpecConfig"]["nodeSelector"] == cpu_selector
     assert values["dagsterWebserver"]["nodeSelector"] == cpu_selector
     assert values["dagsterDaemon"]["nodeSelector"] == cpu_selector
-    (deployment,) = values["dagster-user-deployments"]["deployments"]
-    assert deployment["nodeSelector"] == cpu_selector
+    for deployment in values["dagster-user-deployments"]["deployments"]:
+        assert deployment["nodeSelector"] == cpu_selector, deployment["name"]
     # A step pod inherits the run pod's selector; a GPU step can only override it if the label key is shared.
     gpu_selector = placement.load_placement().node_pools["gpu"].node_selector
     assert set(run_cfg["podSpecConfig"]["nodeSelector"]) == set(gpu_selector)
 
 
-def test_code_location_deployment(values):
+def test_code_location_deployments(values):
+    """Two code servers, one per code location of workspace.yaml (the per-job pipeline and the cohort research
+    assets), the same image and env: only the module differs."""
     ud = values["dagster-user-deployments"]
     assert ud["enabled"] and ud["enableSubchart"]
-    (deployment,) = ud["deployments"]
+    by_name = {d["name"]: d for d in ud["deployments"]}
+    workspace = yaml.safe_load((ROOT / "workspace.yaml").read_text())["load_from"]
+    modules = sorted(loc["python_module"]["module_name"] for loc in workspace)
+    assert sorted(d["codeServerArgs"][1] for d in by_name.values()) == modules
+    deployment, research = by_name["igait-pipeline"], by_name["igait-research"]
     assert deployment["codeServerArgs"] == ["-m", "igait_pipeline.definitions"]
+    assert research["codeServerArgs"] == ["-m", "igait_pipeline.research_definitions"]
+    assert {k: v for k, v in research.items() if k not in ("name", "codeServerArgs")} == \
+        {k: v for k, v in deployment.items() if k not in ("name", "codeServerArgs")}
     assert "dagsterApiGrpcArgs" not in deployment
     assert deployment["includeConfigInLaunchedRuns"]["enabled"] is True, "runs need the code server's env"
     env = deployment["env"]
