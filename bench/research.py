@@ -15,6 +15,7 @@ then `training.train_candidate`: grouped cross-validation of the logistic regres
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import resource
@@ -23,19 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from igait_pipeline.layout import job_key
 from igait_pipeline.research import cohort, labels, table, training
-from igait_pipeline.schemas import Keypoints
-from igait_pipeline.stages import cycles as cyc
 from igait_pipeline.storage import LocalStorage
-
-
-def _stage5(storage, jobs) -> None:
-    for j in jobs:
-        kp = {v: Keypoints.model_validate_json(storage.read_bytes(job_key(j.job_id, 4, f"{v}_keypoints.json")))
-              for v in ("front", "side")}
-        storage.write_bytes(job_key(j.job_id, 5, "cycles.json"),
-                            cyc.detect_cycles(kp["side"], kp["front"], j.job_id).model_dump_json().encode())
 
 
 def _reader(storage):
@@ -51,7 +44,7 @@ def bench_table(n: int) -> None:
         st = LocalStorage(root)
         seeds = cohort.write_cohort(st, cohort.CohortSettings(participants_per_class=20, jobs_per_participant=1,
                                                                overlay_width=0))
-        _stage5(st, seeds)
+        cohort.write_stage5(st, seeds)
         src = [(st.local_path(job_key(j.job_id, 5, "cycles.json")), st.local_path(job_key(j.job_id, 0,
                                                                                             "metadata.json")))
                for j in seeds]
@@ -80,12 +73,20 @@ def bench_table(n: int) -> None:
         t = time.perf_counter()
         full, stats = table.build_rows(jobs, read)
         t_full = time.perf_counter() - t
+        t = time.perf_counter()  # the format before (issue 25): CSV, the baseline of the Parquet numbers below
+        csv = full.to_csv(index=False, float_format="%.6g").encode()
+        st.write_bytes("research/gait_feature_table.csv", csv)
+        t_csv_write = time.perf_counter() - t
         t = time.perf_counter()
-        data = table.to_csv(full)
+        pd.read_csv(io.BytesIO(st.read_bytes("research/gait_feature_table.csv")),
+                    dtype={"job_id": str, "participant": str, "version": str})
+        t_csv_read = time.perf_counter() - t
+        t = time.perf_counter()
+        data = table.to_parquet(full)
         st.write_bytes(table.TABLE_KEY, data)
         t_write = time.perf_counter() - t
         t = time.perf_counter()
-        prev = table.from_csv(st.read_bytes(table.TABLE_KEY))
+        prev = table.from_parquet(st.read_bytes(table.TABLE_KEY))
         t_read = time.perf_counter() - t
         t = time.perf_counter()
         same, s_same = table.build_rows(table.finished_jobs(st), read, prev)
@@ -102,7 +103,9 @@ def bench_table(n: int) -> None:
         print(f"baseline, read + json.loads of every job's two files: {base:.2f} s")
         print(f"full build: {t_full:.2f} s = {t_full / base:.2f}x baseline ({stats['computed']} rows, "
               f"{len(full.columns)} columns)")
-        print(f"CSV: {len(data) / 1e6:.1f} MB, written in {t_write:.2f} s, read back in {t_read:.2f} s")
+        print(f"CSV (before): {len(csv) / 1e6:.1f} MB, written in {t_csv_write:.2f} s, read back in {t_csv_read:.2f} s")
+        print(f"Parquet: {len(data) / 1e6:.1f} MB = {len(data) / len(csv):.2f}x CSV, written in {t_write:.2f} s = "
+              f"{t_write / t_csv_write:.2f}x CSV, read back in {t_read:.2f} s = {t_read / t_csv_read:.2f}x CSV")
         print(f"incremental, nothing changed: {t_same:.2f} s = {t_same / base:.2f}x baseline "
               f"({s_same['reused']} reused, {s_same['computed']} computed)")
         print(f"incremental, 1 % changed: {t_some:.2f} s = {t_some / base:.2f}x baseline "
@@ -121,7 +124,7 @@ def bench_cohort(per_class: int, jobs_per_participant: int, seed: int) -> None:
         settings = cohort.CohortSettings(participants_per_class=per_class, jobs_per_participant=jobs_per_participant,
                                          overlay_width=0, seed=seed)
         jobs = cohort.write_cohort(st, settings)
-        _stage5(st, jobs)
+        cohort.write_stage5(st, jobs)
         rows, stats = table.build_rows(table.finished_jobs(st), _reader(st))
         tab = table.with_labels(rows, labels.parse_labels(cohort.cohort_labels(jobs, settings)))
         t = time.perf_counter()

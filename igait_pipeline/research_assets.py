@@ -7,8 +7,8 @@ igait_pipeline.research.
 
 * `clinical_labels`: the team's label file `research/labels.csv` in storage, an observable source asset whose
   data version is the file's sha256 (the daemon observes it every few minutes: a changed file is a new version).
-* `gait_feature_table`: one row per finished job, `research/gait_feature_table.csv`; incremental (rows of
-  unchanged jobs reused).
+* `gait_feature_table`: one row per finished job, `research/gait_feature_table.parquet` (units and descriptions
+  in the schema, shown in the UI as the asset's column schema); incremental (rows of unchanged jobs reused).
 * `candidate_model`: trains (or, with `import_dir`, imports) a model into `models/{name}/{version}/` and reports
   its cross-validated (or external) metrics; four blocking asset checks gate it.
 * `screening_model`: the model in use; materializing it promotes a candidate whose checks passed (or rolls back
@@ -36,6 +36,8 @@ from dagster import (
     MaterializeResult,
     MetadataValue,
     ObserveResult,
+    TableColumn,
+    TableSchema,
     asset,
     observable_source_asset,
 )
@@ -96,18 +98,20 @@ def _md_table(df, columns: list[str], rows: int = 5) -> str:
 
 
 @asset(
-    group_name=RESEARCH_GROUP, kinds={"pandas", "csv"}, deps=[CYCLES.asset, UPLOAD.asset, clinical_labels.key],
+    group_name=RESEARCH_GROUP, kinds={"pandas", "parquet"}, deps=[CYCLES.asset, UPLOAD.asset, clinical_labels.key],
     description="One row per finished job (stage 5 done): the feature vector stage 6 scores (joint-angle curves "
                 "over the gait cycle, cycle SD, gait parameters, age/sex/height/weight), per parameter the strides "
                 "it used (n__…, 0 when not measured), stage 5's quality flags, the view used, and the label where "
                 "the label file has one — never e-mail or other metadata, never a prediction. Written to "
-                f"`{table_mod.TABLE_KEY}` (open with pandas.read_csv). Incremental: rows of jobs whose "
+                f"`{table_mod.TABLE_KEY}` (open with pandas.read_parquet; each column's unit and description are in "
+                "the Parquet schema and in this asset's column schema). Incremental: rows of jobs whose "
                 "cycles.json and metadata.json are unchanged are reused.",
 )
 def gait_feature_table(context: AssetExecutionContext, storage: StorageResource) -> MaterializeResult:
     st = storage.get()
     _, labels = _read_labels(context, st)
-    previous = table_mod.from_csv(st.read_bytes(table_mod.TABLE_KEY)) if st.exists(table_mod.TABLE_KEY) else None
+    previous = table_mod.from_parquet(st.read_bytes(table_mod.TABLE_KEY)) if st.exists(table_mod.TABLE_KEY) \
+        else None
     jobs = table_mod.finished_jobs(st)
     context.log.info(f"feature table: {len(jobs)} finished jobs in storage")
 
@@ -124,7 +128,8 @@ def gait_feature_table(context: AssetExecutionContext, storage: StorageResource)
         for job_id in sorted(unlabelled_finished):
             context.log.warning(f"job {job_id}: labelled but not in the table (stage 5 not done, or left out)")
         rows = table_mod.with_labels(rows, labels)
-    st.write_bytes(table_mod.TABLE_KEY, table_mod.to_csv(rows))
+    data = table_mod.to_parquet(rows)
+    st.write_bytes(table_mod.TABLE_KEY, data)
     summ = table_mod.summary(rows)
     preview_cols = [c for c in ["job_id", "participant", "label", "view_used", "steady_strides", "cadence_spm",
                                 "stride_time_mean_s", "n__stride_time_mean_s", "age_years"] if c in rows.columns]
@@ -135,7 +140,18 @@ def gait_feature_table(context: AssetExecutionContext, storage: StorageResource)
         "most_missing": MetadataValue.json(summ["most_missing"]),
         "rows_reused": stats["reused"], "rows_computed": stats["computed"], "jobs_left_out": len(stats["skipped"]),
         "columns": len(rows.columns), "path": MetadataValue.path(st.url(table_mod.TABLE_KEY)),
-        "preview": MetadataValue.md(_md_table(rows, preview_cols) if len(rows) else "(no finished job)")})
+        "preview": MetadataValue.md(_md_table(rows, preview_cols) if len(rows) else "(no finished job)"),
+        "dagster/column_schema": _column_schema(data)})
+
+
+def _column_schema(parquet: bytes) -> TableSchema:
+    """The Parquet file's own schema (type, unit, description per column) as Dagster's column schema."""
+    cols = []
+    for f in table_mod.parquet_schema(parquet):
+        meta = {k.decode(): v.decode() for k, v in (f.metadata or {}).items()}
+        unit = f" [{meta['unit']}]" if meta.get("unit") else ""
+        cols.append(TableColumn(name=f.name, type=str(f.type), description=f"{meta.get('description', '')}{unit}"))
+    return TableSchema(columns=cols)
 
 
 class CandidateConfig(Config):
@@ -220,7 +236,7 @@ def candidate_model(context: AssetExecutionContext, config: CandidateConfig, sto
     st = storage.get()
     if not st.exists(table_mod.TABLE_KEY):
         raise Failure(description="no feature table: materialize gait_feature_table first", allow_retries=False)
-    table = table_mod.from_csv(st.read_bytes(table_mod.TABLE_KEY))
+    table = table_mod.from_parquet(st.read_bytes(table_mod.TABLE_KEY))
     settings = training.TrainSettings(folds=config.folds, C=config.C, threshold=config.threshold,
                                       bootstrap=config.bootstrap, seed=config.seed)
     gate = {"min_participants_per_class": config.min_participants_per_class,

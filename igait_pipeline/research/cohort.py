@@ -20,7 +20,7 @@ from igait_pipeline.layout import job_key
 from igait_pipeline.reference_model import synthetic
 from igait_pipeline.research.labels import labels_csv
 from igait_pipeline.schemas import Keypoints
-from igait_pipeline.stages import media, pose
+from igait_pipeline.stages import cycles, media, pose
 from igait_pipeline.storage import Storage
 
 LABEL_SOURCE = "simulated: the synthetic walkers' class (igait_pipeline.reference_model.synthetic)"
@@ -85,6 +85,16 @@ def write_cohort(storage: Storage, settings: CohortSettings = CohortSettings()) 
                 storage.write_bytes(job_key(job_id, 0, "metadata.json"), json.dumps(meta).encode())
                 jobs.append(CohortJob(job_id, participant, "ASD" if label else "NO ASD"))
     return sorted(jobs, key=lambda j: j.job_id)
+
+
+def write_stage5(storage: Storage, jobs: list[CohortJob]) -> None:
+    """Stage 5 of each simulated job, as the gait_cycles asset computes it (cycles.json from its keypoints), without
+    a Dagster run: what a feature table of the cohort needs."""
+    for j in jobs:
+        kp = {v: Keypoints.model_validate_json(storage.read_bytes(job_key(j.job_id, 4, f"{v}_keypoints.json")))
+              for v in ("front", "side")}
+        storage.write_bytes(job_key(j.job_id, 5, "cycles.json"),
+                            cycles.detect_cycles(kp["side"], kp["front"], j.job_id).model_dump_json().encode())
 
 
 def cohort_labels(jobs: list[CohortJob], settings: CohortSettings = CohortSettings()) -> bytes:

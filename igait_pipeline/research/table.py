@@ -11,25 +11,35 @@ Scaling: a row depends only on its job's cycles.json and metadata.json, so `buil
 table's row of every job whose two files have not changed (same size and modification time in storage: the
 `version` column) and computes only new or changed jobs; labels are joined afresh each time (cheap). Listing is
 one server-side glob per file name (`jobs/*/stage_5/cycles.json`), not a walk of every object. A full rebuild
-(no previous table) reads every job once; bench/feature_table.py measures both at 10,000 jobs. No Dagster import.
+(no previous table) reads every job once; `python -m bench.research table` measures both at 10,000 jobs.
+
+Format: Parquet (`research/gait_feature_table.parquet`, zstd), read with `pandas.read_parquet`: types are kept
+(job IDs as strings, counts as integers, flags as booleans, the label as a nullable integer), and every column's
+field metadata carries its `unit` and `description` (`column_info`), the file's metadata the table format
+(`igait.table`). No Dagster import.
 """
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from igait_pipeline.layout import CYCLES, UPLOAD, user_id_of
 from igait_pipeline.schemas import Cycles, JobMetadata, MetadataError
 from igait_pipeline.stages import features
+from igait_pipeline.stages.gait.parameters import METHODS
 from igait_pipeline.storage import Storage
 
 ID_COLUMNS = ["job_id", "participant", "version", "view_used", "steady_strides"]
 LABEL_COLUMNS = ["label", "y", "label_source", "label_date"]
-TABLE_KEY = "research/gait_feature_table.csv"
+TABLE_KEY = "research/gait_feature_table.parquet"
+TABLE_FORMAT = "igait-feature-table/2"  # /1 was CSV; /2 Parquet with units and descriptions per column
 
 
 @dataclass(frozen=True)
@@ -107,12 +117,72 @@ def with_labels(table: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def to_csv(table: pd.DataFrame) -> bytes:
-    return table.to_csv(index=False, float_format="%.6g").encode()
+PARAMETER_UNITS = {"cadence_spm": "steps/min", "stride_time_mean_s": "s", "stride_time_cv": "fraction",
+                   "step_time_mean_s": "s", "step_time_asymmetry": "fraction", "stance_ratio": "fraction of the stride",
+                   "step_length_norm": "leg lengths", "walking_speed_norm": "leg lengths/s",
+                   "stride_length_norm": "leg lengths", "base_width_ratio": "ankle separation / hip separation"}
+PATIENT_INFO = {"age_years": ("years", "age at the upload (metadata.json)"),
+                "sex_male": ("indicator", "1 if metadata.json says male"),
+                "sex_female": ("indicator", "1 if metadata.json says female"),
+                "height_cm": ("cm", "height (metadata.json, converted)"),
+                "weight_kg": ("kg", "weight (metadata.json, converted)")}
+OTHER_INFO = {"job_id": ("", "the job (partition) ID"), "participant": ("", "the user part of the job ID: one child"),
+              "version": ("", "size:mtime of cycles.json | metadata.json the row was computed from"),
+              "view_used": ("", "the view stage 5's events (and the mean parameters) come from"),
+              "steady_strides": ("strides", "steady strides of view_used"),
+              "label": ("", "ASD or NO ASD, from the label file (empty: unlabelled)"),
+              "y": ("", "1 ASD, 0 NO ASD, null unlabelled"), "label_source": ("", "who labelled it (label file)"),
+              "label_date": ("", "when it was labelled (label file)")}
 
 
-def from_csv(data: bytes) -> pd.DataFrame:
-    return pd.read_csv(io.BytesIO(data), dtype={"job_id": str, "participant": str, "version": str})
+def column_info(name: str) -> tuple[str, str]:
+    """(unit, description) of a feature-table column, written into the Parquet schema's field metadata."""
+    if name in OTHER_INFO:
+        return OTHER_INFO[name]
+    if name in PATIENT_INFO:
+        return PATIENT_INFO[name]
+    if name in PARAMETER_UNITS:
+        return PARAMETER_UNITS[name], f"stage 5 gait parameter: {METHODS.get(name, name)}"
+    if name.startswith("n__"):
+        return "count", f"steady strides (or steps, or frames) {name[3:]} was computed from; 0 when not measured"
+    if name.startswith("flag__"):
+        return "", f"stage 5 quality flag {name[6:]}: true when the check passed"
+    for series in features.SERIES:
+        if name == f"{series}_cycle_sd":
+            return "degrees", f"{series}: mean over the cycle of the SD across steady cycles"
+        if name.startswith(series + "_") and name[len(series) + 1:].isdigit():
+            return "degrees", f"{series} joint angle at {int(name[len(series) + 1:])} % of the gait cycle " \
+                              f"(mean over the leg's steady cycles)"
+    return "", ""
+
+
+def to_parquet(table: pd.DataFrame) -> bytes:
+    """The table as Parquet bytes, each column's unit and description in its field metadata."""
+    table = table.copy()
+    for c in table.columns:
+        if c.startswith("flag__"):
+            table[c] = table[c].astype("boolean")  # True / False / missing (a job without that flag)
+        elif c.startswith("n__"):
+            table[c] = table[c].astype("int64")
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    fields = []
+    for f in arrow.schema:
+        unit, description = column_info(f.name)
+        fields.append(f.with_metadata({"unit": unit, "description": description}))
+    meta = {**(arrow.schema.metadata or {}), b"igait.table": json.dumps({"format": TABLE_FORMAT}).encode()}
+    arrow = arrow.cast(pa.schema(fields, metadata=meta))
+    buf = io.BytesIO()
+    pq.write_table(arrow, buf, compression="zstd")
+    return buf.getvalue()
+
+
+def from_parquet(data: bytes) -> pd.DataFrame:
+    return pd.read_parquet(io.BytesIO(data))
+
+
+def parquet_schema(data: bytes) -> pa.Schema:
+    """The file's schema (types, and each field's unit / description metadata), without reading the rows."""
+    return pq.read_schema(io.BytesIO(data))
 
 
 def summary(table: pd.DataFrame) -> dict:

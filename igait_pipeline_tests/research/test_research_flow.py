@@ -108,7 +108,7 @@ def test_cohort_to_promotion_to_rescore(env, short_clip, mirrored_clip, tmp_path
     m = _meta(res, "gait_feature_table")
     assert m["rows"] == len(jobs) + 1 and m["labelled_rows"] == len(jobs) and m["rows_computed"] == len(jobs) + 1
     assert m["label_balance"] == {"ASD": 20, "NO ASD": 20} and m["participants"] == 21
-    tab = table.from_csv(env.storage.read_bytes(table.TABLE_KEY))
+    tab = table.from_parquet(env.storage.read_bytes(table.TABLE_KEY))
     assert "email" not in " ".join(tab.columns) and "family@example.org" not in tab.to_csv()
     assert not [c for c in tab.columns if "score" in c or "classification" in c]  # never the model's output
     assert tab.loc[tab["job_id"] == real, "label"].isna().all()  # the real job: in the table, unlabelled

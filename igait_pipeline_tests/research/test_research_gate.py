@@ -1,17 +1,19 @@
 """What the research gate refuses, and a model trained elsewhere entering through it: a bad label file (naming the
 row, nothing written), a candidate trained on too few participants, a participant in two folds, a promotion of a
 candidate whose checks failed; a TorchScript model from another cohort imported, validated on ours, promoted."""
+import io
 import json
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
-import torch
 
 from igait_pipeline import model_commands, research_assets
 from igait_pipeline.layout import CYCLES
 from igait_pipeline.research import cohort, labels, table, training
 from igait_pipeline.resources.model_store import IN_USE_KEY
-from igait_pipeline.stages.predict import TORCHSCRIPT_FORMAT, sha256_file
+from igait_pipeline_tests.research.team_model import export_team_model
 from igait_pipeline_tests.research.test_research_flow import Env
 
 SMALL = cohort.CohortSettings(participants_per_class=3, jobs_per_participant=1, overlay_width=64)
@@ -83,7 +85,7 @@ def test_too_few_participants_is_refused_and_cannot_be_promoted(env):
 def test_a_participant_in_two_folds_is_refused_with_its_name(env):
     _cohort(env)
     env.materialize("gait_feature_table")
-    tab = table.from_csv(env.storage.read_bytes(table.TABLE_KEY))
+    tab = table.from_parquet(env.storage.read_bytes(table.TABLE_KEY))
     tab = table.with_labels(tab, labels.parse_labels(env.storage.read_bytes(research_assets.LABELS_KEY)))
     cand = training.train_candidate(tab, "igait-screening", training.TrainSettings(folds=3, bootstrap=50))
     folds = cand.folds.copy()
@@ -99,46 +101,7 @@ def test_a_participant_in_two_folds_is_refused_with_its_name(env):
 
 
 def test_a_torchscript_model_from_elsewhere_enters_through_the_gate(env, tmp_path):
-    # trained elsewhere: another simulated cohort (other children), exported as TorchScript taking raw inputs
-    other = cohort.CohortSettings(participants_per_class=6, jobs_per_participant=1, overlay_width=0, seed=7)
-    from igait_pipeline.storage import LocalStorage
-
-    elsewhere = LocalStorage(tmp_path / "elsewhere")
-    ojobs = cohort.write_cohort(elsewhere, other)
-    from igait_pipeline.schemas import Keypoints
-    from igait_pipeline.stages import cycles as cyc
-
-    for j in ojobs:
-        kp = {v: Keypoints.model_validate_json(elsewhere.read_bytes(f"jobs/{j.job_id}/stage_4/{v}_keypoints.json"))
-              for v in ("front", "side")}
-        elsewhere.write_bytes(f"jobs/{j.job_id}/stage_5/cycles.json",
-                              cyc.detect_cycles(kp["side"], kp["front"], j.job_id).model_dump_json().encode())
-    otab, _ = table.build_rows(table.finished_jobs(elsewhere), lambda job, what: elsewhere.read_bytes(
-        f"jobs/{job}/stage_5/cycles.json" if what == "cycles" else f"jobs/{job}/stage_0/metadata.json"))
-    otab = table.with_labels(otab, labels.parse_labels(cohort.cohort_labels(ojobs, other)))
-    cand = training.train_candidate(otab, "team-net", training.TrainSettings(folds=3, bootstrap=50))
-    ck = cand.checkpoint
-
-    class Net(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.register_buffer("mean", ck["scaler_mean"].float())
-            self.register_buffer("std", ck["scaler_std"].float())
-            self.register_buffer("coef", ck["coef"].float())
-            self.register_buffer("b", ck["intercept"].float())
-
-        def forward(self, x):
-            return torch.sigmoid(((x - self.mean) / self.std) @ self.coef + self.b)
-
-    src = tmp_path / "team-net"
-    src.mkdir()
-    torch.jit.save(torch.jit.script(Net()), str(src / "model.pt"))
-    card = {k: cand.card[k] for k in ("clinically_validated", "intended_use", "domain", "feature_names", "threshold")}
-    card.update(name="team-net", version="2.1.0", format=TORCHSCRIPT_FORMAT, sha256=sha256_file(src / "model.pt"),
-                trained_on="the team's own cohort (simulated here)", training={"rows": len(otab)},
-                metrics={"reported": "by its authors"})
-    (src / "model_card.json").write_text(json.dumps(card))
-
+    src = export_team_model(tmp_path)  # trained elsewhere: another simulated cohort, exported as TorchScript
     _cohort(env)  # our labelled jobs: the imported model is validated on them (it never saw them)
     env.materialize("clinical_labels")
     env.materialize("gait_feature_table")
@@ -152,3 +115,36 @@ def test_a_torchscript_model_from_elsewhere_enters_through_the_gate(env, tmp_pat
     assert promoted["model"] == "team-net 2.1.0"
     model = env.resources["model_store"].load()  # what prediction now loads: the TorchScript model
     assert (model.name, model.version) == ("team-net", "2.1.0")
+
+
+def test_pyarrow_imports_in_the_installed_environment():
+    """The pin must import beside the pinned numpy (an unpinned pyarrow needed numpy 2 and failed on import)."""
+    out = subprocess.run([sys.executable, "-c", "import numpy, pyarrow, pyarrow.parquet; "
+                          "print(pyarrow.__version__, numpy.__version__)"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_the_feature_table_is_parquet_with_types_units_and_descriptions(env):
+    jobs = _cohort(env)
+    env.materialize("clinical_labels")
+    res = env.materialize("gait_feature_table")
+    data = env.storage.read_bytes(table.TABLE_KEY)
+    assert table.TABLE_KEY.endswith(".parquet") and data[:4] == b"PAR1"
+    tab = pd.read_parquet(io.BytesIO(data))  # what a researcher types
+    assert sorted(tab["job_id"]) == sorted(j.job_id for j in jobs)
+    assert tab["job_id"].dtype == object and tab["y"].dtype == "Int64" and set(tab["y"]) == {0, 1}
+    assert tab["n__cadence_spm"].dtype == "int64" and tab["cadence_spm"].dtype == "float64"
+    assert all(tab[c].dtype == "boolean" for c in tab.columns if c.startswith("flag__"))
+    schema = table.parquet_schema(data)
+    unit = {f.name: f.metadata[b"unit"].decode() for f in schema}
+    assert unit["cadence_spm"] == "steps/min" and unit["stride_time_mean_s"] == "s"
+    assert unit["side_knee_flexion_left_050"] == "degrees" and unit["height_cm"] == "cm"
+    assert all(f.metadata[b"description"] for f in schema), [f.name for f in schema if not f.metadata[b"description"]]
+    assert json.loads(schema.metadata[b"igait.table"])["format"] == table.TABLE_FORMAT
+    # the UI shows the same schema as the asset's columns
+    cols = res.asset_materializations_for_node("gait_feature_table")[0].metadata["dagster/column_schema"].value.columns
+    assert [c.name for c in cols] == list(tab.columns)
+    assert next(c for c in cols if c.name == "cadence_spm").description.endswith("[steps/min]")
+    # incremental: the second build reads the Parquet file back and reuses every row
+    again = env.materialize("gait_feature_table").asset_materializations_for_node("gait_feature_table")[0].metadata
+    assert again["rows_reused"].value == len(jobs) and again["rows_computed"].value == 0
