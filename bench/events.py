@@ -22,9 +22,12 @@ pair within `MATCH_WINDOW_S` sorted by |error|, taken greedily when neither memb
 left unpaired is *missed*; a detected event left unpaired is *extra* when it lies within the label's
 `events_span` (the frames over which the labeller marked every decidable event of that clip) and at least
 `MATCH_WINDOW_S` from every frame listed in `events_undecided` (events the labeller could not place). Kinds the
-pipeline does not detect in a view (front-view toe-offs) are labelled but not scored. A labelled event whose
-nearest detection of the same kind is on the *other* foot within the window is also counted as `swapped` (the
-pose model's left/right mix-up), for reading only.
+pipeline does not detect in a view (front-view toe-offs) are labelled but not scored (they count in N of the last
+line, not in its percentages). A labelled event whose nearest detection of the same kind is on the *other* foot
+within the window is also counted as `swapped` (the pose model's left/right mix-up), for reading only. When the
+labeller could not tell the feet apart (`"feet_identified": false`: both legs alike in a side view; the feet are
+then named consistently within the clip only), the detected feet are matched either way round, as a whole clip,
+whichever pairs more events (`feet swapped` in the notes); timing errors are unaffected.
 
 Errors are detected minus labelled time. "Within k frames" uses frames of 30 fps (33.3 ms), the issue's unit,
 whatever the clip's rate (a 10 fps label is itself only within ±50 ms); the share is of *labelled* events (a
@@ -339,8 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     print(HEADER)
     for sc in scores:
         print(row(sc.clip, sc.view, [sc]) + f"  {sc.cadence_label or 0:5.1f}/{sc.cadence_got or 0:5.1f} spm"
-              f"  {sc.note}" + (f"; {sc.unscored} front toe-offs labelled, not detected by design"
-                                if sc.unscored else ""))
+              f"  {sc.note}" + ("; feet swapped" if sc.feet_swapped else "")
+              + (f"; {sc.unscored} front toe-offs labelled, not detected by design" if sc.unscored else ""))
     print()
     totals = {}
     for view in ("side", "front"):
@@ -350,7 +353,11 @@ def main(argv: list[str] | None = None) -> int:
             n = sum(s.labelled for s in group)
             totals[view] = (n, within([e for s in group for e in s.errors], n, 2))
     print(row("total", "all", scores))
-    n_all = sum(s.labelled for s in scores)
+    n_all = sum(s.labelled + s.unscored for s in scores)
+    unscored = sum(s.unscored for s in scores)
+    if unscored:
+        print(f"{unscored} labelled events of a kind stage 5 does not detect in that view (front-view toe-offs) "
+              f"are not scored")
     pct = {v: f"{100 * totals[v][1]:.0f}" if v in totals else "-" for v in ("side", "front")}
     print(f"events: {n_all} labelled, side {pct['side']} % within 2 frames, front {pct['front']} % within 2 frames")
     return 0
