@@ -35,8 +35,9 @@ missed event is not within). Per clip and in total: labelled events, within 1 an
 95th percentile (ms), mean signed error per kind (the bias an offset would remove), missed, extra and swapped;
 stride time error (ms, mean |detected − labelled| over labelled strides, consecutive labelled heel strikes of one
 foot, whose two ends were both matched) and cadence error (%: the pipeline's reported `cadence_spm`, from its
-steady strides, against 120 / the mean labelled stride time; "-" when stage 5 reports none). The run ends with
-exactly one line
+steady strides, against 120 / the mean labelled stride time; "-" when stage 5 reports none). Each clip's line
+also notes the median offset of every detection to the nearest label of its own foot and kind at any distance
+(what a bias beyond the matching window looks like). The run ends with exactly one line
 
     events: N labelled, side S % within 2 frames, front F % within 2 frames
 
@@ -177,6 +178,7 @@ class ClipScore:
     stride_err: list[float] = field(default_factory=list)
     cadence_label: float | None = None
     cadence_got: float | None = None
+    nearest: dict[str, list[float]] = field(default_factory=dict)  # per kind: detected minus nearest own label
     feet_swapped: bool = False  # feet not identified by the labeller, and the detected feet fit better swapped
     note: str = ""
 
@@ -216,6 +218,10 @@ def score(label: dict, detected: dict[str, dict[str, list[float]]], cadence_got:
             sc.missed += len(m.missed)
             sc.extra += len(m.extra)
             sc.swapped += sum(any(abs(d - t) <= MATCH_WINDOW_S for d in detected[kind][other]) for t in m.missed)
+            if lab[kind][f]:  # every detection inside the span against its own foot's nearest label, any distance
+                sc.nearest.setdefault(short, []).extend(
+                    min((d - t for t in lab[kind][f]), key=abs) for d in detected[kind][f]
+                    if span[0] - MATCH_WINDOW_S < d < span[1] + MATCH_WINDOW_S)
     if hs_matches:
         sc.stride_err = stride_errors(lab["heel_strikes"], hs_matches)
     return sc
@@ -343,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     for sc in scores:
         print(row(sc.clip, sc.view, [sc]) + f"  {sc.cadence_label or 0:5.1f}/{sc.cadence_got or 0:5.1f} spm"
               f"  {sc.note}" + ("; feet swapped" if sc.feet_swapped else "")
+              + "; median offset to the nearest own label " + ", ".join(
+                  f"{k} {_ms(float(np.median(v)))} ms" for k, v in sc.nearest.items() if v)
               + (f"; {sc.unscored} front toe-offs labelled, not detected by design" if sc.unscored else ""))
     print()
     totals = {}
