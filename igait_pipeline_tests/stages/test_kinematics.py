@@ -46,7 +46,14 @@ def test_curves_per_leg_with_rom_in_cycles_json(normal):
         assert len(cur["mean"]) == len(cur["sd"]) == 101
         assert cur["n_cycles"] == len(cur["cycles"]) >= 2 and all(len(x) == 101 for x in cur["cycles"])
         assert cur["alignment"] == "own heel strikes" and cur["steady"]
-        assert cur["rom_deg"] == pytest.approx(max(cur["mean"]) - min(cur["mean"]), abs=0.02)
+        full = max(cur["mean"]) - min(cur["mean"])
+        if name.startswith("side_"):
+            assert cur["rom_deg"] == pytest.approx(full, abs=0.02)
+        else:  # front: ROM over the phases where the 2-D projection is valid (stance), within the plausible bound
+            valid = [m for m, v in zip(cur["mean"], cur["valid"]) if v >= 0.5]
+            assert cur["rom_deg"] == pytest.approx(max(valid) - min(valid), abs=0.02) and cur["rom_deg"] <= full
+            assert cur["rom_full_cycle_deg"] == pytest.approx(full, abs=0.02)
+            assert 0.3 < cur["valid_share"] < 0.8 and cur["rom_deg"] <= cur["bound_deg"]
     # The side-view ROM is the simulated joint's (mean cycle of the true angle).
     t = np.array([f.t for f in synthetic.side_recording(_params(), np.random.default_rng(31), "k1",
                                                         direction=1)[0].frames])
@@ -57,7 +64,8 @@ def test_curves_per_leg_with_rom_in_cycles_json(normal):
         assert kin["curves"][f"side_knee_flexion_{foot}"]["rom_deg"] == pytest.approx(np.mean(ranges), abs=6.0)
     for joint, sym in kin["symmetry"].items():
         assert sym["reason"] is None, joint
-        assert abs(sym["rom_symmetry_index_pct"]) < 15, (joint, sym)
+        # Front ROMs come from the stance phases only (7–9° here): the same 1.7° of jitter is a larger share.
+        assert abs(sym["rom_symmetry_index_pct"]) < (15 if joint.startswith("side_") else 30), (joint, sym)
 
 
 def test_a_limp_shows_in_rom_and_symmetry(normal, limp):
