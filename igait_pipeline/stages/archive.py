@@ -95,7 +95,8 @@ def _gait_lines(cycles: Cycles) -> list[str]:
             else:
                 nl = (curves.get(f"{joint}_left") or {}).get("n_cycles", "?")
                 nr = (curves.get(f"{joint}_right") or {}).get("n_cycles", "?")
-                lines.append(f"    {label} ({nl} left / {nr} right steady cycles): {v['rom_left_deg']:.1f}° / "
+                where = ", over the stance phases where the 2-D projection is valid" if view == "front" else ""
+                lines.append(f"    {label} ({nl} left / {nr} right steady cycles{where}): {v['rom_left_deg']:.1f}° / "
                              f"{v['rom_right_deg']:.1f}°, SI {v['rom_symmetry_index_pct']:+.1f} %")
     return lines + [""]
 
