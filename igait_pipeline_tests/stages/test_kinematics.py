@@ -67,6 +67,11 @@ def test_curves_per_leg_with_rom_in_cycles_json(normal):
         ranges = [np.ptp(true[(t >= a) & (t <= b)]) for a, b in zip(hs, hs[1:]) if b <= t[-1]]
         assert kin["curves"][f"side_knee_flexion_{foot}"]["rom_deg"] == pytest.approx(np.mean(ranges), abs=6.0)
     for joint, sym in kin["symmetry"].items():
+        mean_rom = (sym["rom_left_deg"] + sym["rom_right_deg"]) / 2
+        if mean_rom < DEFAULT.kinematics.min_rom_for_symmetry_deg:  # front: ranges near the noise, no index
+            assert joint.startswith("front_") and sym["rom_symmetry_index_pct"] is None, (joint, sym)
+            assert "a symmetry index of ranges this small measures the noise" in sym["reason"]
+            continue
         assert sym["reason"] is None, joint
         # Front ROMs come from the stance phases only (7–9° here): the same 1.7° of jitter is a larger share.
         assert abs(sym["rom_symmetry_index_pct"]) < (15 if joint.startswith("side_") else 30), (joint, sym)

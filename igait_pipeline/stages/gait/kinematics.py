@@ -286,11 +286,15 @@ def kinematics(views: dict[str, ViewMeasurement], settings: GaitSettings = DEFAU
                                "reason": left.get("reason") or right.get("reason"), "view": view}
                 continue
             rl, rr = left["rom_deg"], right["rom_deg"]
-            si = 100 * (rl - rr) / (0.5 * (rl + rr)) if rl + rr > 0 else None
+            small = (rl + rr) / 2 < ks.min_rom_for_symmetry_deg
+            si = 100 * (rl - rr) / (0.5 * (rl + rr)) if not small else None
             rms = float(np.sqrt(np.mean((np.array(left["mean"]) - np.array(right["mean"])) ** 2)))
             symmetry[j] = {"rom_left_deg": rl, "rom_right_deg": rr,
                            "rom_symmetry_index_pct": None if si is None else round(si, 2),
-                           "curve_rms_difference_deg": round(rms, 2), "reason": None, "view": view,
+                           "curve_rms_difference_deg": round(rms, 2), "view": view,
+                           "reason": (f"{view} view: ranges of motion {rl:.1f}° / {rr:.1f}° (mean under "
+                                      f"{ks.min_rom_for_symmetry_deg:g}°): a symmetry index of ranges this small "
+                                      f"measures the noise") if small else None,
                            "n_cycles_left": left["n_cycles"], "n_cycles_right": right["n_cycles"]}
     return {"points": ks.points, "curves": curves, "symmetry": symmetry,
             "min_steady_cycles_per_leg": ks.min_steady_cycles_per_leg,

@@ -194,6 +194,11 @@ class KinematicsSettings:
     cycles of *each* leg in its view; with fewer on either leg all of them are null with the reason naming both
     counts. One cycle per leg is an anecdote, not a range or a symmetry (the rule the variability parameters
     follow with `StrideSettings.min_steady_steps_variability`). Cycles come only from steady strides."""
+    min_rom_for_symmetry_deg: float = 8.0
+    """A symmetry index needs a mean range of motion of at least this much: it is a relative difference, and of
+    two ranges near the measurement's noise it measures the noise (on simulated walkers whose knee moves 6° in
+    the frontal plane, the front view reads 2–11° per leg, and the index swung up to ±80 %). Side-view flexion
+    ranges (40–60°) are far above it; front-view knee ab/adduction is usually below it."""
 
 
 @dataclass(frozen=True)
