@@ -122,4 +122,5 @@ def test_base_of_support_on_a_diagonal_approach():
     assert raw > diagonal.extras["base_width_ratio"] + 0.05
     steep = measure_view(synthetic.front_walk(p, np.random.default_rng(2), diagonal_deg=20)[0])
     assert steep.extras["base_width_ratio"] is None
-    assert steep.extras["base_width_reason"].startswith("the walker approaches diagonally: each step shifts")
+    assert steep.extras["base_width_reason"].startswith("the walker walks at an angle to the camera's axis: each "
+                                                        "step shifts the leading ankle")

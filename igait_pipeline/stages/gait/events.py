@@ -334,8 +334,9 @@ def _front_base(res: ViewMeasurement, settings: GaitSettings) -> None:
     res.extras["base_diagonal_component"] = round(diagonal, 3)
     if diagonal > fs.base_max_diagonal:
         res.extras["base_width_reason"] = (
-            f"the walker approaches diagonally: each step shifts the leading ankle ±{diagonal:.2f} hip widths "
-            f"sideways (at most ±{fs.base_max_diagonal:g} corrected, FrontSettings.base_max_diagonal)")
+            f"the walker walks at an angle to the camera's axis: each step shifts the leading ankle "
+            f"±{diagonal:.2f} hip widths sideways (at most ±{fs.base_max_diagonal:g} corrected, "
+            f"FrontSettings.base_max_diagonal)")
         return
     corrected = ratio - slope * ahead
     res.extras["base_width_ratio"] = float(np.median([np.percentile(corrected[sel], fs.base_width_percentile)
