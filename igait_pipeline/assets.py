@@ -392,12 +392,14 @@ def _keypoints_of(files: StageFiles, view: str) -> Keypoints:
 
 
 @stage_asset(
-    kinds={"numpy", "json"}, code_version="2",
+    kinds={"numpy", "json"}, code_version="3",
     description="Stage 5: heel strikes (heel) and toe-offs (ankle) per foot from the keypoints (side view first, "
                 "front view as support), steady strides (no gait initiation/termination, none cut by the frame "
                 "edge), gait parameters with the strides each used (cadence, stride time and CV, step-time "
                 "asymmetry, stance, speed in leg lengths/s, ...), per-leg hip/knee joint-angle cycle curves with "
-                "ROM and symmetry, the algorithm settings; plots of the events and of the per-leg curves.",
+                "ROM and symmetry (from at least 2 steady cycles per leg; front ab/adduction only where the 2-D "
+                "projection is valid and within plausibility bounds), the cross-view check that both videos show "
+                "the same walker, the algorithm settings; plots of the events and of the per-leg curves.",
 )
 def gait_cycles(context: AssetExecutionContext, keypoints: StageFiles) -> Output[StageFiles]:
     job_id = _job_id(context)
@@ -421,6 +423,7 @@ def gait_cycles(context: AssetExecutionContext, keypoints: StageFiles) -> Output
                if d.value is None},
             **{f"rom_si_pct/{j}": float(v["rom_symmetry_index_pct"]) for j, v in sym.items()
                if v.get("rom_symmetry_index_pct") is not None},
+            "cross_view": MetadataValue.json(result.quality.get("cross_view") or {}),
             "plot": _image_md(pngs["cycles.png"], "image/png", "gait signals and events"),
             "per_leg_curves": _image_md(pngs["curves.png"], "image/png", "per-leg joint-angle curves")}
     for w in result.quality.get("warnings", []) or []:
@@ -434,7 +437,7 @@ MODEL_GATE = "model_gate"
 
 
 @stage_asset(
-    kinds={"pytorch", "json"}, code_version="2", deps=[SCREENING_MODEL],
+    kinds={"pytorch", "json"}, code_version="3", deps=[SCREENING_MODEL],
     check_specs=[AssetCheckSpec(MODEL_GATE, asset="prediction", blocking=True,
                                 description="The scoring model's card validates (schemas.ModelCard: domain and "
                                             "clinical validation status declared) and model.pt's sha256 matches "

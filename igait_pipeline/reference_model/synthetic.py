@@ -431,13 +431,16 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
 
 def front_walk(p: WalkerParams, rng: np.random.Generator, job_id: str = "synthetic", fps: float = 60.0,
                direction: int = 1, stand_s: float = 0.0, turn_s: float = 0.0, back_s: float = 1.5,
-               width: int = 540, height: int = 960, dropout: float = 0.01) -> tuple[Keypoints, dict]:
+               width: int = 540, height: int = 960, dropout: float = 0.01,
+               diagonal_deg: float = 0.0) -> tuple[Keypoints, dict]:
     """A front camera's recording with the variations `front_recording` lacks (which stays as it is: the reference
     model is trained on it). `direction` +1: toward the camera from ~7 m to ~2 m (the feet leave the bottom edge
     near the end), -1: away from it, from ~2 m (feet below the edge at first) to ~7 m. `stand_s` > 0: the walker
     stands still that long first (a frozen pose), then speeds up over about 0.8 s (gait initiation: the gait
     clock runs slow). `turn_s` > 0: near the end of the line (1 m before it) the walker turns round over that
-    many seconds, stepping slowly, and walks back `back_s` s.
+    many seconds, stepping slowly, and walks back `back_s` s. `diagonal_deg`: the walker walks (and faces) that
+    many degrees off the camera's axis, starting off to the side so as to end the line in front of the camera (a
+    diagonal approach).
 
     truth: heel strikes, toe-offs and stride times on the recording's clock (the gait clock mapped back), the
     direction, and `steady_from` / `steady_to`: when the walker walks steadily along the line (after gait
@@ -468,6 +471,7 @@ def front_walk(p: WalkerParams, rng: np.random.Generator, job_id: str = "synthet
     heading = np.zeros(len(t))
     if turn_s > 0:
         heading = np.pi * _smoothstep((t - turn_from) / turn_s)
+    heading = heading + np.radians(diagonal_deg)
     v = np.gradient(pel) * fps * np.where(turning, 0.3, 1.0)
     step = v[:, None] * np.stack([np.cos(heading), np.sin(heading)], axis=-1) / fps
     pos = np.concatenate([np.zeros((1, 2)), np.cumsum(step[:-1], axis=0)])
@@ -475,6 +479,8 @@ def front_walk(p: WalkerParams, rng: np.random.Generator, job_id: str = "synthet
     world = local.copy()
     world[..., 0] = pos[:, None, 0] + c * local[..., 0] - s * local[..., 1]
     world[..., 1] = pos[:, None, 1] + s * local[..., 0] + c * local[..., 1]
+    if diagonal_deg:
+        world[..., 1] -= pos[-1, 1]  # the line ends in front of the camera
     if direction > 0:  # camera at X = 0 looking back along the line; the walker starts d0 away
         world[..., 0] -= d0
         look = np.array([-1.0, 0.0, 0.0])

@@ -90,13 +90,16 @@ def _gait_lines(cycles: Cycles) -> list[str]:
         for joint, v in sym.items():
             view = joint.split("_")[0]
             label = f"{JOINT_NAMES.get(joint, joint)}, from the {view} view"
-            if v.get("rom_symmetry_index_pct") is None:
+            if v.get("rom_left_deg") is None:
                 lines.append(f"    {label}: not measured ({v.get('reason')})")
             else:
                 nl = (curves.get(f"{joint}_left") or {}).get("n_cycles", "?")
                 nr = (curves.get(f"{joint}_right") or {}).get("n_cycles", "?")
-                lines.append(f"    {label} ({nl} left / {nr} right steady cycles): {v['rom_left_deg']:.1f}° / "
-                             f"{v['rom_right_deg']:.1f}°, SI {v['rom_symmetry_index_pct']:+.1f} %")
+                where = ", over the stance phases where the 2-D projection is valid" if view == "front" else ""
+                si = (f"SI {v['rom_symmetry_index_pct']:+.1f} %" if v.get("rom_symmetry_index_pct") is not None
+                      else f"no SI ({v.get('reason')})")
+                lines.append(f"    {label} ({nl} left / {nr} right steady cycles{where}): {v['rom_left_deg']:.1f}° / "
+                             f"{v['rom_right_deg']:.1f}°, {si}")
     return lines + [""]
 
 

@@ -19,13 +19,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from igait_pipeline.schemas import Cycles, Keypoints, ParameterInfo
 from igait_pipeline.stages.gait import kinematics as kin
 from igait_pipeline.stages.gait.events import ViewMeasurement, measure_view
 from igait_pipeline.stages.gait.parameters import METHODS, parameters
 from igait_pipeline.stages.gait.plot import plot_curves, plot_events
 from igait_pipeline.stages.gait.settings import DEFAULT, GaitSettings
-from igait_pipeline.stages.gait.signals import CyclesError
+from igait_pipeline.stages.gait.signals import CyclesError, leg_lengths, mid
 
 __all__ = [
     "CyclesError",
@@ -83,7 +85,65 @@ def _quality(res: ViewMeasurement) -> dict:
             "reasons": list(res.reasons), "warnings": list(res.warnings)}
 
 
-def _flags(used: ViewMeasurement, views: dict[str, ViewMeasurement], settings: GaitSettings) -> list[dict]:
+def _proportion(res: ViewMeasurement, settings: GaitSettings) -> float | None:
+    """Leg over trunk length (2-D), ConsistencySettings.proportion_percentile over the steady strides' frames."""
+    if res.xy is None or not res.steady_strides:
+        return None
+    span = np.zeros(len(res.t), bool)
+    for st in res.steady_strides:
+        span |= (res.t >= st.start) & (res.t <= st.end)
+    trunk = np.linalg.norm(mid(res.xy, "left_shoulder", "right_shoulder") - mid(res.xy, "left_hip", "right_hip"),
+                           axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        q = leg_lengths(res.xy) / trunk
+    sel = res.used & span & np.isfinite(q)
+    return float(np.percentile(q[sel], settings.consistency.proportion_percentile)) if sel.sum() >= 5 else None
+
+
+def cross_view(views: dict[str, ViewMeasurement], settings: GaitSettings) -> dict:
+    """cycles.json `quality.cross_view`: what both views measure of the walker (mean steady stride time, cadence,
+    leg-to-trunk proportion), compared with ConsistencySettings' tolerances. `ok` is True when compared and
+    consistent, False when they differ or could not be compared (`reason`); `warnings` name both values."""
+    cs, need = settings.consistency, settings.strides.min_steady_strides
+    side, front = views.get("side"), views.get("front")
+    out: dict = {"ok": False, "warnings": [], "reason": None,
+                 "tolerances": {"stride_time": cs.stride_time_tolerance, "proportion": cs.proportion_tolerance}}
+    missing = [f"{v} view: {'not given' if m is None else f'{len(m.steady_strides)} steady stride(s)'}"
+               for v, m in (("side", side), ("front", front))
+               if m is None or len(m.steady_strides) < need or (v == "front" and m.extras.get("sideways"))]
+    if missing:
+        out["reason"] = (f"not compared (each view needs at least {need} steady strides of the walker): "
+                         + "; ".join(missing))
+        return out
+    stride = {v: float(np.mean([s.duration for s in m.steady_strides])) for v, m in views.items()}
+    diff = max(stride.values()) / min(stride.values()) - 1
+    out["stride_time_s"] = {"side": round(stride["side"], 4), "front": round(stride["front"], 4),
+                            "difference": round(diff, 4), "ok": diff <= cs.stride_time_tolerance}
+    out["cadence_spm"] = {v: round(120 / x, 2) for v, x in stride.items()}
+    if not out["stride_time_s"]["ok"]:
+        out["warnings"].append(
+            f"cross-view: mean steady stride time {stride['side']:.3f} s in the side view vs {stride['front']:.3f} s "
+            f"in the front view (cadence {120 / stride['side']:.1f} vs {120 / stride['front']:.1f} steps/min), "
+            f"{diff:.0%} apart (at most {cs.stride_time_tolerance:.0%}): the two videos may show different people")
+    prop = {v: _proportion(m, settings) for v, m in views.items()}
+    if None not in prop.values():
+        pd = max(prop.values()) / min(prop.values()) - 1
+        out["leg_to_trunk"] = {"side": round(prop["side"], 3), "front": round(prop["front"], 3),
+                               "difference": round(pd, 4), "ok": pd <= cs.proportion_tolerance}
+        if not out["leg_to_trunk"]["ok"]:
+            out["warnings"].append(
+                f"cross-view: leg-to-trunk length {prop['side']:.2f} in the side view vs {prop['front']:.2f} in the "
+                f"front view, {pd:.0%} apart (at most {cs.proportion_tolerance:.0%}): the two videos may show "
+                f"different people")
+    else:
+        out["leg_to_trunk"] = {"side": prop["side"], "front": prop["front"], "ok": None,
+                               "reason": "not measured in both views (too few steady frames)"}
+    out["ok"] = not out["warnings"]
+    return out
+
+
+def _flags(used: ViewMeasurement, views: dict[str, ViewMeasurement], settings: GaitSettings,
+           cv: dict) -> list[dict]:
     """Quality flags a later stage can act on (stage 6 abstains when one it depends on fails)."""
     front = views.get("front")
     n = len(used.steady_strides)
@@ -110,6 +170,10 @@ def _flags(used: ViewMeasurement, views: dict[str, ViewMeasurement], settings: G
         flags.append({"name": "front_view_usable", "ok": True,
                       "detail": f"{front.frames_used} frames used, {len(front.steady_strides)} steady strides "
                                 f"({front.direction_label.replace('_', ' ')})"})
+    flags.append({"name": "views_consistent", "ok": cv["ok"],
+                  "detail": "; ".join(cv["warnings"]) or cv["reason"] or
+                  f"the views agree: mean stride time {cv['stride_time_s']['side']:.3f} s (side) vs "
+                  f"{cv['stride_time_s']['front']:.3f} s (front)"})
     return flags
 
 
@@ -139,9 +203,10 @@ def measure_gait(side: Keypoints, front: Keypoints | None, job_id: str,
     qviews = {v: _quality(m) for v, m in views.items()}
     if f is not None:
         qviews["front"].update(heel_strikes=f.heel_strikes, stride_list=[x.model_dump() for x in f.strides])
+    cv = cross_view(views, settings)
     quality = {"view_used": used.view, **_quality(used), "reasons": reasons + used.reasons,
-               "warnings": s.warnings + (f.warnings if f is not None else []), "views": qviews,
-               "flags": _flags(used, views, settings)}
+               "warnings": s.warnings + (f.warnings if f is not None else []) + cv["warnings"], "views": qviews,
+               "cross_view": cv, "flags": _flags(used, views, settings, cv)}
     cycles = Cycles(
         job_id=job_id, view_used=used.view, fps=used.fps, heel_strikes=used.heel_strikes, toe_offs=used.toe_offs,
         strides=used.steady_strides, excluded_strides=[x for x in used.strides if not x.steady],

@@ -58,9 +58,10 @@ TORCHSCRIPT_FORMAT = "torchscript"  # the card's "format" for a TorchScript mode
 class PredictSettings:
     """Stage 6's parameters; recorded in prediction.json (with the stage 5 settings read from cycles.json)."""
 
-    abstain_on_flags: tuple[str, ...] = ("side_view_used", "steady_strides", "front_view_usable")
+    abstain_on_flags: tuple[str, ...] = ("side_view_used", "steady_strides", "front_view_usable", "views_consistent")
     """cycles.json quality flags (quality.flags) whose failure makes the prediction INDETERMINATE: the features
-    depend on side-view events, steady strides and a real front view."""
+    depend on side-view events, steady strides, a real front view, and both views showing the same walker
+    (cross-view consistency: stride time, cadence, leg-to-trunk proportion)."""
     abstain_on_missing: bool = True
     """An input the model needs that could not be measured makes the prediction INDETERMINATE (rather than
     imputing the training mean and labelling the result)."""
@@ -298,8 +299,11 @@ def predict(features: FeatureSet, loaded_model: LoadedModel, job_id: str, thresh
         if f.get("name") in settings.abstain_on_flags and not f.get("ok"):
             reasons.append(f"quality check {f['name']} failed: {f.get('detail')}")
     if imputed and settings.abstain_on_missing:
-        why = sorted({features.missing_reasons.get(_base(n), "not measured") for n in imputed})
-        reasons.append(f"{len(imputed)} input(s) could not be measured ({'; '.join(why)[:400]})")
+        by_reason: dict[str, list[str]] = {}
+        for base in dict.fromkeys(_base(n) for n in imputed):
+            by_reason.setdefault(features.missing_reasons.get(base, "not measured"), []).append(base)
+        why = "; ".join(f"{', '.join(bases)}: {reason}" for reason, bases in by_reason.items())
+        reasons.append(f"{len(imputed)} input(s) could not be measured ({why})")
     summary = features.summary()
     summary["imputed_with_training_mean"] = imputed
     cls = "INDETERMINATE" if reasons else ("ASD" if score >= threshold else "NO ASD")

@@ -147,7 +147,8 @@ def test_missing_inputs_make_it_indeterminate_unless_imputation_is_asked_for(wal
     fs.values[FEATURE_NAMES.index("stance_ratio")] = np.nan
     pred = _predict(fs, reference, walker_cycles)
     assert pred.classification == "INDETERMINATE" and pred.in_domain
-    assert any("1 input(s) could not be measured (no steady stride with one toe-off" in r for r in pred.reasons)
+    assert any("1 input(s) could not be measured (stance_ratio: no steady stride with one toe-off" in r
+               for r in pred.reasons)
     lenient = _predict(fs, reference, walker_cycles, settings=predict.PredictSettings(abstain_on_missing=False))
     assert lenient.classification in ("ASD", "NO ASD")
     assert lenient.features["imputed_with_training_mean"] == ["stance_ratio"]

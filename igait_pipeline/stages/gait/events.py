@@ -292,7 +292,16 @@ def _front_steadiness(res: ViewMeasurement, settings: GaitSettings) -> None:
 
 
 def _front_base(res: ViewMeasurement, settings: GaitSettings) -> None:
-    """Front view, base of support from the steady strides only (FrontSettings.base_width_percentile)."""
+    """Front view, base of support from the steady strides only (FrontSettings.base_width_percentile), corrected
+    for a diagonal approach. Walking at an angle θ to the camera's axis, the leading foot is shifted sideways in the
+    image by its step's length times sin θ, one way when the left foot leads and the other way when the right one
+    does (perspective off the image centre does the same: the leading foot is nearer). That shift is linear in how
+    far the left foot is ahead of the right (the heel-strike signal: the nearer foot is lower in the image, in
+    current leg lengths), while the base itself is alike for both leads: the signed ankle separation over hip
+    separation (left minus right, in the hips' order) is regressed on that signal over the steady strides, the
+    fitted shift removed frame by frame, and the base measured on what remains. The shift at the widest steps
+    (`base_width_percentile` of |signal|), in hip widths, is recorded as the diagonal component; beyond
+    FrontSettings.base_max_diagonal the base is null with the reason."""
     fs, st = settings.front, settings.strides
     res.extras["base_width_ratio"] = None
     res.extras["base_width_frames"] = 0
@@ -301,22 +310,37 @@ def _front_base(res: ViewMeasurement, settings: GaitSettings) -> None:
         res.extras["base_width_reason"] = "the walker crosses the front video sideways (a side view?)"
         return
     xy, t = res.xy, res.t
-    hip_w = np.abs(xy[:, LM["left_hip"], 0] - xy[:, LM["right_hip"], 0])
-    ank_w = np.abs(xy[:, LM["left_ankle"], 0] - xy[:, LM["right_ankle"], 0])
-    ok = res.used & (hip_w > 0.05 * res.extras["size_px"])
-    per, frames = [], np.zeros(len(t), bool)
-    for s in res.steady_strides:
-        sel = ok & (t >= s.start) & (t <= s.end)
-        if sel.sum() >= 5:
-            per.append(float(np.percentile(ank_w[sel] / hip_w[sel], fs.base_width_percentile)))
-            frames |= sel
+    hip_dx = xy[:, LM["left_hip"], 0] - xy[:, LM["right_hip"], 0]
+    hip_w = np.abs(hip_dx)
+    # How far the left foot is in front of the right: the heel-strike signal is the image height difference in
+    # current leg lengths, h·ΔZ / (leg·Z) for feet on the ground seen from height h at distance Z, and Z ∝ 1 / size:
+    # divided by the current size it is proportional to the depth difference ΔZ itself, at any distance.
+    ahead = res.heel["left"] * res.leg_px / res.extras["size_px"]
+    ok = res.used & (hip_w > 0.05 * res.extras["size_px"]) & np.isfinite(ahead)
+    ratio = np.full(len(t), np.nan)
+    ratio[ok] = (xy[ok, LM["left_ankle"], 0] - xy[ok, LM["right_ankle"], 0]) * np.sign(hip_dx[ok]) / hip_w[ok]
+    spans = [ok & (t >= s.start) & (t <= s.end) for s in res.steady_strides]
+    spans = [sel for sel in spans if sel.sum() >= 5]
+    frames = np.any(spans, axis=0) if spans else np.zeros(len(t), bool)
     res.extras["base_width_frames"] = int(frames.sum())
-    res.extras["base_width_strides"] = len(per)
-    if len(per) < st.min_steady_strides:
-        res.extras["base_width_reason"] = (f"{len(per)} steady front-view stride(s) (at least "
+    res.extras["base_width_strides"] = len(spans)
+    if len(spans) < st.min_steady_strides:
+        res.extras["base_width_reason"] = (f"{len(spans)} steady front-view stride(s) (at least "
                                            f"{st.min_steady_strides} needed)")
         return
-    res.extras["base_width_ratio"] = float(np.median(per))
+    a, r = ahead[frames], ratio[frames]
+    slope = float(np.sum((a - a.mean()) * (r - r.mean())) / np.sum((a - a.mean()) ** 2))
+    diagonal = abs(slope) * float(np.percentile(np.abs(a), fs.base_width_percentile))
+    res.extras["base_diagonal_component"] = round(diagonal, 3)
+    if diagonal > fs.base_max_diagonal:
+        res.extras["base_width_reason"] = (
+            f"the walker walks at an angle to the camera's axis: each step shifts the leading ankle "
+            f"±{diagonal:.2f} hip widths sideways (at most ±{fs.base_max_diagonal:g} corrected, "
+            f"FrontSettings.base_max_diagonal)")
+        return
+    corrected = ratio - slope * ahead
+    res.extras["base_width_ratio"] = float(np.median([np.percentile(corrected[sel], fs.base_width_percentile)
+                                                      for sel in spans]))
 
 
 def _events(res: ViewMeasurement, min_dist_s: float, settings: GaitSettings) -> None:

@@ -11,16 +11,26 @@ Angles (2-D, image pixels, degrees):
   perpendicular to the right-hip → left-hip line), positive when the knee lies lateral (away from the midline).
 * front knee abduction (+, valgus-like) / adduction (−, varus-like): the shank's lateral angle minus the thigh's.
 
-Front view: only the steady approach counts (FrontSettings: steady approach speed, not cut by the frame edge); with
-fewer than StrideSettings.min_steady_strides steady strides the front curves are null with the reason. Each curve
-records its `view` and the view's `steady_strides`.
+Only steady walking counts, in both views (side: not gait initiation or termination; front: a steady approach;
+neither cut by the frame edge); with fewer than StrideSettings.min_steady_strides steady strides a view's curves are
+null with the reason. Each curve records its `view` and the view's `steady_strides`.
 
 Each series is low-passed (KinematicsSettings.lowpass_hz, zero phase), cut at that leg's own steady heel strikes
 in its view (one cycle = heel strike to the next heel strike of the same foot), each cycle resampled to `points`
-(101: 0, 1, ..., 100 %) and averaged. When a leg has no usable cycle of its own, the other leg's cycles shifted by
-half a cycle are used, then windows of the stride period (the alignment is recorded). Range of motion (ROM) is
+(101: 0, 1, ..., 100 %) and averaged. When a leg has no usable cycle of its own, the other leg's steady cycles
+shifted by half a cycle are used, then windows of the stride period inside the steady strides (the alignment is
+recorded). A joint's curves, ROMs and symmetry index need KinematicsSettings.min_steady_cycles_per_leg cycles of
+each leg; with fewer on either leg they are null with the reason naming both counts. Range of motion (ROM) is
 max − min of the mean curve; the symmetry index of a joint is 100 · (ROM_left − ROM_right) / mean(ROM_left,
 ROM_right) (Robinson et al. 1987; signed: + = left moves more).
+
+Front view, where the 2-D projection measures ab/adduction (FrontAngleSettings): a frame counts for a leg when its
+shank tilts at most ~30° out of the image plane and its thigh and shank tilts differ by at most ~20° (a knee-flexion
+proxy), both from the segments' foreshortening; in swing, knee flexion about an axis not exactly perpendicular to
+the camera shows up as apparent ab/adduction. The front ROM is taken over the phases valid in at least half of the
+cycles (`valid`, per point; `valid_share`; `rom_full_cycle_deg` is the whole cycle's, cross-talk included) and must
+lie within the joint's plausibility bound (`bound_deg`, sources in the settings' docstrings); otherwise the leg's
+curve is null with the reason, so it is never a model input.
 """
 from __future__ import annotations
 
@@ -140,12 +150,75 @@ def _r(a) -> list:
     return np.round(np.asarray(a, dtype=float), 2).tolist()
 
 
+def _null_view(curves: dict, names, view: str, why: str) -> None:
+    for name in names:
+        curves[name] = {"reason": why, "view": view}
+
+
+def front_validity(res: ViewMeasurement, used: np.ndarray, settings: GaitSettings) -> dict[str, np.ndarray]:
+    """Per leg and frame, 1.0 where the front view measures that leg's ab/adduction, 0.0 where it does not, NaN where
+    unknown. A segment tilted out of the image plane by θ appears cos θ of its full length (its
+    FrontAngleSettings.reference_percentile over the steady approach, in the walker's current leg lengths); a frame
+    is valid when the shank tilts at most `max_shank_tilt_deg` and thigh and shank tilts differ by at most
+    `max_knee_flexion_deg` (a proxy of knee flexion)."""
+    fa = settings.front_angles
+    size = res.extras.get("size_px")
+    out = {}
+    for s in ("left", "right"):
+        tilt = {}
+        for seg, (a, b) in {"thigh": ("hip", "knee"), "shank": ("knee", "ankle")}.items():
+            px = np.linalg.norm(res.xy[:, LM[f"{s}_{b}"]] - res.xy[:, LM[f"{s}_{a}"]], axis=1)
+            ratio = _filtered(px / size if size is not None else px, res, settings)
+            ok = used & np.isfinite(ratio)
+            full = float(np.percentile(ratio[ok], fa.reference_percentile)) if ok.any() else np.nan
+            tilt[seg] = np.degrees(np.arccos(np.clip(ratio / full, 0.0, 1.0)))
+        valid = (tilt["shank"] <= fa.max_shank_tilt_deg) & (np.abs(tilt["thigh"] - tilt["shank"])
+                                                              <= fa.max_knee_flexion_deg)
+        out[s] = np.where(np.isfinite(tilt["shank"] + tilt["thigh"]), valid.astype(float), np.nan)
+    return out
+
+
+def _front_checked(name: str, rec: dict, valid: np.ndarray | None, settings: GaitSettings) -> dict:
+    """A front curve's ROM over its valid phases and the plausibility bound: the record with `rom_deg` from the
+    valid phases, or a null record with the reason."""
+    fa = settings.front_angles
+    joint = "knee" if "_knee_" in name else "hip"
+    bound = fa.knee_rom_max_deg if joint == "knee" else fa.hip_rom_max_deg
+    what = f"front view: the {name.rsplit('_', 1)[1]} {joint}'s ab/adduction"
+    if valid is None:
+        return {"reason": f"{what}: validity of the 2-D projection unknown", "view": "front"}
+    share = valid.mean(axis=0)
+    ok = share >= 0.5
+    mean = np.array(rec["mean"])
+    full = rec["rom_deg"]
+    base = {"view": "front", "n_cycles": rec["n_cycles"], "rom_full_cycle_deg": full, "bound_deg": bound,
+            "valid_share": round(float(ok.mean()), 3)}
+    if ok.mean() < fa.min_valid_share:
+        return {**base, "reason": f"{what}: the 2-D projection is valid (knee nearly straight, shank near the "
+                                  f"image plane) in only {ok.mean():.0%} of the cycle (at least "
+                                  f"{fa.min_valid_share:.0%} needed)"}
+    rom = round(float(mean[ok].max() - mean[ok].min()), 2)
+    if rom > bound:
+        return {**base, "rom_valid_phases_deg": rom,
+                "reason": f"{what} moves {rom:.1f}° over the phases where the 2-D projection is valid "
+                          f"({ok.mean():.0%} of the cycle), more than the plausible {bound:g}° "
+                          f"(FrontAngleSettings.{joint}_rom_max_deg): the video does not measure the joint here"}
+    return {**rec, "rom_deg": rom, "rom_full_cycle_deg": full, "bound_deg": bound,
+            "valid_share": round(float(ok.mean()), 3), "valid": _r(share),
+            "rom_basis": "phases valid in at least half of the cycles (knee nearly straight, shank near the image "
+                         "plane: stance); rom_full_cycle_deg is the 2-D projection over the whole cycle, swing "
+                         "included (knee-flexion cross-talk)"}
+
+
 def kinematics(views: dict[str, ViewMeasurement], settings: GaitSettings = DEFAULT) -> dict:
     """cycles.json `kinematics`: per series (SERIES) mean/SD curve, per-cycle curves, ROM, alignment, or null with
-    the reason; per joint the left/right symmetry."""
+    the reason; per joint the left/right symmetry. Only steady strides give cycles; a joint needs
+    KinematicsSettings.min_steady_cycles_per_leg cycles of each leg; front ROMs come from the valid phases and
+    must lie within FrontAngleSettings' bounds."""
     ks = settings.kinematics
     curves: dict[str, dict] = {}
     for view, joints in JOINTS.items():
+        names = [f"{j}_{s}" for j in joints for s in ("left", "right")]
         res = views.get(view)
         why = None
         if res is None:
@@ -155,41 +228,55 @@ def kinematics(views: dict[str, ViewMeasurement], settings: GaitSettings = DEFAU
         elif view == "front" and res.extras.get("sideways"):
             why = "front view unusable: the walker crosses the image sideways (a side view in the front slot?)"
         if why:
-            for j in joints:
-                for s in ("left", "right"):
-                    curves[f"{j}_{s}"] = {"reason": why, "view": view}
+            _null_view(curves, names, view, why)
             continue
         angles = side_angles(res.xy, res.direction) if view == "side" else front_angles(res.xy)
-        strides = res.steady_strides or res.strides
-        used = res.used
-        if view == "front":
-            # Only the steady approach: no cycles from standing, gait initiation, the turn or strides cut by the
-            # frame edge, and none at all below the minimum of steady strides.
-            strides = res.steady_strides
-            need = settings.strides.min_steady_strides
-            if len(strides) < need:
-                for name in angles:
-                    curves[name] = {"reason": f"front view: {len(strides)} steady stride(s) of the approach (at "
-                                              f"least {need} needed; {len(res.strides) - len(strides)} excluded: "
-                                              f"not steady or cut by the frame edge)", "view": view}
-                continue
-            span = np.zeros(len(res.t), bool)
-            for st in strides:
-                span |= (res.t >= st.start) & (res.t <= st.end)
-            used = used & span
+        # Only steady walking: no cycles from standing, gait initiation or termination, the turn or strides cut
+        # by the frame edge, and none at all below the minimum of steady strides.
+        strides = res.steady_strides
+        need = settings.strides.min_steady_strides
+        if len(strides) < need:
+            what = "of the approach " if view == "front" else ""
+            _null_view(curves, names, view, f"{view} view: {len(strides)} steady stride(s) {what}(at least {need} "
+                                            f"needed; {len(res.strides) - len(strides)} excluded: not steady or "
+                                            f"cut by the frame edge)")
+            continue
+        span = np.zeros(len(res.t), bool)
+        for st in strides:
+            span |= (res.t >= st.start) & (res.t <= st.end)
+        used = res.used & span
+        validity = front_validity(res, used, settings) if view == "front" else {}
+        got: dict[str, tuple] = {}
         for name, y in angles.items():
             y = _filtered(y, res, settings)
             foot = "left" if name.endswith("_left") else "right"
             arr, how, tried = series_cycles(res.t, y, strides, foot, res.period_s, used, ks)
-            if arr is None:
-                curves[name] = {"reason": f"{view} view: joint angle {name} has no usable gait cycle ({tried})",
-                                "view": view}
-                continue
-            mean = arr.mean(axis=0)
-            curves[name] = {"mean": _r(mean), "sd": _r(arr.std(axis=0)), "cycles": [_r(c) for c in arr],
-                            "n_cycles": len(arr), "rom_deg": round(float(mean.max() - mean.min()), 2),
-                            "alignment": how, "steady": bool(res.steady_strides), "tried": tried, "view": view,
-                            "steady_strides": len(res.steady_strides)}
+            valid = None
+            if arr is not None and foot in validity:
+                mask = np.where(np.isfinite(y), validity[foot], np.nan)
+                valid, _, _ = series_cycles(res.t, mask, strides, foot, res.period_s, used, ks)
+            got[name] = (arr, how, tried, valid)
+        for j in joints:
+            counts = {s: (0 if got[f"{j}_{s}"][0] is None else len(got[f"{j}_{s}"][0])) for s in ("left", "right")}
+            for s in ("left", "right"):
+                name = f"{j}_{s}"
+                arr, how, tried, valid = got[name]
+                if arr is None:
+                    curves[name] = {"reason": f"{view} view: joint angle {name} has no usable steady gait cycle "
+                                              f"({tried})", "view": view, "n_cycles": 0}
+                    continue
+                if min(counts.values()) < ks.min_steady_cycles_per_leg:
+                    curves[name] = {"reason": f"{view} view: {counts['left']} left / {counts['right']} right steady "
+                                              f"cycle(s) of {j} (at least {ks.min_steady_cycles_per_leg} per leg "
+                                              f"needed for curves, ROM and symmetry)",
+                                    "view": view, "n_cycles": len(arr)}
+                    continue
+                mean = arr.mean(axis=0)
+                rec = {"mean": _r(mean), "sd": _r(arr.std(axis=0)), "cycles": [_r(c) for c in arr],
+                       "n_cycles": len(arr), "rom_deg": round(float(mean.max() - mean.min()), 2),
+                       "alignment": how, "steady": True, "tried": tried, "view": view,
+                       "steady_strides": len(res.steady_strides)}
+                curves[name] = _front_checked(name, rec, valid, settings) if view == "front" else rec
     symmetry = {}
     for view, joints in JOINTS.items():
         for j in joints:
@@ -199,12 +286,19 @@ def kinematics(views: dict[str, ViewMeasurement], settings: GaitSettings = DEFAU
                                "reason": left.get("reason") or right.get("reason"), "view": view}
                 continue
             rl, rr = left["rom_deg"], right["rom_deg"]
-            si = 100 * (rl - rr) / (0.5 * (rl + rr)) if rl + rr > 0 else None
+            small = (rl + rr) / 2 < ks.min_rom_for_symmetry_deg
+            si = 100 * (rl - rr) / (0.5 * (rl + rr)) if not small else None
             rms = float(np.sqrt(np.mean((np.array(left["mean"]) - np.array(right["mean"])) ** 2)))
             symmetry[j] = {"rom_left_deg": rl, "rom_right_deg": rr,
                            "rom_symmetry_index_pct": None if si is None else round(si, 2),
-                           "curve_rms_difference_deg": round(rms, 2), "reason": None, "view": view,
+                           "curve_rms_difference_deg": round(rms, 2), "view": view,
+                           "reason": (f"{view} view: ranges of motion {rl:.1f}° / {rr:.1f}° (mean under "
+                                      f"{ks.min_rom_for_symmetry_deg:g}°): a symmetry index of ranges this small "
+                                      f"measures the noise") if small else None,
                            "n_cycles_left": left["n_cycles"], "n_cycles_right": right["n_cycles"]}
     return {"points": ks.points, "curves": curves, "symmetry": symmetry,
+            "min_steady_cycles_per_leg": ks.min_steady_cycles_per_leg,
             "definition": "mean over steady gait cycles of each leg, 0 % = that foot's heel strike; ROM = max − min "
-                          "of the mean curve; symmetry index = 100·(ROM_L − ROM_R)/mean(ROM_L, ROM_R)"}
+                          "of the mean curve (front view: over the phases where the 2-D projection is valid); "
+                          "symmetry index = 100·(ROM_L − ROM_R)/mean(ROM_L, ROM_R); curves, ROM and symmetry need "
+                          f"at least {ks.min_steady_cycles_per_leg} steady cycles of each leg"}

@@ -86,7 +86,12 @@ def plot_curves(cycles: Cycles) -> bytes:
                 continue
             m, sd = np.array(c["mean"]), np.array(c["sd"])
             x = np.linspace(0, 100, len(m))
-            ax.plot(x, m, color=COLORS[foot], label=f"{foot}: ROM {c['rom_deg']:.0f}°, {c['n_cycles']} cycles")
+            label = f"{foot}: ROM {c['rom_deg']:.0f}°, {c['n_cycles']} cycles"
+            if "valid" in c:  # front: dotted where the 2-D projection is not valid (swing), outside the ROM
+                ax.plot(x, m, color=COLORS[foot], linestyle=":", alpha=0.7)
+                m = np.where(np.array(c["valid"]) >= 0.5, m, np.nan)
+                label += " (solid: valid phases)"
+            ax.plot(x, m, color=COLORS[foot], label=label)
             ax.fill_between(x, m - sd, m + sd, color=COLORS[foot], alpha=0.15)
         sym = kin.get("symmetry", {}).get(j, {})
         si = sym.get("rom_symmetry_index_pct")

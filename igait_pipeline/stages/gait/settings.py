@@ -159,6 +159,14 @@ class FrontSettings:
     """Base of support: per steady stride, this percentile of the frame-by-frame ankle separation over hip
     separation (the feet are widest apart in double support, at contact; swing adduction narrows them), then the
     median over steady strides. The median over all frames (before) read 0.15 below the simulated stance ratio."""
+    base_max_diagonal: float = 0.3
+    """Base of support on a diagonal approach (events._front_base): the leading ankle's sideways shift at the widest
+    steps, in hip widths, is estimated from the regression of the ankle separation on how far the left foot is
+    ahead, and removed; beyond this shift the base is null with the reason. On simulated approaches at 8 / 12 / 15°
+    off the camera's axis (`synthetic.front_walk(diagonal_deg=…)`, base 1.2, six walkers each) the shift reads
+    0.18–0.28 / 0.29–0.39 / 0.40–0.48 and the corrected base is off by −0.01…+0.12 / 0.00…+0.20 / +0.05…+0.26
+    (uncorrected +0.07…+0.28 / +0.16…+0.40 / +0.22…+0.49); straight approaches read 0.00–0.15 (40 walkers). 0.3
+    (about 11°) keeps the corrected error within the 0.2 of a straight approach."""
     min_scale_change: float = 1.15
     """A front view whose walker grows (or shrinks) less than this factor over the recording gets a warning: a walk
     toward or away from the camera should change the walker's size."""
@@ -181,6 +189,86 @@ class KinematicsSettings:
     """A cycle is used for a series when the series is measured on this share of its frames."""
     end_slack: float = 0.1
     """...and measured within this share of the cycle of both of its ends (no extrapolation)."""
+    min_steady_cycles_per_leg: int = 2
+    """A joint's curves, ranges of motion (ROM) and left/right symmetry index need at least this many steady gait
+    cycles of *each* leg in its view; with fewer on either leg all of them are null with the reason naming both
+    counts. One cycle per leg is an anecdote, not a range or a symmetry (the rule the variability parameters
+    follow with `StrideSettings.min_steady_steps_variability`). Cycles come only from steady strides."""
+    min_rom_for_symmetry_deg: float = 8.0
+    """A symmetry index needs a mean range of motion of at least this much: it is a relative difference, and of
+    two ranges near the measurement's noise it measures the noise (on simulated walkers whose knee moves 6° in
+    the frontal plane, the front view reads 2–11° per leg, and the index read −77 % for a symmetric walker, seed
+    3). Side-view flexion ranges (40–60°) are far above it; front-view knee ab/adduction is usually below it."""
+
+
+@dataclass(frozen=True)
+class FrontAngleSettings:
+    """Front-view hip and knee ab/adduction: where a 2-D frontal projection measures them, and how far they may
+    plausibly move in walking. Outside the bounds a leg's front curve is null with the reason, so it is never a model
+    input (the prediction abstains when its model needs it)."""
+
+    max_shank_tilt_deg: float = 30.0
+    """A front-view frame measures a leg's ab/adduction only where the 2-D projection is valid: its shank tilts at
+    most this far out of the image plane and (`max_knee_flexion_deg`) its knee is nearly straight. A segment tilted
+    by θ appears cos θ of its full length (`reference_percentile`), both in the walker's current leg lengths. In
+    pre-swing and swing the shank tilts 40–60° backward with the knee flexed up to 60°, and knee flexion about an
+    axis not exactly perpendicular to the camera (hip rotation, a diagonal approach, a pose model's depth error)
+    projects as apparent ab/adduction — the frontal-plane cross-talk of 2-D (and of skin-marker) kinematics. ROM
+    and the plausibility bounds use only the phases of the cycle valid in at least half of its cycles (stance, about
+    0–50 % and 90–100 %); the curve keeps the whole cycle (the 2-D projection the reference model was trained on)
+    and records per phase the share of valid cycles."""
+    max_knee_flexion_deg: float = 20.0
+    """...and its thigh's and shank's tilts differ by at most this much (a proxy of knee flexion, at most ~20° in
+    loading response; with 20° of flexion and a flexion axis turned 15° from the camera, cross-talk is ~5°)."""
+    reference_percentile: float = 95.0
+    """A segment's full length: this percentile of its length over the walker's current leg length, over the steady
+    approach."""
+    min_valid_share: float = 0.2
+    """With fewer valid phases than this share of the cycle (20 of 101 points), a front ROM is not measured (null
+    with the reason). On simulated walkers the share is 0.17–0.68, 0.26 at the 1st percentile (600 legs)."""
+    knee_rom_max_deg: float = 16.0
+    """Plausible knee ab/adduction (varus/valgus) excursion in walking, plus what the 2-D measurement adds. At the
+    bone it is small: biplane radiography of 39 healthy knees over the whole treadmill gait cycle, 3.7° on average
+    with 90 % prediction bands of about ±6° ("Full gait cycle knee kinematics of healthy adults", J Biomech Eng
+    2020, doi:10.1115/1.4047419, PMC7477710); high-speed stereo radiography in stance, 2.3 ± 0.6°, rarely over 6°
+    (Kefala et al. 2017, Med Sci Sports Exerc 49:2260, PMC8230732). Skin-marker motion capture reports more, mostly
+    flexion cross-talk, still under 10° in normal walking. The pose model's jitter adds to a 2-D excursion: on
+    simulated walkers whose knee moves 6° (synthetic.py's template), the valid phases read up to 11.3° (600 legs,
+    seeds 100–399) and 15.1° (144 legs of test_front_reference.py). 16°: that 6° plus the measured 10° of noise.
+    Over it the number cannot be knee motion plus noise: it measures the camera and the pose model."""
+    hip_rom_max_deg: float = 25.0
+    """Plausible hip ab/adduction excursion in walking, plus what the 2-D measurement adds: about 10° of adduction
+    in loading response to about 5° of abduction in swing, a 10–15° arc in 3-D gait norms (Kadaba, Ramakrishnan &
+    Wootten 1990, J Orthop Res 8:383, 40 adults; Perry & Burnfield, Gait Analysis, 2nd ed. 2010); the thigh's
+    flexion inflates a projected lateral angle by 1 / cos(flexion) (~10 % at 25°), and the reference line, the
+    perpendicular to the two hip landmarks one hip width apart, turns with their jitter: on simulated walkers
+    whose hip moves 11°, the valid phases read up to 20.2° (600 legs) and 20.6° (144 legs). 25°: the 15° arc plus
+    the measured 10° of noise."""
+
+
+@dataclass(frozen=True)
+class ConsistencySettings:
+    """Both videos of a job show the same child: what both views measure must agree (cycles.json
+    `quality.cross_view`, quality flag `views_consistent`; the prediction abstains when it fails). Two clips of
+    different people (an upload mistake) otherwise pass silently."""
+
+    stride_time_tolerance: float = 0.20
+    """The longer of the two views' mean steady stride times may exceed the shorter by at most this share (cadence,
+    120 / stride time, is compared alike). The two videos are separate walks: a child's self-selected speed varies
+    between walks, and stride time changes about half as much as speed (cadence and step length both grow with
+    speed); the front view's mean stride time is within 1.3 % on simulated walkers (test_front_reference.py). On
+    300 simulated walkers (one walker in both cameras, seeds 100–399) the views differ by at most 12.9 % (median
+    1.5 %, 99th percentile 9.6 %). 20 % leaves room for a real change of pace between the walks; two people whose
+    stride times are closer than that are not told apart by this check."""
+    proportion_tolerance: float = 0.25
+    """The walker's leg length over trunk length (hip–knee–ankle over mid-shoulder–mid-hip, both 2-D, the
+    `proportion_percentile` over the steady strides' frames, where both segments lie near the image plane) may
+    differ between the views by at most this share. A body proportion, so it does not depend on the distance: it
+    can tell a toddler from an adult, hardly two adults apart. Wide, because the front view foreshortens the legs:
+    on the simulated walkers (who all share one proportion) the views differ by up to 15.5 % (99th percentile
+    11.7 %, seeds 100–399); the Sports2D walker and the two vtest walkers read 1.56, 1.42 and 1.35."""
+    proportion_percentile: float = 90.0
+    """...the percentile of that ratio over the steady frames (the legs' fullest extension in both views)."""
 
 
 @dataclass(frozen=True)
@@ -192,6 +280,8 @@ class GaitSettings:
     strides: StrideSettings = field(default_factory=StrideSettings)
     front: FrontSettings = field(default_factory=FrontSettings)
     kinematics: KinematicsSettings = field(default_factory=KinematicsSettings)
+    front_angles: FrontAngleSettings = field(default_factory=FrontAngleSettings)
+    consistency: ConsistencySettings = field(default_factory=ConsistencySettings)
 
     def as_record(self) -> dict:
         return asdict(self)
