@@ -77,7 +77,7 @@ class ValidityParams:
 PARAMS = ValidityParams()
 # The walk evidence shown beside each view in the UI (all of it is in validation.json).
 WALK_SUMMARY = ("walks", "stride_period_s", "rhythm_signal", "rhythm_snr", "rhythm_false_alarm", "crosses",
-                "travel_heights", "approaches", "scale_change", "scale_steadiness", "dense")
+                "travel_heights", "approaches", "scale_change", "scale_steadiness", "scale_legs", "dense")
 MAX_SAMPLE_GAP_S = PARAMS.max_sample_gap_s
 
 
