@@ -8,15 +8,16 @@ last box and velocity, the cost of giving a detection to a track combines box ov
 track unseen for more than `max_missed` samples is closed. A track therefore never jumps from one person to
 another: a break makes a new track.
 
-The walker is the track that *walks* (`walk_evidence`), judged on each view's own geometry: within a segment of
-at least two seconds the body travels steadily, across the frame (side view) or toward / away from the camera (its
-size changes steadily; front view), and the legs keep a stride rhythm — a left-minus-right ankle or knee offset
-swings at a stride period (0.5–2 s) clearly above the track's own jitter (`stride_rhythm`). Seen from the side
-the ankles pass each other (a horizontal swing of ±0.3 body heights); seen from the front the foot ahead is lower
-in the image (a vertical swing of a few hundredths), so no fixed share of body height serves both. Among tracks
-that walk, the one seen longest is the walker; "moves most" is never the criterion, since a track that jumps
-between people would win it. Several people walking at once make the choice ambiguous and stop the job, except
-a clearly taller person walking beside a shorter one (`choose_walker`).
+The walker is the track that *walks* (`walk_evidence`), judged on each view's own geometry: within a segment of at
+least two seconds the body travels steadily, across the frame (side view) or toward / away from the camera (its size
+changes steadily, torso and legs alike, since a change of posture changes one and not the other; front view), and
+the legs keep a stride rhythm — a left-minus-right ankle or knee offset swings at a stride period (0.5–2 s) clearly
+above the track's own jitter (`stride_rhythm`). Seen from the side the ankles pass each other (a horizontal swing of
+±0.3 body heights); seen from the front the foot ahead is lower in the image (a vertical swing of a few hundredths),
+so no fixed share of body height serves both. Among tracks that walk, the one seen longest is the walker; "moves
+most" is never the criterion, since a track that jumps between people would win it. Several people walking at once
+make the choice ambiguous and stop the job, except a clearly taller person walking beside a shorter one
+(`choose_walker`).
 
 The view (`view_evidence`) is read from the walker's pose: seen from the side, shoulders and hips are narrow
 next to the torso's length; seen from the front they are wide. Travel direction backs this up.
@@ -28,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.stats import f as f_dist
+from scipy.stats import theilslopes
 
 from igait_pipeline.schemas import LM
 from igait_pipeline.stages.pose import VISIBLE, Person, _iou
@@ -90,7 +92,11 @@ class WalkerParams:
     min_travel_heights: float = 1.0  # side: hips travel at least this many body heights across the frame…
     min_travel_steadiness: float = 0.7  # …with this share of sample-to-sample moves in the main direction
     min_scale_change: float = 1.08  # front: size changes by this factor over the track (approach 3–5 m ≈ ×1.15+)…
-    min_scale_steadiness: float = 0.7  # …and steadily: Spearman correlation of log height with time, |ρ| ≥ this
+    min_scale_steadiness: float = 0.7  # …and steadily: Spearman correlation of log height with time, |ρ| ≥ this…
+    min_legs_agreement: float = 0.5  # …and the legs (hip to ankle) change the same way, by at least this share of
+    # the torso's change (in log): a change of distance scales the whole body, a change of posture does not (arms
+    # raised lift the shoulders, a lean or a turn shortens the torso in the image). The Sports2D demo's person doing
+    # jumping jacks, then turning to step sideways: torso ×0.82 over 2.7 s (ρ −0.81) while his legs grow ×1.11
     front_min_width: float = 0.42  # shoulder/hip width over torso length: ≥ this is a front (or back) view
     side_max_width: float = 0.27  # ≤ this is a side view; in between the view is oblique (not judged)
 
@@ -113,6 +119,12 @@ class Track:
     id: int
     samples: list[tuple[float, Person]] = field(default_factory=list)  # (t, person)
     missed: int = 0
+    looked_again: int = 0  # samples added by stage 2's second, denser pass (`validity._densify`)
+
+    @property
+    def first_pass(self) -> int:
+        """Samples on the first pass: the walker is the one seen longest, whoever was looked at again."""
+        return len(self.samples) - self.looked_again
 
     @property
     def last(self) -> Person:
@@ -194,6 +206,15 @@ def _torso(lm: np.ndarray, aspect: float = 1.0) -> float | None:
     sh = (lm[LM["left_shoulder"], :2] + lm[LM["right_shoulder"], :2]) / 2
     hp = (lm[LM["left_hip"], :2] + lm[LM["right_hip"], :2]) / 2
     d = float(np.hypot((sh[0] - hp[0]) * aspect, sh[1] - hp[1]))
+    return d if d > 1e-4 else None
+
+
+def _legs(lm: np.ndarray, aspect: float = 1.0) -> float | None:
+    """Hip-to-ankle distance (in shares of the frame height), the mean of the legs seen, or None."""
+    lengths = [float(np.hypot((lm[LM[f"{s}_hip"], 0] - lm[LM[f"{s}_ankle"], 0]) * aspect,
+                              lm[LM[f"{s}_hip"], 1] - lm[LM[f"{s}_ankle"], 1]))
+               for s in ("left", "right") if _seen(lm, f"{s}_hip", f"{s}_knee", f"{s}_ankle")]
+    d = float(np.mean(lengths)) if lengths else 0.0
     return d if d > 1e-4 else None
 
 
@@ -301,6 +322,7 @@ class Travel:
     change: float  # across: body heights travelled; scale: size at the end over size at the start
     steadiness: float  # across: share of moves in the main direction; scale: Spearman ρ of size with time
     ok: bool
+    legs: float | None = None  # scale: the legs' size change over the same segment (trend), None if too few seen
 
     @property
     def seconds(self) -> float:
@@ -356,10 +378,23 @@ class WalkEvidence:
              "travel_steadiness": self.across.steadiness, "travel_seconds": self.across.seconds,
              "approaches": self.approaches, "scale_change": self.scale.change,
              "scale_steadiness": self.scale.steadiness, "scale_seconds": self.scale.seconds,
+             "scale_legs": self.scale.legs,
              "hip_travel": self.hip_travel, "window": list(self.window), "dense": self.dense}
         d = {k: round(v, 4) if isinstance(v, float) else v for k, v in d.items()}
         d["rhythm_series"] = r.series
         return d
+
+
+def _legs_change(track: Track, start: float, end: float, aspect: float, min_samples: int = 4) -> float | None:
+    """The legs' size change from start to end: the Theil–Sen trend of log hip-to-ankle length over the samples
+    between them where a leg is seen, when they are at least `min_samples` and span at least half of the time
+    (feet cut by the frame's edge near the camera leave too few: None, nothing to say)."""
+    rows = [(ts, _legs(pe.landmarks, aspect)) for ts, pe in track.samples if start - 1e-6 <= ts <= end + 1e-6]
+    rows = [(ts, d) for ts, d in rows if d]
+    if len(rows) < min_samples or rows[-1][0] - rows[0][0] < (end - start) / 2:
+        return None
+    t, d = np.array(rows).T
+    return float(np.exp(theilslopes(np.log(d), t)[0] * (end - start)))
 
 
 def walk_evidence(track: Track, p: WalkerParams = WALKER, aspect: float = 1.0, dense: bool = False) -> WalkEvidence:
@@ -382,9 +417,10 @@ def walk_evidence(track: Track, p: WalkerParams = WALKER, aspect: float = 1.0, d
         across = Travel("across", float(t[i]), float(t[j]), change, steady,
                         bool(t[j] - t[i] >= p.min_seconds and change >= p.min_travel_heights
                              and steady >= p.min_travel_steadiness))
-        # Scale (front view): torso length (raised arms and lunges leave it alone) on the samples where shoulders
-        # and hips are seen — never the box height, which a person cut by the frame's edge changes — from its
-        # smallest to its largest, whichever comes first: toward or away.
+        # Scale (front view): torso length (lunges leave it alone) on the samples where shoulders and hips are
+        # seen — never the box height, which a person cut by the frame's edge changes — from its smallest to its
+        # largest, whichever comes first: toward or away. The legs must change the same way over that segment:
+        # shoulders lifted by raised arms, a lean or a turn shorten the torso alone.
         torso = np.array([_torso(pe.landmarks, aspect) or np.nan for _, pe in track.samples])
         ts, size = t[~np.isnan(torso)], np.log(torso[~np.isnan(torso)])
         i, j = _segment(ts, size, p) if len(ts) >= 3 else (0, 0)
@@ -392,9 +428,12 @@ def walk_evidence(track: Track, p: WalkerParams = WALKER, aspect: float = 1.0, d
             seg = _running_median(size[i:j + 1], 3)
             ratio = float(np.exp(seg[-1] - seg[0]))
             rho = _spearman(ts[i:j + 1], size[i:j + 1])
+            legs = _legs_change(track, float(ts[i]), float(ts[j]), aspect)
+            whole_body = legs is None or (ratio != 1 and np.log(legs) / np.log(ratio) >= p.min_legs_agreement)
             scale = Travel("scale", float(ts[i]), float(ts[j]), ratio, rho,
                            bool(ts[j] - ts[i] >= p.min_seconds and max(ratio, 1 / ratio) >= p.min_scale_change
-                                and abs(rho) >= p.min_scale_steadiness and np.sign(rho) == np.sign(np.log(ratio))))
+                                and abs(rho) >= p.min_scale_steadiness and np.sign(rho) == np.sign(np.log(ratio))
+                                and whole_body), legs)
     ev = WalkEvidence(len(track.samples), Rhythm("-", 0, None, 0.0, 0.0, 0.0, 1.0, 0.0), across, scale,
                       float(np.ptp(hips)) if len(hips) else 0.0, False, dense)
     a, b = ev.window
@@ -439,11 +478,11 @@ def _side_by_side(a: Track, b: Track, p: WalkerParams) -> float | None:
 
 def choose_walker(tracks: list[Track], p: WalkerParams = WALKER, aspect: float = 1.0,
                   evidence: dict[int, WalkEvidence] | None = None) -> WalkerChoice:
-    """The walker: among tracks that walk, the one seen on most samples. Another track walking at the same time
-    (longer than `p.max_overlap_s`) makes the choice ambiguous (`several`), except one clearly taller person
-    walking side by side with a shorter one: then the shorter is the walker (the child) and the taller its
-    `companion`. If nobody walks, the track seen longest, with its evidence. `evidence` may hold evidence already
-    measured (by track id)."""
+    """The walker: among tracks that walk, the one seen on most samples of the first pass (a track looked at again more
+    densely is not seen longer for it). Another track walking at the same time (longer than `p.max_overlap_s`)
+    makes the choice ambiguous (`several`), except one clearly taller person walking side by side with a shorter
+    one: then the shorter is the walker (the child) and the taller its `companion`. If nobody walks, the track
+    seen longest, with its evidence. `evidence` may hold evidence already measured (by track id)."""
     evidence = dict(evidence or {})
     eligible = [tr for tr in tracks if len(tr.samples) >= p.min_samples] or tracks
     if not eligible:
@@ -455,9 +494,9 @@ def choose_walker(tracks: list[Track], p: WalkerParams = WALKER, aspect: float =
         scored.append((tr, evidence[tr.id]))
     walking = [s for s in scored if s[1].walks]
     if not walking:
-        tr, ev = max(scored, key=lambda s: (s[1].samples, -s[1].rhythm.false_alarm))
+        tr, ev = max(scored, key=lambda s: (s[0].first_pass, -s[1].rhythm.false_alarm))
         return WalkerChoice(tr, ev)
-    tr, ev = max(walking, key=lambda s: (s[1].samples, -s[1].rhythm.false_alarm))
+    tr, ev = max(walking, key=lambda s: (s[0].first_pass, -s[1].rhythm.false_alarm))
     # Others moving through the scene: walking, or travelling steadily across / toward / away though their legs
     # are too small or too briefly seen for a rhythm (people crossing far behind the walker).
     moving = [s for s in scored if s[1].walks or s[1].crosses or s[1].approaches]

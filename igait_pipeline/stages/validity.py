@@ -69,6 +69,7 @@ class ValidityParams:
         return {"min_person_ratio": self.min_person_ratio, "min_full_body_ratio": self.min_full_body_ratio,
                 "min_travel_heights": self.walker.min_travel_heights,
                 "min_scale_change": self.walker.min_scale_change,
+                "min_legs_agreement": self.walker.min_legs_agreement,
                 "max_rhythm_false_alarm": self.walker.max_false_alarm,
                 "min_rhythm_snr": self.walker.min_rhythm_snr}
 
@@ -76,7 +77,7 @@ class ValidityParams:
 PARAMS = ValidityParams()
 # The walk evidence shown beside each view in the UI (all of it is in validation.json).
 WALK_SUMMARY = ("walks", "stride_period_s", "rhythm_signal", "rhythm_snr", "rhythm_false_alarm", "crosses",
-                "travel_heights", "approaches", "scale_change", "scale_steadiness", "dense")
+                "travel_heights", "approaches", "scale_change", "scale_steadiness", "scale_legs", "dense")
 MAX_SAMPLE_GAP_S = PARAMS.max_sample_gap_s
 
 
@@ -160,6 +161,7 @@ def _densify(tracks: list[Track], evidence: dict[int, WalkEvidence], look: Look,
         found = [(t, pe) for (t, box), pe in zip(asks, look(asks)) if pe is not None and _iou(pe.box, box) >= min_iou]
         if found:
             tr.samples = sorted(tr.samples + found, key=lambda s: s[0])
+            tr.looked_again += len(found)
         evidence[tr.id] = walk_evidence(tr, p, aspect, dense=True)
 
 
@@ -272,11 +274,12 @@ def _walk_text(walk: WalkEvidence, p: WalkerParams) -> str:
                 f"{r.false_alarm:.1%} over {r.cycles:.1f} strides; need ≥ {p.min_rhythm_snr:g}×, ≤ "
                 f"{p.max_false_alarm:.0%}, ≥ {p.min_cycles:g} strides)")
     a, s = walk.across, walk.scale
+    body = f", legs ×{s.legs:.2f}" if s.legs is not None else ""
     return (f"{legs}; hips travel {a.change:.1f} body heights across the frame in {a.seconds:.1f} s "
-            f"({a.steadiness:.0%} of moves one way), size changes ×{s.change:.2f} in {s.seconds:.1f} s "
-            f"(ρ = {s.steadiness:.2f}); need {p.min_travel_heights:g} body heights "
-            f"({p.min_travel_steadiness:.0%} one way) or ×{p.min_scale_change:g} (|ρ| ≥ {p.min_scale_steadiness:g}) "
-            f"over ≥ {p.min_seconds:g} s")
+            f"({a.steadiness:.0%} of moves one way), torso size changes ×{s.change:.2f} in {s.seconds:.1f} s "
+            f"(ρ = {s.steadiness:.2f}{body}); need {p.min_travel_heights:g} body heights "
+            f"({p.min_travel_steadiness:.0%} one way) or ×{p.min_scale_change:g} (|ρ| ≥ {p.min_scale_steadiness:g}, "
+            f"legs changing the same way by ≥ {p.min_legs_agreement:.0%} of it) over ≥ {p.min_seconds:g} s")
 
 
 def _seen_text(view: str, v: ViewValidation) -> str:
