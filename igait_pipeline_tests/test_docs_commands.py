@@ -126,7 +126,7 @@ class Shell:
         t = time.monotonic()
         log = self.work / f".service-{len(self.log)}.log"
         with open(log, "w") as out:
-            proc = subprocess.Popen(["bash", "-c", f"source {self.exports}\nexec {cmd}"], cwd=self.work,
+            proc = subprocess.Popen(["bash", "-c", f"source {self.exports}\n{cmd}"], cwd=self.work,
                                     env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             deadline = time.monotonic() + 180
@@ -140,13 +140,22 @@ class Shell:
                                                         f"{log.read_text()[-3000:]}"
                     time.sleep(1)
         finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            _kill_group(proc)
         self.log.append(f"{time.monotonic() - t:6.1f} s  {where}: {cmd[:90]} (served {url})")
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGTERM to the service's process group (bash and what it started), SIGKILL after 30 s."""
+    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, None)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def _fresh_copy(work: Path, sample_video: Path) -> None:
@@ -165,7 +174,7 @@ def _fresh_copy(work: Path, sample_video: Path) -> None:
                    capture_output=True, env={**os.environ, "DAGSTER_HOME": str(work / ".dagster_home")})
 
 
-def _research_cohort(work: Path) -> Path:
+def _research_cohort(work: Path, monkeypatch) -> Path:
     """docs/research.md's starting point: a labelled (simulated) cohort in the copy's storage, its jobs known to the
     instance, and DIR: a model trained elsewhere on other children."""
     from dagster import DagsterInstance
@@ -179,6 +188,7 @@ def _research_cohort(work: Path) -> Path:
     storage = LocalStorage(work / "data" / "storage")
     jobs = cohort.write_cohort(storage, settings)
     cohort.write_stage5(storage, jobs)
+    monkeypatch.setenv("DAGSTER_HOME", str(work / ".dagster_home"))  # dagster.yaml reads it
     instance = DagsterInstance.from_config(str(work / ".dagster_home"))
     instance.add_dynamic_partitions("jobs", [j.job_id for j in jobs])
     storage.write_bytes(LABELS_KEY, cohort.cohort_labels(jobs, settings))
@@ -215,7 +225,8 @@ def _materialize_all_through_graphql(work: Path, env: dict, job_id: str) -> None
 
 
 @pytest.mark.slow
-def test_readme_and_docs_commands_run_as_written(tmp_path, sample_video, vtest_approaching_front, side_walk):
+def test_readme_and_docs_commands_run_as_written(tmp_path, monkeypatch, sample_video, vtest_approaching_front,
+                                                 side_walk):
     work = tmp_path / "igait-pipeline"
     work.mkdir()
     _fresh_copy(work, sample_video)
@@ -227,7 +238,7 @@ def test_readme_and_docs_commands_run_as_written(tmp_path, sample_video, vtest_a
     skipped = []
     for doc in DOCS:
         if doc.name == "research.md":
-            model_dir = _research_cohort(work)
+            model_dir = _research_cohort(work, monkeypatch)
         for line, cmd in doc_commands(doc):
             where = f"{doc.relative_to(REPO)}:{line}"
             if why := skip_reason(cmd):
