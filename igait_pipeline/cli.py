@@ -42,10 +42,12 @@ def next_job_id(storage: Storage, user_id: str) -> str:
 
 def submit(front: Path, side: Path, metadata: Path, job_id: str | None = None, user_id: str = "local",
            storage: Storage | None = None) -> str:
-    """Check the inputs, then store videos first and metadata.json last (the sensor's signal). Returns the ID."""
+    """Check the inputs, then store videos first and metadata.json last (the sensor's signal). Returns the ID.
+    Storage is reached as the uploads path (`Scope.uploads()`): it may only create objects in a job's stage_0/."""
     from igait_pipeline.stages import media
+    from igait_pipeline.storage.scope import Scope, scoped
 
-    storage = storage or storage_from_uri()
+    storage = scoped(storage or storage_from_uri(), Scope.uploads())
     try:
         JobMetadata.from_json(Path(metadata).read_bytes())
     except FileNotFoundError:

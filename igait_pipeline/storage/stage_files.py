@@ -10,7 +10,6 @@ from pathlib import Path
 
 from igait_pipeline.layout import job_key, stage_prefix, staging_prefix, view_of
 from igait_pipeline.storage.base import Storage
-from igait_pipeline.storage.local import LocalStorage
 
 
 @dataclass
@@ -43,8 +42,8 @@ def write_stage(storage: Storage, job_id: str, stage: int, out: StageFiles,
     """Store a stage's files at their final keys, all or nothing, and remove the scratch directory either way.
 
     Returns name -> key. Files a previous materialization left behind disappear in the same commit.
-    - Local storage: the files go into a hidden staging directory beside `stage_N/`, swapped in at once
-      (`LocalStorage.replace_prefix`); scratch files are moved, not copied.
+    - Local storage (`swaps_directories`): the files go into a hidden staging directory beside `stage_N/`, swapped
+      in at once (`LocalStorage.replace_prefix`); scratch files are moved, not copied.
     - Other backends (GCS): every file is first uploaded under a staging prefix (`jobs/{job_id}/.staging/...`),
       where a failure (network, disk, a killed pod) leaves the stage as it was; only then are the staged objects
       copied server-side onto the final keys (no upload can fail half-way there), stale keys deleted, and the
@@ -59,7 +58,9 @@ def write_stage(storage: Storage, job_id: str, stage: int, out: StageFiles,
     try:
         prefix = stage_prefix(job_id, stage)
         files = {name: Path(path) for name, path in sorted(out.files.items())}
-        if isinstance(storage, LocalStorage):
+        for name in files:  # a scoped handle refuses a stage it may not write before anything moves
+            storage.check_write(job_key(job_id, stage, name))
+        if storage.swaps_directories:
             movable = out.scratch is not None and all(p.is_relative_to(out.scratch) for p in files.values())
             if view is not None:
                 for name, path in files.items():
