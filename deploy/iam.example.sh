@@ -25,295 +25,225 @@ gsa igait-results-archive 'iGait stage 7 (results archive)'
 
 # 2. Workload Identity: each stage's step pods run as the Kubernetes service account of the same
 #    name (placement.yaml identity), which may act as that Google service account only.
-kubectl -n "$NAMESPACE" create serviceaccount igait-converted-video --dry-run=client -o yaml | kubectl apply -f -
-kubectl -n "$NAMESPACE" annotate serviceaccount igait-converted-video --overwrite iam.gke.io/gcp-service-account='igait-converted-video@<PROJECT_ID>.iam.gserviceaccount.com'
-gcloud iam service-accounts add-iam-policy-binding 'igait-converted-video@<PROJECT_ID>.iam.gserviceaccount.com' --project "$PROJECT" --role roles/iam.workloadIdentityUser --member "serviceAccount:$PROJECT.svc.id.goog[$NAMESPACE/igait-converted-video]" >/dev/null
-kubectl -n "$NAMESPACE" create serviceaccount igait-validation-report --dry-run=client -o yaml | kubectl apply -f -
-kubectl -n "$NAMESPACE" annotate serviceaccount igait-validation-report --overwrite iam.gke.io/gcp-service-account='igait-validation-report@<PROJECT_ID>.iam.gserviceaccount.com'
-gcloud iam service-accounts add-iam-policy-binding 'igait-validation-report@<PROJECT_ID>.iam.gserviceaccount.com' --project "$PROJECT" --role roles/iam.workloadIdentityUser --member "serviceAccount:$PROJECT.svc.id.goog[$NAMESPACE/igait-validation-report]" >/dev/null
-kubectl -n "$NAMESPACE" create serviceaccount igait-reframed-video --dry-run=client -o yaml | kubectl apply -f -
-kubectl -n "$NAMESPACE" annotate serviceaccount igait-reframed-video --overwrite iam.gke.io/gcp-service-account='igait-reframed-video@<PROJECT_ID>.iam.gserviceaccount.com'
-gcloud iam service-accounts add-iam-policy-binding 'igait-reframed-video@<PROJECT_ID>.iam.gserviceaccount.com' --project "$PROJECT" --role roles/iam.workloadIdentityUser --member "serviceAccount:$PROJECT.svc.id.goog[$NAMESPACE/igait-reframed-video]" >/dev/null
-kubectl -n "$NAMESPACE" create serviceaccount igait-keypoints --dry-run=client -o yaml | kubectl apply -f -
-kubectl -n "$NAMESPACE" annotate serviceaccount igait-keypoints --overwrite iam.gke.io/gcp-service-account='igait-keypoints@<PROJECT_ID>.iam.gserviceaccount.com'
-gcloud iam service-accounts add-iam-policy-binding 'igait-keypoints@<PROJECT_ID>.iam.gserviceaccount.com' --project "$PROJECT" --role roles/iam.workloadIdentityUser --member "serviceAccount:$PROJECT.svc.id.goog[$NAMESPACE/igait-keypoints]" >/dev/null
-kubectl -n "$NAMESPACE" create serviceaccount igait-gait-cycles --dry-run=client -o yaml | kubectl apply -f -
-kubectl -n "$NAMESPACE" annotate serviceaccount igait-gait-cycles --overwrite iam.gke.io/gcp-service-account='igait-gait-cycles@<PROJECT_ID>.iam.gserviceaccount.com'
-gcloud iam service-accounts add-iam-policy-binding 'igait-gait-cycles@<PROJECT_ID>.iam.gserviceaccount.com' --project "$PROJECT" --role roles/iam.workloadIdentityUser --member "serviceAccount:$PROJECT.svc.id.goog[$NAMESPACE/igait-gait-cycles]" >/dev/null
-kubectl -n "$NAMESPACE" create serviceaccount igait-prediction --dry-run=client -o yaml | kubectl apply -f -
-kubectl -n "$NAMESPACE" annotate serviceaccount igait-prediction --overwrite iam.gke.io/gcp-service-account='igait-prediction@<PROJECT_ID>.iam.gserviceaccount.com'
-gcloud iam service-accounts add-iam-policy-binding 'igait-prediction@<PROJECT_ID>.iam.gserviceaccount.com' --project "$PROJECT" --role roles/iam.workloadIdentityUser --member "serviceAccount:$PROJECT.svc.id.goog[$NAMESPACE/igait-prediction]" >/dev/null
-kubectl -n "$NAMESPACE" create serviceaccount igait-results-archive --dry-run=client -o yaml | kubectl apply -f -
-kubectl -n "$NAMESPACE" annotate serviceaccount igait-results-archive --overwrite iam.gke.io/gcp-service-account='igait-results-archive@<PROJECT_ID>.iam.gserviceaccount.com'
-gcloud iam service-accounts add-iam-policy-binding 'igait-results-archive@<PROJECT_ID>.iam.gserviceaccount.com' --project "$PROJECT" --role roles/iam.workloadIdentityUser --member "serviceAccount:$PROJECT.svc.id.goog[$NAMESPACE/igait-results-archive]" >/dev/null
+ksa() {  # Kubernetes service account, Google service account e-mail
+  kubectl -n "$NAMESPACE" create serviceaccount "$1" --dry-run=client -o yaml | kubectl apply -f -
+  kubectl -n "$NAMESPACE" annotate serviceaccount "$1" --overwrite "iam.gke.io/gcp-service-account=$2"
+  gcloud iam service-accounts add-iam-policy-binding "$2" --project "$PROJECT" --role roles/iam.workloadIdentityUser \
+    --member "serviceAccount:$PROJECT.svc.id.goog[$NAMESPACE/$1]" >/dev/null
+}
+ksa igait-converted-video 'igait-converted-video@<PROJECT_ID>.iam.gserviceaccount.com'
+ksa igait-validation-report 'igait-validation-report@<PROJECT_ID>.iam.gserviceaccount.com'
+ksa igait-reframed-video 'igait-reframed-video@<PROJECT_ID>.iam.gserviceaccount.com'
+ksa igait-keypoints 'igait-keypoints@<PROJECT_ID>.iam.gserviceaccount.com'
+ksa igait-gait-cycles 'igait-gait-cycles@<PROJECT_ID>.iam.gserviceaccount.com'
+ksa igait-prediction 'igait-prediction@<PROJECT_ID>.iam.gserviceaccount.com'
+ksa igait-results-archive 'igait-results-archive@<PROJECT_ID>.iam.gserviceaccount.com'
 
-# 3. The control plane's old unconditional objectAdmin on the whole bucket goes (it may be absent).
-gcloud storage buckets remove-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectAdmin --condition=None >/dev/null 2>&1 || true
-
-# 4. Bucket bindings, one per identity and prefix, each with its IAM condition.
-cat > "$tmp/c0.json" <<'JSON'
+# 3. Bucket bindings, one per identity and prefix, each with its IAM condition (JSON on stdin).
+bind() {  # member, role; the condition as JSON on standard input
+  cat > "$tmp/condition.json"
+  gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member="$1" --role="$2" --condition-from-file="$tmp/condition.json" >/dev/null
+}
+bind 'serviceAccount:igait-uploads@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectViewer <<'JSON'
 {"title": "igait uploads read jobs/{job}/stage_0/", "description": "uploads: read jobs/{job}/stage_0/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_0/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_0/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-uploads@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectViewer --condition-from-file="$tmp/c0.json" >/dev/null
-cat > "$tmp/c1.json" <<'JSON'
+bind 'serviceAccount:igait-uploads@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectCreator <<'JSON'
 {"title": "igait uploads create jobs/{job}/stage_0/", "description": "uploads: create jobs/{job}/stage_0/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_0/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_0/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-uploads@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectCreator --condition-from-file="$tmp/c1.json" >/dev/null
-cat > "$tmp/c2.json" <<'JSON'
+bind 'serviceAccount:igait-uploads@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectViewer <<'JSON'
 {"title": "igait uploads list igait/jobs/", "description": "uploads: list igait/jobs/", "expression": "api.getAttribute('storage.googleapis.com/objectListPrefix', '').startsWith('igait/jobs/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-uploads@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectViewer --condition-from-file="$tmp/c2.json" >/dev/null
-cat > "$tmp/c3.json" <<'JSON'
+bind 'serviceAccount:igait-converted-video@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectViewer <<'JSON'
 {"title": "igait stage_1 read jobs/{job}/stage_0/", "description": "stage_1: read jobs/{job}/stage_0/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_0/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_0/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-converted-video@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectViewer --condition-from-file="$tmp/c3.json" >/dev/null
-cat > "$tmp/c4.json" <<'JSON'
+bind 'serviceAccount:igait-converted-video@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait stage_1 write jobs/{job}/stage_1/", "description": "stage_1: write jobs/{job}/stage_1/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_1/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_1/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-converted-video@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectAdmin --condition-from-file="$tmp/c4.json" >/dev/null
-cat > "$tmp/c5.json" <<'JSON'
+bind 'serviceAccount:igait-converted-video@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait stage_1 write jobs/{job}/.staging/stage_1.", "description": "stage_1: write jobs/{job}/.staging/stage_1.", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_1.') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_1.') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-converted-video@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectAdmin --condition-from-file="$tmp/c5.json" >/dev/null
-cat > "$tmp/c6.json" <<'JSON'
+bind 'serviceAccount:igait-converted-video@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectViewer <<'JSON'
 {"title": "igait stage_1 list igait/jobs/", "description": "stage_1: list igait/jobs/", "expression": "api.getAttribute('storage.googleapis.com/objectListPrefix', '').startsWith('igait/jobs/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-converted-video@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectViewer --condition-from-file="$tmp/c6.json" >/dev/null
-cat > "$tmp/c7.json" <<'JSON'
+bind 'serviceAccount:igait-converted-video@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait stage_1 logs dagster-compute-logs/", "description": "stage_1: logs dagster-compute-logs/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/dagster-compute-logs/') || api.getAttribute('storage.googleapis.com/objectListPrefix', '').startsWith('dagster-compute-logs/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-converted-video@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectAdmin --condition-from-file="$tmp/c7.json" >/dev/null
-cat > "$tmp/c8.json" <<'JSON'
+bind 'serviceAccount:igait-validation-report@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectViewer <<'JSON'
 {"title": "igait stage_2 read jobs/{job}/stage_1/", "description": "stage_2: read jobs/{job}/stage_1/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_1/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_1/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-validation-report@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectViewer --condition-from-file="$tmp/c8.json" >/dev/null
-cat > "$tmp/c9.json" <<'JSON'
+bind 'serviceAccount:igait-validation-report@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait stage_2 write jobs/{job}/stage_2/", "description": "stage_2: write jobs/{job}/stage_2/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_2/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_2/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-validation-report@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectAdmin --condition-from-file="$tmp/c9.json" >/dev/null
-cat > "$tmp/c10.json" <<'JSON'
+bind 'serviceAccount:igait-validation-report@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait stage_2 write jobs/{job}/.staging/stage_2.", "description": "stage_2: write jobs/{job}/.staging/stage_2.", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_2.') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_2.') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-validation-report@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectAdmin --condition-from-file="$tmp/c10.json" >/dev/null
-cat > "$tmp/c11.json" <<'JSON'
+bind 'serviceAccount:igait-validation-report@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectViewer <<'JSON'
 {"title": "igait stage_2 list igait/jobs/", "description": "stage_2: list igait/jobs/", "expression": "api.getAttribute('storage.googleapis.com/objectListPrefix', '').startsWith('igait/jobs/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-validation-report@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectViewer --condition-from-file="$tmp/c11.json" >/dev/null
-cat > "$tmp/c12.json" <<'JSON'
+bind 'serviceAccount:igait-validation-report@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait stage_2 logs dagster-compute-logs/", "description": "stage_2: logs dagster-compute-logs/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/dagster-compute-logs/') || api.getAttribute('storage.googleapis.com/objectListPrefix', '').startsWith('dagster-compute-logs/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-validation-report@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectAdmin --condition-from-file="$tmp/c12.json" >/dev/null
-cat > "$tmp/c13.json" <<'JSON'
+bind 'serviceAccount:igait-reframed-video@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectViewer <<'JSON'
 {"title": "igait stage_3 read jobs/{job}/stage_1/", "description": "stage_3: read jobs/{job}/stage_1/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_1/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_1/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-reframed-video@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectViewer --condition-from-file="$tmp/c13.json" >/dev/null
-cat > "$tmp/c14.json" <<'JSON'
+bind 'serviceAccount:igait-reframed-video@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectViewer <<'JSON'
 {"title": "igait stage_3 read jobs/{job}/stage_2/", "description": "stage_3: read jobs/{job}/stage_2/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_2/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_2/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-reframed-video@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectViewer --condition-from-file="$tmp/c14.json" >/dev/null
-cat > "$tmp/c15.json" <<'JSON'
+bind 'serviceAccount:igait-reframed-video@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait stage_3 write jobs/{job}/stage_3/", "description": "stage_3: write jobs/{job}/stage_3/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_3/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_3/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-reframed-video@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectAdmin --condition-from-file="$tmp/c15.json" >/dev/null
-cat > "$tmp/c16.json" <<'JSON'
+bind 'serviceAccount:igait-reframed-video@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait stage_3 write jobs/{job}/.staging/stage_3.", "description": "stage_3: write jobs/{job}/.staging/stage_3.", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_3.') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_3.') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-reframed-video@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectAdmin --condition-from-file="$tmp/c16.json" >/dev/null
-cat > "$tmp/c17.json" <<'JSON'
+bind 'serviceAccount:igait-reframed-video@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectViewer <<'JSON'
 {"title": "igait stage_3 list igait/jobs/", "description": "stage_3: list igait/jobs/", "expression": "api.getAttribute('storage.googleapis.com/objectListPrefix', '').startsWith('igait/jobs/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-reframed-video@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectViewer --condition-from-file="$tmp/c17.json" >/dev/null
-cat > "$tmp/c18.json" <<'JSON'
+bind 'serviceAccount:igait-reframed-video@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait stage_3 logs dagster-compute-logs/", "description": "stage_3: logs dagster-compute-logs/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/dagster-compute-logs/') || api.getAttribute('storage.googleapis.com/objectListPrefix', '').startsWith('dagster-compute-logs/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-reframed-video@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectAdmin --condition-from-file="$tmp/c18.json" >/dev/null
-cat > "$tmp/c19.json" <<'JSON'
+bind 'serviceAccount:igait-keypoints@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectViewer <<'JSON'
 {"title": "igait stage_4 read jobs/{job}/stage_3/", "description": "stage_4: read jobs/{job}/stage_3/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_3/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_3/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-keypoints@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectViewer --condition-from-file="$tmp/c19.json" >/dev/null
-cat > "$tmp/c20.json" <<'JSON'
+bind 'serviceAccount:igait-keypoints@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait stage_4 write jobs/{job}/stage_4/", "description": "stage_4: write jobs/{job}/stage_4/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_4/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_4/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-keypoints@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectAdmin --condition-from-file="$tmp/c20.json" >/dev/null
-cat > "$tmp/c21.json" <<'JSON'
+bind 'serviceAccount:igait-keypoints@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait stage_4 write jobs/{job}/.staging/stage_4.", "description": "stage_4: write jobs/{job}/.staging/stage_4.", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_4.') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_4.') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-keypoints@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectAdmin --condition-from-file="$tmp/c21.json" >/dev/null
-cat > "$tmp/c22.json" <<'JSON'
+bind 'serviceAccount:igait-keypoints@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectViewer <<'JSON'
 {"title": "igait stage_4 list igait/jobs/", "description": "stage_4: list igait/jobs/", "expression": "api.getAttribute('storage.googleapis.com/objectListPrefix', '').startsWith('igait/jobs/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-keypoints@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectViewer --condition-from-file="$tmp/c22.json" >/dev/null
-cat > "$tmp/c23.json" <<'JSON'
+bind 'serviceAccount:igait-keypoints@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait stage_4 logs dagster-compute-logs/", "description": "stage_4: logs dagster-compute-logs/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/dagster-compute-logs/') || api.getAttribute('storage.googleapis.com/objectListPrefix', '').startsWith('dagster-compute-logs/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-keypoints@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectAdmin --condition-from-file="$tmp/c23.json" >/dev/null
-cat > "$tmp/c24.json" <<'JSON'
+bind 'serviceAccount:igait-gait-cycles@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectViewer <<'JSON'
 {"title": "igait stage_5 read jobs/{job}/stage_4/", "description": "stage_5: read jobs/{job}/stage_4/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_4/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_4/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-gait-cycles@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectViewer --condition-from-file="$tmp/c24.json" >/dev/null
-cat > "$tmp/c25.json" <<'JSON'
+bind 'serviceAccount:igait-gait-cycles@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait stage_5 write jobs/{job}/stage_5/", "description": "stage_5: write jobs/{job}/stage_5/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_5/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_5/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-gait-cycles@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectAdmin --condition-from-file="$tmp/c25.json" >/dev/null
-cat > "$tmp/c26.json" <<'JSON'
+bind 'serviceAccount:igait-gait-cycles@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait stage_5 write jobs/{job}/.staging/stage_5.", "description": "stage_5: write jobs/{job}/.staging/stage_5.", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_5.') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_5.') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-gait-cycles@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectAdmin --condition-from-file="$tmp/c26.json" >/dev/null
-cat > "$tmp/c27.json" <<'JSON'
+bind 'serviceAccount:igait-gait-cycles@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectViewer <<'JSON'
 {"title": "igait stage_5 list igait/jobs/", "description": "stage_5: list igait/jobs/", "expression": "api.getAttribute('storage.googleapis.com/objectListPrefix', '').startsWith('igait/jobs/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-gait-cycles@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectViewer --condition-from-file="$tmp/c27.json" >/dev/null
-cat > "$tmp/c28.json" <<'JSON'
+bind 'serviceAccount:igait-gait-cycles@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait stage_5 logs dagster-compute-logs/", "description": "stage_5: logs dagster-compute-logs/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/dagster-compute-logs/') || api.getAttribute('storage.googleapis.com/objectListPrefix', '').startsWith('dagster-compute-logs/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-gait-cycles@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectAdmin --condition-from-file="$tmp/c28.json" >/dev/null
-cat > "$tmp/c29.json" <<'JSON'
+bind 'serviceAccount:igait-prediction@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectViewer <<'JSON'
 {"title": "igait stage_6 read jobs/{job}/stage_0/", "description": "stage_6: read jobs/{job}/stage_0/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_0/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_0/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-prediction@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectViewer --condition-from-file="$tmp/c29.json" >/dev/null
-cat > "$tmp/c30.json" <<'JSON'
+bind 'serviceAccount:igait-prediction@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectViewer <<'JSON'
 {"title": "igait stage_6 read jobs/{job}/stage_5/", "description": "stage_6: read jobs/{job}/stage_5/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_5/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_5/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-prediction@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectViewer --condition-from-file="$tmp/c30.json" >/dev/null
-cat > "$tmp/c31.json" <<'JSON'
+bind 'serviceAccount:igait-prediction@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectViewer <<'JSON'
 {"title": "igait stage_6 read models/", "description": "stage_6: read models/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/models/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-prediction@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectViewer --condition-from-file="$tmp/c31.json" >/dev/null
-cat > "$tmp/c32.json" <<'JSON'
+bind 'serviceAccount:igait-prediction@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait stage_6 write jobs/{job}/stage_6/", "description": "stage_6: write jobs/{job}/stage_6/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_6/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_6/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-prediction@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectAdmin --condition-from-file="$tmp/c32.json" >/dev/null
-cat > "$tmp/c33.json" <<'JSON'
+bind 'serviceAccount:igait-prediction@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait stage_6 write jobs/{job}/.staging/stage_6.", "description": "stage_6: write jobs/{job}/.staging/stage_6.", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_6.') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_6.') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-prediction@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectAdmin --condition-from-file="$tmp/c33.json" >/dev/null
-cat > "$tmp/c34.json" <<'JSON'
+bind 'serviceAccount:igait-prediction@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectViewer <<'JSON'
 {"title": "igait stage_6 list igait/jobs/ igait/models/", "description": "stage_6: list igait/jobs/ igait/models/", "expression": "api.getAttribute('storage.googleapis.com/objectListPrefix', '').startsWith('igait/jobs/') || api.getAttribute('storage.googleapis.com/objectListPrefix', '').startsWith('igait/models/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-prediction@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectViewer --condition-from-file="$tmp/c34.json" >/dev/null
-cat > "$tmp/c35.json" <<'JSON'
+bind 'serviceAccount:igait-prediction@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait stage_6 logs dagster-compute-logs/", "description": "stage_6: logs dagster-compute-logs/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/dagster-compute-logs/') || api.getAttribute('storage.googleapis.com/objectListPrefix', '').startsWith('dagster-compute-logs/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-prediction@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectAdmin --condition-from-file="$tmp/c35.json" >/dev/null
-cat > "$tmp/c36.json" <<'JSON'
+bind 'serviceAccount:igait-results-archive@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectViewer <<'JSON'
 {"title": "igait stage_7 read jobs/{job}/stage_0/", "description": "stage_7: read jobs/{job}/stage_0/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_0/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_0/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-results-archive@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectViewer --condition-from-file="$tmp/c36.json" >/dev/null
-cat > "$tmp/c37.json" <<'JSON'
+bind 'serviceAccount:igait-results-archive@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectViewer <<'JSON'
 {"title": "igait stage_7 read jobs/{job}/stage_1/", "description": "stage_7: read jobs/{job}/stage_1/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_1/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_1/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-results-archive@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectViewer --condition-from-file="$tmp/c37.json" >/dev/null
-cat > "$tmp/c38.json" <<'JSON'
+bind 'serviceAccount:igait-results-archive@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectViewer <<'JSON'
 {"title": "igait stage_7 read jobs/{job}/stage_2/", "description": "stage_7: read jobs/{job}/stage_2/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_2/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_2/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-results-archive@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectViewer --condition-from-file="$tmp/c38.json" >/dev/null
-cat > "$tmp/c39.json" <<'JSON'
+bind 'serviceAccount:igait-results-archive@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectViewer <<'JSON'
 {"title": "igait stage_7 read jobs/{job}/stage_3/", "description": "stage_7: read jobs/{job}/stage_3/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_3/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_3/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-results-archive@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectViewer --condition-from-file="$tmp/c39.json" >/dev/null
-cat > "$tmp/c40.json" <<'JSON'
+bind 'serviceAccount:igait-results-archive@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectViewer <<'JSON'
 {"title": "igait stage_7 read jobs/{job}/stage_4/", "description": "stage_7: read jobs/{job}/stage_4/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_4/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_4/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-results-archive@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectViewer --condition-from-file="$tmp/c40.json" >/dev/null
-cat > "$tmp/c41.json" <<'JSON'
+bind 'serviceAccount:igait-results-archive@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectViewer <<'JSON'
 {"title": "igait stage_7 read jobs/{job}/stage_5/", "description": "stage_7: read jobs/{job}/stage_5/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_5/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_5/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-results-archive@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectViewer --condition-from-file="$tmp/c41.json" >/dev/null
-cat > "$tmp/c42.json" <<'JSON'
+bind 'serviceAccount:igait-results-archive@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectViewer <<'JSON'
 {"title": "igait stage_7 read jobs/{job}/stage_6/", "description": "stage_7: read jobs/{job}/stage_6/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_6/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_6/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-results-archive@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectViewer --condition-from-file="$tmp/c42.json" >/dev/null
-cat > "$tmp/c43.json" <<'JSON'
+bind 'serviceAccount:igait-results-archive@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait stage_7 write jobs/{job}/stage_7/", "description": "stage_7: write jobs/{job}/stage_7/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_7/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_7/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-results-archive@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectAdmin --condition-from-file="$tmp/c43.json" >/dev/null
-cat > "$tmp/c44.json" <<'JSON'
+bind 'serviceAccount:igait-results-archive@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait stage_7 write jobs/{job}/.staging/stage_7.", "description": "stage_7: write jobs/{job}/.staging/stage_7.", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_7.') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_7.') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-results-archive@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectAdmin --condition-from-file="$tmp/c44.json" >/dev/null
-cat > "$tmp/c45.json" <<'JSON'
+bind 'serviceAccount:igait-results-archive@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectViewer <<'JSON'
 {"title": "igait stage_7 list igait/jobs/", "description": "stage_7: list igait/jobs/", "expression": "api.getAttribute('storage.googleapis.com/objectListPrefix', '').startsWith('igait/jobs/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-results-archive@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectViewer --condition-from-file="$tmp/c45.json" >/dev/null
-cat > "$tmp/c46.json" <<'JSON'
+bind 'serviceAccount:igait-results-archive@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait stage_7 logs dagster-compute-logs/", "description": "stage_7: logs dagster-compute-logs/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/dagster-compute-logs/') || api.getAttribute('storage.googleapis.com/objectListPrefix', '').startsWith('dagster-compute-logs/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-results-archive@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectAdmin --condition-from-file="$tmp/c46.json" >/dev/null
-cat > "$tmp/c47.json" <<'JSON'
+bind 'serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectViewer <<'JSON'
 {"title": "igait control read jobs/", "description": "control: read jobs/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectViewer --condition-from-file="$tmp/c47.json" >/dev/null
-cat > "$tmp/c48.json" <<'JSON'
+bind 'serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait control write jobs/{job}/stage_1/", "description": "control: write jobs/{job}/stage_1/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_1/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_1/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectAdmin --condition-from-file="$tmp/c48.json" >/dev/null
-cat > "$tmp/c49.json" <<'JSON'
+bind 'serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait control write jobs/{job}/.staging/stage_1.", "description": "control: write jobs/{job}/.staging/stage_1.", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_1.') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_1.') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectAdmin --condition-from-file="$tmp/c49.json" >/dev/null
-cat > "$tmp/c50.json" <<'JSON'
+bind 'serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait control write jobs/{job}/stage_2/", "description": "control: write jobs/{job}/stage_2/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_2/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_2/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectAdmin --condition-from-file="$tmp/c50.json" >/dev/null
-cat > "$tmp/c51.json" <<'JSON'
+bind 'serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait control write jobs/{job}/.staging/stage_2.", "description": "control: write jobs/{job}/.staging/stage_2.", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_2.') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_2.') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectAdmin --condition-from-file="$tmp/c51.json" >/dev/null
-cat > "$tmp/c52.json" <<'JSON'
+bind 'serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait control write jobs/{job}/stage_3/", "description": "control: write jobs/{job}/stage_3/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_3/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_3/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectAdmin --condition-from-file="$tmp/c52.json" >/dev/null
-cat > "$tmp/c53.json" <<'JSON'
+bind 'serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait control write jobs/{job}/.staging/stage_3.", "description": "control: write jobs/{job}/.staging/stage_3.", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_3.') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_3.') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectAdmin --condition-from-file="$tmp/c53.json" >/dev/null
-cat > "$tmp/c54.json" <<'JSON'
+bind 'serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait control write jobs/{job}/stage_4/", "description": "control: write jobs/{job}/stage_4/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_4/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_4/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectAdmin --condition-from-file="$tmp/c54.json" >/dev/null
-cat > "$tmp/c55.json" <<'JSON'
+bind 'serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait control write jobs/{job}/.staging/stage_4.", "description": "control: write jobs/{job}/.staging/stage_4.", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_4.') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_4.') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectAdmin --condition-from-file="$tmp/c55.json" >/dev/null
-cat > "$tmp/c56.json" <<'JSON'
+bind 'serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait control write jobs/{job}/stage_5/", "description": "control: write jobs/{job}/stage_5/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_5/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_5/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectAdmin --condition-from-file="$tmp/c56.json" >/dev/null
-cat > "$tmp/c57.json" <<'JSON'
+bind 'serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait control write jobs/{job}/.staging/stage_5.", "description": "control: write jobs/{job}/.staging/stage_5.", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_5.') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_5.') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectAdmin --condition-from-file="$tmp/c57.json" >/dev/null
-cat > "$tmp/c58.json" <<'JSON'
+bind 'serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait control write jobs/{job}/stage_6/", "description": "control: write jobs/{job}/stage_6/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_6/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_6/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectAdmin --condition-from-file="$tmp/c58.json" >/dev/null
-cat > "$tmp/c59.json" <<'JSON'
+bind 'serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait control write jobs/{job}/.staging/stage_6.", "description": "control: write jobs/{job}/.staging/stage_6.", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_6.') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_6.') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectAdmin --condition-from-file="$tmp/c59.json" >/dev/null
-cat > "$tmp/c60.json" <<'JSON'
+bind 'serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait control write jobs/{job}/stage_7/", "description": "control: write jobs/{job}/stage_7/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_7/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_7/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectAdmin --condition-from-file="$tmp/c60.json" >/dev/null
-cat > "$tmp/c61.json" <<'JSON'
+bind 'serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait control write jobs/{job}/.staging/stage_7.", "description": "control: write jobs/{job}/.staging/stage_7.", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_7.') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_7.') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectAdmin --condition-from-file="$tmp/c61.json" >/dev/null
-cat > "$tmp/c62.json" <<'JSON'
+bind 'serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait control write research/", "description": "control: write research/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/research/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectAdmin --condition-from-file="$tmp/c62.json" >/dev/null
-cat > "$tmp/c63.json" <<'JSON'
+bind 'serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait control write models/", "description": "control: write models/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/models/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectAdmin --condition-from-file="$tmp/c63.json" >/dev/null
-cat > "$tmp/c64.json" <<'JSON'
+bind 'serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectViewer <<'JSON'
 {"title": "igait control list igait/jobs/ igait/research/ igait/models/", "description": "control: list igait/jobs/ igait/research/ igait/models/", "expression": "api.getAttribute('storage.googleapis.com/objectListPrefix', '').startsWith('igait/jobs/') || api.getAttribute('storage.googleapis.com/objectListPrefix', '').startsWith('igait/research/') || api.getAttribute('storage.googleapis.com/objectListPrefix', '').startsWith('igait/models/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectViewer --condition-from-file="$tmp/c64.json" >/dev/null
-cat > "$tmp/c65.json" <<'JSON'
+bind 'serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait control logs dagster-compute-logs/", "description": "control: logs dagster-compute-logs/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/dagster-compute-logs/') || api.getAttribute('storage.googleapis.com/objectListPrefix', '').startsWith('dagster-compute-logs/')"}
 JSON
-gcloud storage buckets add-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectAdmin --condition-from-file="$tmp/c65.json" >/dev/null
+
+# 4. Then the control plane's old unconditional objectAdmin on the whole bucket goes (if present).
+gcloud storage buckets remove-iam-policy-binding 'gs://<BUCKET>' --member='serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' --role=roles/storage.objectAdmin --condition=None >/dev/null 2>&1 || true
 
 echo 'iGait identities and bucket bindings applied.'

@@ -195,27 +195,31 @@ def script(settings: Settings, placement: Placement | None = None) -> str:
     for name, access in ACCESS.items():
         if name != "control":
             lines.append(f"gsa {q(account_id(name, settings, placement))} {q('iGait ' + access.label)}")
-    lines += ["", "# 2. Workload Identity: each stage's step pods run as the Kubernetes service account of the same",
-              "#    name (placement.yaml identity), which may act as that Google service account only."]
-    for ksa, email in workload_identities(settings, placement).items():
-        lines += [
-            f"kubectl -n \"$NAMESPACE\" create serviceaccount {q(ksa)} --dry-run=client -o yaml | kubectl apply -f -",
-            f"kubectl -n \"$NAMESPACE\" annotate serviceaccount {q(ksa)} --overwrite "
-            f"iam.gke.io/gcp-service-account={q(email)}",
-            f"gcloud iam service-accounts add-iam-policy-binding {q(email)} --project \"$PROJECT\" "
-            f"--role roles/iam.workloadIdentityUser "
-            f"--member \"serviceAccount:$PROJECT.svc.id.goog[$NAMESPACE/{ksa}]\" >/dev/null",
-        ]
-    control = q(f"serviceAccount:{settings.email(settings.control_gsa)}")
-    lines += ["", "# 3. The control plane's old unconditional objectAdmin on the whole bucket goes (it may be absent).",
-              f"gcloud storage buckets remove-iam-policy-binding {bucket} --member={control} "
-              f"--role={ADMIN} --condition=None >/dev/null 2>&1 || true",
-              "", "# 4. Bucket bindings, one per identity and prefix, each with its IAM condition."]
-    for i, b in enumerate(bindings(settings, placement)):
+    lines += [
+        "", "# 2. Workload Identity: each stage's step pods run as the Kubernetes service account of the same",
+        "#    name (placement.yaml identity), which may act as that Google service account only.",
+        "ksa() {  # Kubernetes service account, Google service account e-mail",
+        '  kubectl -n "$NAMESPACE" create serviceaccount "$1" --dry-run=client -o yaml | kubectl apply -f -',
+        '  kubectl -n "$NAMESPACE" annotate serviceaccount "$1" --overwrite "iam.gke.io/gcp-service-account=$2"',
+        '  gcloud iam service-accounts add-iam-policy-binding "$2" --project "$PROJECT" '
+        '--role roles/iam.workloadIdentityUser \\',
+        '    --member "serviceAccount:$PROJECT.svc.id.goog[$NAMESPACE/$1]" >/dev/null',
+        "}",
+    ]
+    lines += [f"ksa {q(ksa)} {q(email)}" for ksa, email in workload_identities(settings, placement).items()]
+    lines += ["", "# 3. Bucket bindings, one per identity and prefix, each with its IAM condition (JSON on stdin).",
+              "bind() {  # member, role; the condition as JSON on standard input",
+              '  cat > "$tmp/condition.json"',
+              f'  gcloud storage buckets add-iam-policy-binding {bucket} --member="$1" --role="$2" '
+              '--condition-from-file="$tmp/condition.json" >/dev/null',
+              "}"]
+    for b in bindings(settings, placement):
         cond = json.dumps({"title": b.title, "description": f"{b.identity}: {b.grants} {b.prefix}",
                            "expression": b.expression})
-        lines += [f"cat > \"$tmp/c{i}.json\" <<'JSON'", cond, "JSON",
-                  f"gcloud storage buckets add-iam-policy-binding {bucket} --member={q(b.member)} --role={b.role} "
-                  f"--condition-from-file=\"$tmp/c{i}.json\" >/dev/null"]
+        lines += [f"bind {q(b.member)} {b.role} <<'JSON'", cond, "JSON"]
+    control = q(f"serviceAccount:{settings.email(settings.control_gsa)}")
+    lines += ["", "# 4. Then the control plane's old unconditional objectAdmin on the whole bucket goes (if present).",
+              f"gcloud storage buckets remove-iam-policy-binding {bucket} --member={control} "
+              f"--role={ADMIN} --condition=None >/dev/null 2>&1 || true"]
     lines += ["", "echo 'iGait identities and bucket bindings applied.'", ""]
     return "\n".join(lines)

@@ -9,6 +9,7 @@ identity and a corpus of names (every stage's folder and staging of two jobs, th
 the compute logs, names that only look like a stage folder), what the bindings grant must equal what
 `layout.ACCESS` grants: the same table drives the code's scoped storage, so IAM and code cannot drift apart.
 """
+import json
 import re
 import subprocess
 
@@ -185,8 +186,10 @@ def test_the_committed_script_is_the_generated_one():
     subprocess.run(["bash", "-n", str(EXAMPLE)], check=True)
     text = deploy_iam.script(SETTINGS)
     n = len(deploy_iam.bindings(SETTINGS))
-    assert text.count("gcloud storage buckets add-iam-policy-binding") == n
-    assert text.count("roles/iam.workloadIdentityUser") == len(PIPELINE_STAGES)
+    assert len(re.findall(r"^bind serviceAccount:", text, re.M)) == n
+    assert re.findall(r"^ksa (\S+) (\S+)$", text, re.M) == list(deploy_iam.workload_identities(SETTINGS).items())
+    for cond in re.findall(r"<<'JSON'\n(.*)\nJSON$", text, re.M):  # each condition file is JSON
+        assert set(json.loads(cond)) == {"title", "description", "expression"}
 
 
 def test_cli_and_bad_settings(capsys):
