@@ -59,9 +59,6 @@ JSON
 bind 'serviceAccount:igait-converted-video@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait stage_1 write jobs/{job}/stage_1/", "description": "stage_1: write jobs/{job}/stage_1/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_1/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_1/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-bind 'serviceAccount:igait-converted-video@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
-{"title": "igait stage_1 write jobs/{job}/.staging/stage_1.", "description": "stage_1: write jobs/{job}/.staging/stage_1.", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_1.') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_1.') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
-JSON
 bind 'serviceAccount:igait-converted-video@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectViewer <<'JSON'
 {"title": "igait stage_1 list igait/jobs/", "description": "stage_1: list igait/jobs/", "expression": "api.getAttribute('storage.googleapis.com/objectListPrefix', '').startsWith('igait/jobs/')"}
 JSON
@@ -73,9 +70,6 @@ bind 'serviceAccount:igait-validation-report@<PROJECT_ID>.iam.gserviceaccount.co
 JSON
 bind 'serviceAccount:igait-validation-report@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait stage_2 write jobs/{job}/stage_2/", "description": "stage_2: write jobs/{job}/stage_2/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_2/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_2/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
-JSON
-bind 'serviceAccount:igait-validation-report@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
-{"title": "igait stage_2 write jobs/{job}/.staging/stage_2.", "description": "stage_2: write jobs/{job}/.staging/stage_2.", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_2.') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_2.') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
 bind 'serviceAccount:igait-validation-report@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectViewer <<'JSON'
 {"title": "igait stage_2 list igait/jobs/", "description": "stage_2: list igait/jobs/", "expression": "api.getAttribute('storage.googleapis.com/objectListPrefix', '').startsWith('igait/jobs/')"}
@@ -92,9 +86,6 @@ JSON
 bind 'serviceAccount:igait-reframed-video@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait stage_3 write jobs/{job}/stage_3/", "description": "stage_3: write jobs/{job}/stage_3/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_3/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_3/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-bind 'serviceAccount:igait-reframed-video@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
-{"title": "igait stage_3 write jobs/{job}/.staging/stage_3.", "description": "stage_3: write jobs/{job}/.staging/stage_3.", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_3.') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_3.') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
-JSON
 bind 'serviceAccount:igait-reframed-video@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectViewer <<'JSON'
 {"title": "igait stage_3 list igait/jobs/", "description": "stage_3: list igait/jobs/", "expression": "api.getAttribute('storage.googleapis.com/objectListPrefix', '').startsWith('igait/jobs/')"}
 JSON
@@ -107,9 +98,6 @@ JSON
 bind 'serviceAccount:igait-keypoints@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait stage_4 write jobs/{job}/stage_4/", "description": "stage_4: write jobs/{job}/stage_4/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_4/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_4/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-bind 'serviceAccount:igait-keypoints@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
-{"title": "igait stage_4 write jobs/{job}/.staging/stage_4.", "description": "stage_4: write jobs/{job}/.staging/stage_4.", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_4.') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_4.') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
-JSON
 bind 'serviceAccount:igait-keypoints@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectViewer <<'JSON'
 {"title": "igait stage_4 list igait/jobs/", "description": "stage_4: list igait/jobs/", "expression": "api.getAttribute('storage.googleapis.com/objectListPrefix', '').startsWith('igait/jobs/')"}
 JSON
@@ -121,9 +109,6 @@ bind 'serviceAccount:igait-gait-cycles@<PROJECT_ID>.iam.gserviceaccount.com' rol
 JSON
 bind 'serviceAccount:igait-gait-cycles@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait stage_5 write jobs/{job}/stage_5/", "description": "stage_5: write jobs/{job}/stage_5/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_5/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_5/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
-JSON
-bind 'serviceAccount:igait-gait-cycles@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
-{"title": "igait stage_5 write jobs/{job}/.staging/stage_5.", "description": "stage_5: write jobs/{job}/.staging/stage_5.", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_5.') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_5.') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
 bind 'serviceAccount:igait-gait-cycles@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectViewer <<'JSON'
 {"title": "igait stage_5 list igait/jobs/", "description": "stage_5: list igait/jobs/", "expression": "api.getAttribute('storage.googleapis.com/objectListPrefix', '').startsWith('igait/jobs/')"}
@@ -142,9 +127,6 @@ bind 'serviceAccount:igait-prediction@<PROJECT_ID>.iam.gserviceaccount.com' role
 JSON
 bind 'serviceAccount:igait-prediction@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait stage_6 write jobs/{job}/stage_6/", "description": "stage_6: write jobs/{job}/stage_6/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_6/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_6/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
-JSON
-bind 'serviceAccount:igait-prediction@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
-{"title": "igait stage_6 write jobs/{job}/.staging/stage_6.", "description": "stage_6: write jobs/{job}/.staging/stage_6.", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_6.') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_6.') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
 bind 'serviceAccount:igait-prediction@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectViewer <<'JSON'
 {"title": "igait stage_6 list igait/jobs/ igait/models/", "description": "stage_6: list igait/jobs/ igait/models/", "expression": "api.getAttribute('storage.googleapis.com/objectListPrefix', '').startsWith('igait/jobs/') || api.getAttribute('storage.googleapis.com/objectListPrefix', '').startsWith('igait/models/')"}
@@ -176,9 +158,6 @@ JSON
 bind 'serviceAccount:igait-results-archive@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait stage_7 write jobs/{job}/stage_7/", "description": "stage_7: write jobs/{job}/stage_7/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_7/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_7/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
-bind 'serviceAccount:igait-results-archive@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
-{"title": "igait stage_7 write jobs/{job}/.staging/stage_7.", "description": "stage_7: write jobs/{job}/.staging/stage_7.", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_7.') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_7.') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
-JSON
 bind 'serviceAccount:igait-results-archive@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectViewer <<'JSON'
 {"title": "igait stage_7 list igait/jobs/", "description": "stage_7: list igait/jobs/", "expression": "api.getAttribute('storage.googleapis.com/objectListPrefix', '').startsWith('igait/jobs/')"}
 JSON
@@ -192,43 +171,22 @@ bind 'serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' roles/
 {"title": "igait control write jobs/{job}/stage_1/", "description": "control: write jobs/{job}/stage_1/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_1/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_1/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
 bind 'serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
-{"title": "igait control write jobs/{job}/.staging/stage_1.", "description": "control: write jobs/{job}/.staging/stage_1.", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_1.') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_1.') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
-JSON
-bind 'serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait control write jobs/{job}/stage_2/", "description": "control: write jobs/{job}/stage_2/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_2/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_2/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
-JSON
-bind 'serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
-{"title": "igait control write jobs/{job}/.staging/stage_2.", "description": "control: write jobs/{job}/.staging/stage_2.", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_2.') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_2.') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
 bind 'serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait control write jobs/{job}/stage_3/", "description": "control: write jobs/{job}/stage_3/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_3/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_3/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
 bind 'serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
-{"title": "igait control write jobs/{job}/.staging/stage_3.", "description": "control: write jobs/{job}/.staging/stage_3.", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_3.') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_3.') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
-JSON
-bind 'serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait control write jobs/{job}/stage_4/", "description": "control: write jobs/{job}/stage_4/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_4/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_4/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
-JSON
-bind 'serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
-{"title": "igait control write jobs/{job}/.staging/stage_4.", "description": "control: write jobs/{job}/.staging/stage_4.", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_4.') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_4.') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
 bind 'serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait control write jobs/{job}/stage_5/", "description": "control: write jobs/{job}/stage_5/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_5/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_5/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
 bind 'serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
-{"title": "igait control write jobs/{job}/.staging/stage_5.", "description": "control: write jobs/{job}/.staging/stage_5.", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_5.') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_5.') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
-JSON
-bind 'serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait control write jobs/{job}/stage_6/", "description": "control: write jobs/{job}/stage_6/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_6/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_6/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
 bind 'serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
-{"title": "igait control write jobs/{job}/.staging/stage_6.", "description": "control: write jobs/{job}/.staging/stage_6.", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_6.') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_6.') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
-JSON
-bind 'serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait control write jobs/{job}/stage_7/", "description": "control: write jobs/{job}/stage_7/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_7/') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/stage_7/') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
-JSON
-bind 'serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
-{"title": "igait control write jobs/{job}/.staging/stage_7.", "description": "control: write jobs/{job}/.staging/stage_7.", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/jobs/') && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_7.') != '' && resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/.staging/stage_7.') == resource.name.extract('projects/_/buckets/<BUCKET>/objects/igait/jobs/{job}/')"}
 JSON
 bind 'serviceAccount:igait-pipeline@<PROJECT_ID>.iam.gserviceaccount.com' roles/storage.objectAdmin <<'JSON'
 {"title": "igait control write research/", "description": "control: write research/", "expression": "resource.name.startsWith('projects/_/buckets/<BUCKET>/objects/igait/research/')"}

@@ -7,12 +7,12 @@ CLI. Renaming a stage's file or label means editing `STAGES` here and nothing el
     jobs/{job_id}/stage_0/front.mp4, side.mp4, metadata.json     the upload (the web back end writes it)
     jobs/{job_id}/stage_N/<file>                                  what stage N's asset wrote
     jobs/{job_id}/stage_N/{view}<...>                             a per-view stage: each view's own files
-    jobs/{job_id}/.staging/stage_N.<token>/<file>                 a stage's files on their way (GCS commit)
+    jobs/{job_id}/stage_N/.manifest.{view|all}.json, .commit.*/   a GCS commit: its manifest and files
     models/{name}/{version}/model.pt, model_card.json             scoring models
     research/...                                                  the research layer's tables and labels
 
 What each identity may touch (`ACCESS`) is derived from the stage table too: a stage's step reads the folders of
-the stages it reads (`Stage.reads`) and writes only its own `stage_N/` (and its staging); the uploads path only
+the stages it reads (`Stage.reads`) and writes only its own `stage_N/`; the uploads path only
 creates `stage_0/` objects. The storage handles of a step enforce it (`igait_pipeline.storage.scope`), and the
 IAM bindings a platform team applies are generated from it (`igait_pipeline.deploy_iam`).
 """
@@ -221,21 +221,10 @@ def stage_template(stage: int) -> str:
     return f"jobs/{JOB}/stage_{int(stage)}/"
 
 
-def staging_template(stage: int) -> str:
-    """`jobs/{job}/.staging/stage_N.`: where stage N's commits stage their files (an access prefix)."""
-    return f"jobs/{JOB}/.staging/stage_{int(stage)}."
-
-
 def job_key(job_id: str, stage: int, name: str) -> str:
     if "/" in name or name in ("", ".", ".."):
         raise LayoutError(f"file name {name!r} is not a plain name")
     return stage_prefix(job_id, stage) + name
-
-
-def staging_prefix(job_id: str, stage: int, token: str) -> str:
-    """Where a stage's files are staged before they are committed to `stage_N/` (backends without a directory swap);
-    `token` makes one commit's staging its own."""
-    return staging_template(stage).replace(JOB, validate_job_id(job_id)) + f"{token}/"
 
 
 def upload_glob(job_glob: str = "*") -> str:
@@ -329,12 +318,12 @@ def glob_within(template: str, glob: str, job: str | None) -> bool:
 
 def stage_access(stage: Stage) -> Access:
     """What stage N's step may touch: read its input stages' folders (and shared prefixes such as the models),
-    write its own `stage_N/` and its staging."""
+    write its own `stage_N/` (its files, and on GCS its commits and manifests there)."""
     if stage.number == UPLOAD.number:
         raise LayoutError("stage 0 is written by the uploads path, not by a step: see UPLOADS_ACCESS")
     return Access(f"stage_{stage.number}", f"stage {stage.number} ({stage.label})",
                   reads=tuple(stage_template(n) for n in stage.reads) + stage.reads_shared,
-                  writes=(stage_template(stage.number), staging_template(stage.number)), stage=stage)
+                  writes=(stage_template(stage.number),), stage=stage)
 
 
 # The web back end and `igait submit`: create a job's upload, nothing else (names of stage_0 may be listed, to
@@ -344,8 +333,7 @@ UPLOADS_ACCESS = Access("uploads", "the uploads path", reads=(stage_template(UPL
 # The control plane (code server: sensors; daemon; webserver; run workers; the research assets' steps): reads every
 # job's files, deletes a re-uploaded job's stages 1-7, writes the research tables and the models. Never stage_0.
 CONTROL_ACCESS = Access("control", "the control plane", reads=("jobs/",),
-                        writes=(*(p for s in PIPELINE_STAGES for p in (stage_template(s.number),
-                                                                       staging_template(s.number))),
-                                RESEARCH_PREFIX, MODELS_PREFIX))
+                        writes=(*(stage_template(s.number) for s in PIPELINE_STAGES), RESEARCH_PREFIX,
+                                MODELS_PREFIX))
 ACCESS: dict[str, Access] = {a.name: a for a in (UPLOADS_ACCESS, *(stage_access(s) for s in PIPELINE_STAGES),
                                                  CONTROL_ACCESS)}

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from igait_pipeline import deploy_iam, placement
-from igait_pipeline.layout import ACCESS, PIPELINE_STAGES, STAGES, job_key, staging_prefix, within
+from igait_pipeline.layout import ACCESS, PIPELINE_STAGES, STAGES, job_key, within
 from igait_pipeline_tests.dagster.test_placement import build_step_jobs, k8s_instance, kubeconfig  # noqa: F401
 from igait_pipeline_tests.deploy.test_helm_values import ROOT, load_values
 
@@ -101,11 +101,11 @@ def _corpus() -> list[str]:
     for job in ("a_1", "b-c_22"):
         for s in STAGES:
             keys += [job_key(job, s.number, f) for f in s.files]
-            keys.append(staging_prefix(job, s.number, "0a1b") + s.files[0])
+            keys += [job_key(job, s.number, ".manifest.all.json"), f"jobs/{job}/stage_{s.number}/.commit.x/y"]
     keys += ["models/in_use.json", "models/igait-screening/3/model.pt", "research/labels.csv",
              "research/gait_feature_table.csv", "jobs/a_1/stage_3/x/stage_4/front_keypoints.json",
              "jobs/a_1/stage_44/x", "jobs//stage_4/x", "jobs/a_1/x/stage_4/y", "jobsx/a_1/stage_4/y",
-             "other/jobs/a_1/stage_4/x", "jobs/a_1/.staging/stage_5.x/stage_4.y", "jobs/a_1/stage_0.json"]
+             "other/jobs/a_1/stage_4/x", "jobs/a_1/.staging/stage_4.x/y", "jobs/a_1/stage_0.json"]
     return keys
 
 
