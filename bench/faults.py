@@ -1,12 +1,13 @@
 """The issue-12 fault corpus: bad videos, bad metadata, bad job IDs, links out of the root, a full disk, e-mail
 against a real SMTP server, a re-upload, two runs of one job and a SIGKILLed run, each against the real code on a
-fresh Dagster instance, storage root and job store. Prints one row per case (case, expected, got, ok) and the
-totals the issue asks to be zero:
+fresh Dagster instance, storage root and job store; and issue 26's stage commits on GCS (the emulator) SIGKILLed at
+every point. Prints one row per case (case, expected, got, ok) and the totals the issues ask to be zero:
 
     lost jobs | e-mails marked sent the server did not accept | patient values in logs |
-    writes outside the root | half-written stages | orphaned processes
+    writes outside the root | half-written stages | orphaned processes | orphaned commit objects (GCS)
 
-    .venv/bin/python -m bench.faults [--no-kill]     (--no-kill skips the SIGKILLed real run: ~1 min, MediaPipe)
+    .venv/bin/python -m bench.faults [--no-kill] [--no-gcs]
+        (--no-kill skips the SIGKILLed real run: ~1 min, MediaPipe; --no-gcs the SIGKILLed GCS commits: ~4 min)
 
 Bad videos are made with ffmpeg from the public sample clip. The disk-full case writes a stage onto a real 1 MiB
 tmpfs when this process may mount one (root), else it raises ENOSPC at the storage write boundary and says so.
@@ -44,6 +45,7 @@ class Totals:
     writes_outside_root: int = 0
     half_written_stages: int = 0
     orphaned_processes: int = 0
+    orphaned_commit_objects: int = 0
 
     def row(self, case: str, expected: str, got: str, ok: bool) -> None:
         self.rows.append((case, expected, got, ok))
@@ -444,9 +446,41 @@ def kill_run(t: Totals, work: Path, media: dict[str, Path]) -> None:
           f"{len(steps)} step process(es), {len(orphans)} orphaned", not orphans)
 
 
+def gcs_commit_kills(t: Totals, work: Path) -> None:
+    """Issue 26: a stage commit on GCS (the emulator) SIGKILLed before each of its bucket changes; a reader after
+    each kill and during the next commit; orphans after the next commit (igait_pipeline_tests.storage.
+    test_commit_kill has the mechanics and the same assertions)."""
+    from igait_pipeline_tests.fixtures.gcs import start_emulator
+    from igait_pipeline_tests.storage.test_commit_kill import CASES, kill_corpus
+
+    with start_emulator() as emulator:
+        old = os.environ.get("STORAGE_EMULATOR_HOST")
+        os.environ["STORAGE_EMULATOR_HOST"] = emulator.host
+        try:
+            for st, view in CASES:
+                for first in (False, True):
+                    got = kill_corpus(f"gs://{emulator.bucket}/faults-{st}-{view}-{int(first)}", st, view, first,
+                                      work / f"gcs-{st}-{view}-{int(first)}")
+                    kills = len(got["outcomes"]) - 1
+                    t.half_written_stages += got["mixed"] + got["bad_reads_during_commit"]
+                    t.orphaned_commit_objects += got["orphans"]
+                    ok = not (got["mixed"] or got["orphans"] or got["bad_reads_during_commit"])
+                    t.row(f"GCS commit of stage {st}{' ' + view if view else ''} killed at each of {kills} points"
+                          f" ({'first commit' if first else 'replacing'})",
+                          "old whole or new whole; no orphan after the next commit",
+                          f"{got['mixed']} mixed, {got['bad_reads_during_commit']} mixed during the next commit, "
+                          f"{got['orphans']} orphans", ok)
+        finally:
+            if old is None:
+                os.environ.pop("STORAGE_EMULATOR_HOST", None)
+            else:
+                os.environ["STORAGE_EMULATOR_HOST"] = old
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-kill", action="store_true", help="skip the SIGKILLed real run (MediaPipe)")
+    parser.add_argument("--no-gcs", action="store_true", help="skip the SIGKILLed GCS commits (about 4 min)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO))
     t = Totals()
@@ -458,13 +492,16 @@ def main(argv: list[str] | None = None) -> int:
         corpus(t, work, media)
         if not args.no_kill:
             kill_run(t, work, media)
+        if not args.no_gcs:
+            gcs_commit_kills(t, work)
     width = max(len(r[0]) for r in t.rows)
     print(f"\n{'case':<{width}}  {'expected':<52}  got")
     for case, expected, got, ok in t.rows:
         print(f"{case:<{width}}  {expected:<52}  {got}{'' if ok else '   <-- NOT AS EXPECTED'}")
     totals = {"lost jobs": t.lost_jobs, "e-mails marked sent the server did not accept": t.unaccepted_marked_sent,
               "patient values in logs": t.patient_values_in_logs, "writes outside the root": t.writes_outside_root,
-              "half-written stages": t.half_written_stages, "orphaned processes": t.orphaned_processes}
+              "half-written stages": t.half_written_stages, "orphaned processes": t.orphaned_processes,
+              "orphaned commit objects (GCS)": t.orphaned_commit_objects}
     print("\n" + "\n".join(f"{k}: {v}" for k, v in totals.items()))
     bad = [r for r in t.rows if not r[3]]
     print(f"\n{len(t.rows) - len(bad)}/{len(t.rows)} cases as expected")

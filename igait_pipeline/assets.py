@@ -51,22 +51,32 @@ from igait_pipeline.layout import (
     VALIDATION,
     VIEW_META,
     JobIdError,
+    LayoutError,
     Stage,
     stage_of_asset,
     validate_job_id,
     view_of_asset,
 )
 from igait_pipeline.partitions import job_partitions
-from igait_pipeline.resources.io_manager import StorageResource
+from igait_pipeline.resources.io_manager import StorageResource, stage_step_scope
 from igait_pipeline.resources.model_store import ModelStoreResource
 from igait_pipeline.schemas import VIEWS, Cycles, JobMetadata, Keypoints, Prediction, ValidationReport
 from igait_pipeline.stages import archive, cycles, features, media, pose, predict, reframe, validity
 from igait_pipeline.storage import StageFiles, write_stage
+from igait_pipeline.storage import scope as storage_scope
 
 
 def _meta(stage: Stage, view: str | None = None) -> dict:
     meta = {STAGE_META: stage.number, FILES_META: list(stage.files_of(view))}
     return {**meta, VIEW_META: view} if view else meta
+
+
+def _is_stage(name: str) -> bool:
+    try:
+        stage_of_asset(name)
+        return True
+    except KeyError:
+        return False
 
 
 def _per_view_stage(name: str) -> bool:
@@ -128,6 +138,11 @@ def stage_asset(description: str, kinds: set[str], code_version: str = "1",
     def decorate(fn):
         name = fn.__name__
         stage = stage_of_asset(name)
+        inputs = {stage_of_asset(p.name).number for p in _inputs(fn) if _is_stage(p.name)}
+        if inputs != set(stage.reads):
+            raise LayoutError(f"{name} takes the files of stages {sorted(inputs)}, but layout.STAGES says stage "
+                              f"{stage.number} reads {sorted(stage.reads)}: the stage table decides what a stage "
+                              f"may read (and its identity's bucket access); change both together")
         pool = placement.pool_for(name)
         common = dict(description=description, group_name=ASSET_GROUP, partitions_def=job_partitions,
                       code_version=code_version, kinds=kinds, op_tags=placement.op_tags_for(name),
@@ -150,13 +165,23 @@ def stage_asset(description: str, kinds: set[str], code_version: str = "1",
 _SCRATCH: ContextVar[list[Path] | None] = ContextVar("igait_scratch", default=None)
 
 
+def _context_of(args: tuple, kwargs: dict) -> AssetExecutionContext:
+    ctx = kwargs.get("context") or next((a for a in args if isinstance(a, AssetExecutionContext)), None)
+    if ctx is None:
+        raise TypeError("a stage asset's function takes the asset execution context")
+    return ctx
+
+
 @contextmanager
-def _step_scope() -> Iterator[None]:
+def _step_scope(context: AssetExecutionContext) -> Iterator[None]:
     watchdog.exit_with_parent()
     made: list[Path] = []
     token = _SCRATCH.set(made)
     try:
-        yield
+        # Every storage handle the stage takes from here on (StorageResource.get(), the model store) may touch
+        # only what layout.ACCESS grants this stage for this job.
+        with storage_scope.within(stage_step_scope(context.asset_key.to_user_string(), _job_id(context))):
+            yield
     except BaseException:
         for d in made:
             shutil.rmtree(d, ignore_errors=True)
@@ -173,13 +198,13 @@ def _step(fn):
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def run_yielding(*args, **kwargs):
-            with _step_scope():
+            with _step_scope(_context_of(args, kwargs)):
                 yield from fn(*args, **kwargs)
         return run_yielding
 
     @functools.wraps(fn)
     def run(*args, **kwargs):
-        with _step_scope():
+        with _step_scope(_context_of(args, kwargs)):
             return fn(*args, **kwargs)
     return run
 

@@ -7,6 +7,7 @@
     igait status ID
     igait fetch-sample
     igait demo            # `igait run` on the public sample clip
+    igait deploy iam --project P --bucket B   # the per-stage identities and bucket IAM bindings, as a script
 """
 from __future__ import annotations
 
@@ -42,10 +43,12 @@ def next_job_id(storage: Storage, user_id: str) -> str:
 
 def submit(front: Path, side: Path, metadata: Path, job_id: str | None = None, user_id: str = "local",
            storage: Storage | None = None) -> str:
-    """Check the inputs, then store videos first and metadata.json last (the sensor's signal). Returns the ID."""
+    """Check the inputs, then store videos first and metadata.json last (the sensor's signal). Returns the ID.
+    Storage is reached as the uploads path (`Scope.uploads()`): it may only create objects in a job's stage_0/."""
     from igait_pipeline.stages import media
+    from igait_pipeline.storage.scope import Scope, scoped
 
-    storage = storage or storage_from_uri()
+    storage = scoped(storage or storage_from_uri(), Scope.uploads())
     try:
         JobMetadata.from_json(Path(metadata).read_bytes())
     except FileNotFoundError:
@@ -273,6 +276,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--here", action="store_true", help="run them in this process, one run per job, no daemon")
     p.add_argument("--url", help="submit the backfill to this dagster-webserver (its GraphQL API, as the UI does); "
                                  "default: in-process against $DAGSTER_HOME")
+    p = sub.add_parser("deploy", help="deployment artefacts generated from the stage table")
+    dsub = p.add_subparsers(dest="deploy_cmd", required=True)
+    d = dsub.add_parser("iam", help="print a script (gcloud, kubectl) creating each stage's identity and the "
+                                    "bucket's conditional IAM bindings (docs/deploy.md)")
+    d.add_argument("--project", required=True)
+    d.add_argument("--bucket", required=True)
+    d.add_argument("--prefix", default="igait", help="the storage root under the bucket (gs://BUCKET/PREFIX)")
+    d.add_argument("--namespace", default="igait")
+    d.add_argument("--compute-log-prefix", default="dagster-compute-logs")
+    d.add_argument("--control-ksa", default="igait-dagster", help="the chart's service account (control plane)")
+    d.add_argument("--control-gsa", default="igait-pipeline", help="its Google service account ID")
     args = parser.parse_args(argv)
     if args.cmd in ("status", "demo", "run", "register", "model", "rescore"):
         ensure_dagster_home()
@@ -308,6 +322,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"job {args.job_id}: " + ("registered" if register(args.job_id)[1] else "already registered"))
         elif args.cmd in ("model", "rescore"):
             return _model_command(args)
+        elif args.cmd == "deploy":
+            from igait_pipeline import deploy_iam
+
+            try:
+                settings = deploy_iam.Settings(**{k: getattr(args, k) for k in (
+                    "project", "bucket", "prefix", "namespace", "compute_log_prefix", "control_ksa", "control_gsa")})
+            except deploy_iam.IamError as e:
+                raise CliError(str(e)) from None
+            print(deploy_iam.script(settings), end="")
     except (CliError, JobIdError) as e:
         print(f"igait: {e}", file=sys.stderr)
         return 2

@@ -7,7 +7,14 @@ CLI. Renaming a stage's file or label means editing `STAGES` here and nothing el
     jobs/{job_id}/stage_0/front.mp4, side.mp4, metadata.json     the upload (the web back end writes it)
     jobs/{job_id}/stage_N/<file>                                  what stage N's asset wrote
     jobs/{job_id}/stage_N/{view}<...>                             a per-view stage: each view's own files
+    jobs/{job_id}/stage_N/.manifest.{view|all}.json, .commit.*/   a GCS commit: its manifest and files
     models/{name}/{version}/model.pt, model_card.json             scoring models
+    research/...                                                  the research layer's tables and labels
+
+What each identity may touch (`ACCESS`) is derived from the stage table too: a stage's step reads the folders of
+the stages it reads (`Stage.reads`) and writes only its own `stage_N/`; the uploads path only
+creates `stage_0/` objects. The storage handles of a step enforce it (`igait_pipeline.storage.scope`), and the
+IAM bindings a platform team applies are generated from it (`igait_pipeline.deploy_iam`).
 """
 from __future__ import annotations
 
@@ -26,6 +33,9 @@ STAGE_META = "igait/stage"  # asset definition metadata: the stage number N of `
 FILES_META = "igait/files"  # asset definition metadata: the file names a stage always produces
 VIEW_META = "igait/view"  # asset definition metadata of a per-view stage's asset: the view it produces
 VIEWS = ("front", "side")  # the two walking videos of every job
+JOB = "{job}"  # in an access prefix: one job ID (one path segment)
+MODELS_PREFIX = "models/"
+RESEARCH_PREFIX = "research/"
 
 
 class LayoutError(ValueError):
@@ -40,7 +50,9 @@ def view_of(name: str) -> str | None:
 @dataclass(frozen=True)
 class Stage:
     """One stage of a job: its number (the N of `stage_N/`), its asset's name, the label people read (run log,
-    job document, e-mail) and the files it always writes under `stage_N/`.
+    job document, e-mail), the files it always writes under `stage_N/`, the stages whose files it reads (`reads`:
+    its asset's inputs, and all its step may read of the job) and the shared prefixes outside `jobs/` it reads
+    (`reads_shared`: the scoring models).
 
     A per-view stage (`per_view`) is one asset per view, `{asset}_{view}` (e.g. `keypoints_front`): each view is
     its own step, so the two views run at the same time and one view can be re-run alone. Every file of such a
@@ -52,10 +64,14 @@ class Stage:
     label: str
     files: tuple[str, ...]
     per_view: bool = False
+    reads: tuple[int, ...] = ()
+    reads_shared: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.per_view and any(view_of(f) is None for f in self.files):
             raise LayoutError(f"per-view stage {self.number} has files of no view: {self.files}")
+        if any(not 0 <= n < self.number for n in self.reads) or len(set(self.reads)) != len(self.reads):
+            raise LayoutError(f"stage {self.number} may read only earlier stages, each once: {self.reads}")
 
     def asset_key(self, view: str | None = None) -> str:
         """The asset key of this stage (of one view's asset, for a per-view stage) as the UI and `dagster asset
@@ -102,15 +118,16 @@ class Stage:
 
 STAGES: tuple[Stage, ...] = (
     Stage(0, "upload", "upload", ("front.mp4", "side.mp4", "metadata.json")),
-    Stage(1, "converted_video", "video conversion", ("front.mp4", "side.mp4"), per_view=True),
-    Stage(2, "validation_report", "video check", ("validation.json",)),
+    Stage(1, "converted_video", "video conversion", ("front.mp4", "side.mp4"), per_view=True, reads=(0,)),
+    Stage(2, "validation_report", "video check", ("validation.json",), reads=(1,)),
     Stage(3, "reframed_video", "reframing", ("front.mp4", "side.mp4", "front_crop.json", "side_crop.json"),
-          per_view=True),
+          per_view=True, reads=(1, 2)),
     Stage(4, "keypoints", "pose estimation",
-          ("front_keypoints.json", "side_keypoints.json", "front_overlay.mp4", "side_overlay.mp4"), per_view=True),
-    Stage(5, "gait_cycles", "gait cycles", ("cycles.json", "cycles.png", "curves.png")),
-    Stage(6, "prediction", "prediction", ("prediction.json",)),
-    Stage(7, "results_archive", "results archive", ("results.zip",)),
+          ("front_keypoints.json", "side_keypoints.json", "front_overlay.mp4", "side_overlay.mp4"), per_view=True,
+          reads=(3,)),
+    Stage(5, "gait_cycles", "gait cycles", ("cycles.json", "cycles.png", "curves.png"), reads=(4,)),
+    Stage(6, "prediction", "prediction", ("prediction.json",), reads=(0, 5), reads_shared=(MODELS_PREFIX,)),
+    Stage(7, "results_archive", "results archive", ("results.zip",), reads=(0, 1, 2, 3, 4, 5, 6)),
 )
 UPLOAD, CONVERTED, VALIDATION, REFRAMED, KEYPOINTS, CYCLES, PREDICTION, ARCHIVE = STAGES
 PIPELINE_STAGES = STAGES[1:]  # what a run of the pipeline materializes; stage 0 is the upload itself
@@ -196,19 +213,18 @@ def user_id_of(job_id: str) -> str:
 
 
 def stage_prefix(job_id: str, stage: int) -> str:
-    return f"jobs/{validate_job_id(job_id)}/stage_{int(stage)}/"
+    return stage_template(stage).replace(JOB, validate_job_id(job_id))
+
+
+def stage_template(stage: int) -> str:
+    """`jobs/{job}/stage_N/`: the folder of stage N of any job (an access prefix)."""
+    return f"jobs/{JOB}/stage_{int(stage)}/"
 
 
 def job_key(job_id: str, stage: int, name: str) -> str:
     if "/" in name or name in ("", ".", ".."):
         raise LayoutError(f"file name {name!r} is not a plain name")
     return stage_prefix(job_id, stage) + name
-
-
-def staging_prefix(job_id: str, stage: int, token: str) -> str:
-    """Where a stage's files are staged before they are committed to `stage_N/` (backends without a directory swap);
-    `token` makes one commit's staging its own."""
-    return f"jobs/{validate_job_id(job_id)}/.staging/stage_{int(stage)}.{token}/"
 
 
 def upload_glob(job_glob: str = "*") -> str:
@@ -218,4 +234,106 @@ def upload_glob(job_glob: str = "*") -> str:
 
 
 def model_prefix(name: str, version: str) -> str:
-    return f"models/{name}/{version}/"
+    return f"{MODELS_PREFIX}{name}/{version}/"
+
+
+# ---------- who may touch what ----------
+
+_GLOB = set("*?[]{}\\")
+
+
+@dataclass(frozen=True)
+class Access:
+    """What one identity may touch in storage, as key prefixes in which `{job}` stands for exactly one job ID (for
+    a stage's step: the job it runs for; for the uploads path: any job). `reads` may be read and listed, `writes`
+    written, replaced and deleted; with `create_only` a write may only create an object that does not exist yet,
+    and nothing is deleted. Every write prefix is readable too (a stage lists and replaces its own files)."""
+
+    name: str  # the identity: `stage_4`, `uploads`, `control`
+    label: str  # what an error message calls it
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+    create_only: bool = False
+    stage: Stage | None = None
+
+    @property
+    def readable(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self.reads + self.writes))
+
+    def can_read(self, key: str, job: str | None) -> bool:
+        return any(within(t, key, job) for t in self.readable)
+
+    def can_write(self, key: str, job: str | None) -> bool:
+        return any(within(t, key, job) for t in self.writes)
+
+    def can_list(self, prefix: str, match_glob: str | None, job: str | None) -> bool:
+        """A listing stays inside what may be read: its prefix is inside a readable prefix, or its glob can only
+        match keys inside one (`jobs/u_*/stage_0/metadata.json` for an identity that reads any job's stage_0)."""
+        return any(within(t, prefix, job, folder=True) or (match_glob is not None and glob_within(t, match_glob, job))
+                   for t in self.readable)
+
+
+def _split(template: str, key: str, job: str | None) -> str | None:
+    """The part of key after template's `{job}` segment (which must be one valid job ID, `job` if given), or None
+    if key does not start like template. A template without `{job}` returns what follows it."""
+    head, sep, _ = template.partition(JOB)
+    if not key.startswith(head):
+        return None
+    if not sep:
+        return key[len(head):]
+    rest = key[len(head):]
+    seg, slash, _ = rest.partition("/")
+    if not slash or not JOB_ID_RE.fullmatch(seg) or (job is not None and seg != job):
+        return None
+    return rest[len(seg):]
+
+
+def within(template: str, key: str, job: str | None, folder: bool = False) -> bool:
+    """Is key below the access prefix template (a name under it; with folder, the prefix itself counts too)? `{job}`
+    matches one path segment that is a job ID: `job` if given, any job ID if None."""
+    tail = template.partition(JOB)[2] if JOB in template else ""
+    after = _split(template, key, job)
+    if after is None or not after.startswith(tail):
+        return False
+    return folder or len(after) > len(tail)
+
+
+def glob_within(template: str, glob: str, job: str | None) -> bool:
+    """Can every key the storage glob matches (`*` never crossing `/`) only be below template? The glob's
+    `{job}` segment may hold wildcards only when any job is allowed (job None)."""
+    head, sep, tail = template.partition(JOB)
+    if not glob.startswith(head) or _GLOB & set(head):
+        return False
+    if not sep:
+        return len(glob) > len(head)
+    rest = glob[len(head):]
+    seg, slash, after = rest.partition("/")
+    if not slash or not seg or "**" in seg or (job is not None and seg != job):
+        return False
+    if job is None and not _GLOB & set(seg) and not JOB_ID_RE.fullmatch(seg):
+        return False
+    after = "/" + after
+    return after.startswith(tail) and not _GLOB & set(tail) and len(after) > len(tail)
+
+
+def stage_access(stage: Stage) -> Access:
+    """What stage N's step may touch: read its input stages' folders (and shared prefixes such as the models),
+    write its own `stage_N/` (its files, and on GCS its commits and manifests there)."""
+    if stage.number == UPLOAD.number:
+        raise LayoutError("stage 0 is written by the uploads path, not by a step: see UPLOADS_ACCESS")
+    return Access(f"stage_{stage.number}", f"stage {stage.number} ({stage.label})",
+                  reads=tuple(stage_template(n) for n in stage.reads) + stage.reads_shared,
+                  writes=(stage_template(stage.number),), stage=stage)
+
+
+# The web back end and `igait submit`: create a job's upload, nothing else (names of stage_0 may be listed, to
+# pick the next job ID).
+UPLOADS_ACCESS = Access("uploads", "the uploads path", reads=(stage_template(UPLOAD.number),),
+                        writes=(stage_template(UPLOAD.number),), create_only=True)
+# The control plane (code server: sensors; daemon; webserver; run workers; the research assets' steps): reads every
+# job's files, deletes a re-uploaded job's stages 1-7, writes the research tables and the models. Never stage_0.
+CONTROL_ACCESS = Access("control", "the control plane", reads=("jobs/",),
+                        writes=(*(stage_template(s.number) for s in PIPELINE_STAGES), RESEARCH_PREFIX,
+                                MODELS_PREFIX))
+ACCESS: dict[str, Access] = {a.name: a for a in (UPLOADS_ACCESS, *(stage_access(s) for s in PIPELINE_STAGES),
+                                                 CONTROL_ACCESS)}

@@ -8,7 +8,8 @@ this module only validates them and turns them into what Dagster needs. The asse
     @asset(op_tags=placement.op_tags_for("keypoints"), pool=placement.pool_for("keypoints"), ...)
 
 - `op_tags_for(asset_name) -> dict`: op tags for the asset's step. Always `dagster-k8s/config` (container resources
-  requests/limits, pod node selector and tolerations), read by `k8s_job_executor` when it builds the step's
+  requests/limits, pod node selector and tolerations, and the pod's service account: the stage's own identity,
+  `Identity.name`, when `identity.per_stage`), read by `k8s_job_executor` when it builds the step's
   Kubernetes Job; GPU assets also carry `igait/gpu: "true"` (used by the executor's per-run tag limit and
   handy in the UI). Outside Kubernetes (local multiprocess/in-process executors) the tags are inert.
 - `pool_for(asset_name) -> str | None`: the Dagster concurrency pool of the asset (the GPU pool for GPU assets),
@@ -33,7 +34,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from igait_pipeline.layout import PIPELINE_STAGES
+from igait_pipeline.layout import ACCESS, PIPELINE_STAGES, Access, stage_of_asset
 
 PLACEMENT_FILE_ENV = "IGAIT_PLACEMENT_FILE"
 DEFAULT_PLACEMENT_FILE = Path(__file__).with_name("placement.yaml")
@@ -126,11 +127,34 @@ class AssetPlacement(_Strict):
         return self
 
 
+class Identity(_Strict):
+    """Who each stage's step pod is: with `per_stage`, the Kubernetes service account `{prefix}-{stage}` (the
+    stage's asset name in kebab case: `igait-keypoints`), bound by Workload Identity to the Google service account
+    of the same name, which the bucket's IAM lets touch only what `layout.ACCESS` grants the stage (see
+    `igait deploy iam`). Without it every step runs as the run's service account (the chart's)."""
+
+    per_stage: bool = True
+    prefix: str = Field(default="igait", pattern=r"^[a-z][a-z0-9-]{0,9}$")
+
+    def name(self, access: Access) -> str:
+        """The service account name (Kubernetes, and the Google account ID) of one identity of `layout.ACCESS`
+        (`stage_4` -> `igait-keypoints`, `uploads` -> `igait-uploads`)."""
+        part = access.stage.asset if access.stage is not None else access.name
+        return f"{self.prefix}-{part.replace('_', '-')}"
+
+    def for_asset(self, asset_name: str) -> str | None:
+        """The service account a stage asset's step runs as, or None (the run's)."""
+        if not self.per_stage:
+            return None
+        return self.name(ACCESS[f"stage_{stage_of_asset(asset_name).number}"])
+
+
 class Placement(_Strict):
     node_pools: dict[str, NodePool]
     gpu_resource: str = "nvidia.com/gpu"
     concurrency_pools: dict[str, ConcurrencyPool]
     assets: dict[str, AssetPlacement]
+    identity: Identity = Identity()
 
     @model_validator(mode="after")
     def _consistent(self) -> Placement:
@@ -166,13 +190,12 @@ class Placement(_Strict):
         container: dict[str, Any] = {"resources": {"requests": a.requests.model_dump(), "limits": limits}}
         if a.env:
             container["env"] = [{"name": k, "value": v} for k, v in a.env.items()]
-        return {
-            "container_config": container,
-            "pod_spec_config": {
-                "node_selector": dict(pool.node_selector),
-                "tolerations": [t.to_k8s() for t in pool.tolerations],
-            },
-        }
+        pod: dict[str, Any] = {"node_selector": dict(pool.node_selector),
+                               "tolerations": [t.to_k8s() for t in pool.tolerations]}
+        account = self.identity.for_asset(asset_name)
+        if account:
+            pod["service_account_name"] = account
+        return {"container_config": container, "pod_spec_config": pod}
 
     def pool(self, asset_name: str) -> str | None:
         return self.concurrency_pools[GPU_POOL].name if self.asset(asset_name).uses_gpu else None

@@ -6,25 +6,37 @@ from pathlib import Path
 
 from dagster import ConfigurableIOManager, ConfigurableResource, InputContext, OutputContext
 
-from igait_pipeline.layout import FILES_META, STAGE_META, VIEW_META, validate_job_id, view_of
+from igait_pipeline.layout import (
+    FILES_META,
+    STAGE_META,
+    VIEW_META,
+    stage_of_asset,
+    validate_job_id,
+    view_of,
+    view_of_asset,
+)
 from igait_pipeline.storage import (
     DEFAULT_ROOT,
     STORAGE_ROOT_ENV,
+    Scope,
+    ScopeError,
     StageFiles,
     Storage,
     read_stage,
     storage_from_uri,
     write_stage,
 )
+from igait_pipeline.storage.scope import scoped
 
 
 class StorageResource(ConfigurableResource):
-    """The object store: a local directory (default) or `gs://bucket/prefix`."""
+    """The object store: a local directory (default) or `gs://bucket/prefix`. Inside a stage's step (see
+    `assets._step`) the handle is scoped to what that stage may touch (igait_pipeline.storage.scope)."""
 
     root: str = ""
 
     def get(self) -> Storage:
-        return storage_from_uri(self.root or os.environ.get(STORAGE_ROOT_ENV) or DEFAULT_ROOT)
+        return scoped(storage_from_uri(self.root or os.environ.get(STORAGE_ROOT_ENV) or DEFAULT_ROOT))
 
     def cache_dir(self, job_id: str) -> Path:
         base = Path(os.environ.get("IGAIT_CACHE_DIR") or Path(tempfile.gettempdir()) / "igait-cache")
@@ -45,12 +57,28 @@ def _view_of(metadata: dict | None) -> str | None:
     return getattr(value, "value", value)
 
 
+def stage_step_scope(asset: str, job_id: str | None) -> Scope:
+    """The scope of the step of a stage asset (`keypoints_front`) for a job; ScopeError for anything else."""
+    try:
+        st, view = stage_of_asset(asset), view_of_asset(asset)
+    except KeyError:
+        raise ScopeError(f"{asset} is not a stage asset: the stage IO manager stores and loads files only for "
+                         f"the steps of the stages in layout.STAGES") from None
+    if job_id is None:
+        raise ScopeError(f"{asset}: a stage's files are stored per job; this step has no job (partition)")
+    return Scope.for_stage(st, job_id, view)
+
+
 class StageFilesIOManager(ConfigurableIOManager):
     """Persists each stage's own files (mp4, json, zip — never pickles) at `jobs/{job_id}/stage_N/<name>`.
 
     Outputs are `StageFiles`; inputs arrive as `StageFiles` of local paths (in place on local disk, downloaded
     to a per-run cache on GCS). The asset of one view of a per-view stage (metadata `igait/view`) writes, replaces
     and reads only that view's files in `stage_N/`.
+
+    Every write and read goes through a handle scoped to the step's stage and job (`Scope.for_stage`): an output
+    stored anywhere but the stage's own `stage_N/` of the run's job, or an input that is not one of the stage's
+    inputs (`layout.STAGES[n].reads`) of that job, raises a ScopeError naming the stage, the job and the key.
     """
 
     storage: StorageResource
@@ -59,8 +87,12 @@ class StageFilesIOManager(ConfigurableIOManager):
         if not isinstance(obj, StageFiles):
             raise TypeError(f"{context.asset_key.to_user_string()} returned {type(obj).__name__}, not StageFiles")
         job_id = validate_job_id(context.partition_key)
-        stage = _stage_of(context.definition_metadata, context.asset_key.to_user_string())
-        keys = write_stage(self.storage.get(), job_id, stage, obj, view=_view_of(context.definition_metadata))
+        number = _stage_of(context.definition_metadata, context.asset_key.to_user_string())
+        view = _view_of(context.definition_metadata)
+        # The scope is the stage the asset *is* (its key); the folder is the one its metadata names: a wrong
+        # `igait/stage` (or a wrong key) is refused instead of overwriting another stage.
+        scope = stage_step_scope(context.asset_key.to_user_string(), job_id)
+        keys = write_stage(scoped(self.storage.get(), scope), job_id, number, obj, view=view)
         context.add_output_metadata({"storage_keys": sorted(keys.values())})
 
     def load_input(self, context: InputContext) -> StageFiles:
@@ -74,5 +106,7 @@ class StageFilesIOManager(ConfigurableIOManager):
         view = _view_of(meta) or _view_of(context.definition_metadata)
         if view:
             required = tuple(n for n in required if view_of(n) in (None, view))
-        return read_stage(self.storage.get(), job_id, stage, self.storage.cache_dir(job_id),
+        # The reader's scope: the stage of the asset loading this input, for the job of the step's run.
+        reader = stage_step_scope(context.op_def.name, context.partition_key if context.has_partition_key else None)
+        return read_stage(scoped(self.storage.get(), reader), job_id, stage, self.storage.cache_dir(job_id),
                           required=required, view=view)

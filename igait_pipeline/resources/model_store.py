@@ -7,8 +7,10 @@ that fails it; the prediction asset runs the same gate as a blocking asset check
 downloads a model through the `Storage` interface, checks model.pt against the sha256 its card records
 (ModelIntegrityError on a mismatch) and builds a `LoadedModel` (igait_pipeline.stages.predict). The bundled
 reference model (igait_pipeline/reference_model, trained on synthetic walkers) is copied into storage the first
-time it is asked for; any other name/version must have been published there with `ModelStore.publish`, e.g. a
-model trained on real data later (files copied there by other means still meet the gate on every job).
+time it is asked for (by a handle that may write models/; a stage's step, which may only read them, verifies and
+uses the bundled copy in place instead); any other name/version must have been published there with
+`ModelStore.publish`, e.g. a model trained on real data later (files copied there by other means still meet the
+gate on every job).
 
 The model in use is recorded in `models/in_use.json` (`ModelStore.in_use`, written by `ModelStore.promote` when
 the `screening_model` asset is materialized): name, version, sha256, when and by which run it was promoted, what
@@ -30,6 +32,7 @@ from igait_pipeline.reference_model import BUNDLED_DIR, REFERENCE_NAME, REFERENC
 from igait_pipeline.resources.io_manager import StorageResource
 from igait_pipeline.stages.predict import LoadedModel, ModelError, load_model, model_gate, sha256_file
 from igait_pipeline.storage import Storage
+from igait_pipeline.storage.scope import ScopeError
 
 MODEL_FILE = "model.pt"
 CARD_FILE = "model_card.json"
@@ -105,11 +108,25 @@ class ModelStore:
         self.publish(self.bundled_dir)
         return True
 
+    def _bundled_in_place(self, name: str, version: str) -> bool | None:
+        """For the bundled model missing from storage: seed it (True), or, where this handle may not write models/
+        (a stage's step), None: the bundled copy is read in place. False: nothing to do."""
+        _, card_key = self.keys(name, version)
+        if self.storage.exists(card_key) or not self.is_bundled(name, version):
+            return False
+        try:
+            return self.seed_bundled()
+        except ScopeError:
+            return None
+
     def gate(self, name: str, version: str) -> tuple[list[str], dict]:
         """Run the model gate on a stored model: (problems, {"card_key", "model_key", "sha256"})."""
         model_key, card_key = self.keys(name, version)
-        if not self.storage.exists(card_key) and self.is_bundled(name, version):
-            self.seed_bundled()
+        if self._bundled_in_place(name, version) is None:
+            model_key, card_key = (str(self.bundled_dir / MODEL_FILE), str(self.bundled_dir / CARD_FILE))
+            digest = sha256_file(self.bundled_dir / MODEL_FILE)
+            return model_gate(self.bundled_card(), digest), {"card_key": card_key, "model_key": model_key,
+                                                             "sha256": digest}
         info = {"card_key": card_key, "model_key": model_key, "sha256": None}
         if not self.storage.exists(card_key):
             return [f"{card_key} is not in storage"], info
@@ -157,9 +174,15 @@ class ModelStore:
     def load(self, name: str = REFERENCE_NAME, version: str = REFERENCE_VERSION) -> LoadedModel:
         """Download, verify and load a model. Seeds the bundled reference model if it is the one asked for."""
         model_key, card_key = self.keys(name, version)
-        seeded = False
-        if not self.storage.exists(card_key) and self.is_bundled(name, version):
-            seeded = self.seed_bundled()
+        seeded = self._bundled_in_place(name, version)
+        if seeded is None:
+            card, local = self.bundled_card(), self.bundled_dir / MODEL_FILE
+            digest = sha256_file(local)
+            if card.get("sha256") != digest:
+                raise ModelIntegrityError(f"the bundled {local}: sha256 {digest} does not match its card")
+            model = load_model(local, card, sha256=digest)
+            model.notes.append(f"the bundled copy {local} (not in storage; this step may not store it)")
+            return model
         if not self.storage.exists(card_key) or not self.storage.exists(model_key):
             have = self.versions(name)
             raise ModelNotFoundError(f"model {name} {version} is not in storage (looked for {card_key} and "

@@ -27,6 +27,10 @@ class StorageError(RuntimeError):
 class Storage(ABC):
     """A flat key space of immutable objects with atomic writes."""
 
+    # Can `replace_prefix` swap a whole directory of files in at once (local disk)? Otherwise a stage is committed
+    # object by object from a staging prefix (igait_pipeline.storage.stage_files).
+    swaps_directories: bool = False
+
     @abstractmethod
     def exists(self, key: str) -> bool: ...
 
@@ -59,6 +63,18 @@ class Storage(ABC):
         server-side copy."""
         with tempfile.TemporaryDirectory() as tmp:
             self.upload(self.download(src_key, Path(tmp) / "obj"), dst_key)
+
+    def check_write(self, key: str) -> None:
+        """Raise (a ScopeError) if this handle may not write key; a backend itself may write any clean key."""
+        check_key(key)
+
+    def move_in(self, src: Path, key: str) -> None:
+        """Like upload, but the local file src may be consumed (moved rather than copied where that is cheaper)."""
+        self.upload(src, key)
+
+    def replace_prefix(self, prefix: str, files, transfer=None) -> dict[str, str]:
+        """Make a directory prefix hold exactly `files` at once; only backends with `swaps_directories`."""
+        raise StorageError(f"{type(self).__name__} cannot swap a directory of files in at once")
 
     def local_path(self, key: str) -> Path | None:
         """A path to read the object in place, if the backend keeps objects on the local disk."""

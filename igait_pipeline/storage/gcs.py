@@ -174,7 +174,10 @@ class GCSStorage(Storage):
                     # blob came from get_blob: its media link names this generation, so every range request
                     # reads the same version even if the key is overwritten meanwhile.
                     blob.chunk_size = self.download_chunk_size
-                    blob.download_to_file(writer, retry=self.retry, checksum=None)
+                    try:
+                        blob.download_to_file(writer, retry=self.retry, checksum=None)
+                    except NotFound:
+                        raise FileNotFoundError(f"{key} was deleted while it was read ({self.uri})") from None
             if writer.written != (blob.size or 0):
                 raise StorageError(f"{key}: downloaded {writer.written} bytes, the object has {blob.size}")
             if blob.crc32c and writer.b64() != blob.crc32c:

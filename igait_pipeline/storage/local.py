@@ -38,6 +38,8 @@ def _exchange(a: Path, b: Path) -> bool:
 
 
 class LocalStorage(Storage):
+    swaps_directories = True
+
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root).expanduser().resolve()
 

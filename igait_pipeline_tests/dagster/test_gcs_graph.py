@@ -34,7 +34,9 @@ def test_whole_graph_materializes_on_gcs(gcs_root, short_clip, tmp_path):
     assert not any(".partial" in k for k in keys)
     pred = json.loads(storage.read_bytes(job_key("gcsuser_1", 6, "prediction.json")))
     assert pred["model"]["clinically_validated"] is False
-    assert {o.key for o in storage.list("models/")} >= {f"models/{REFERENCE_NAME}/{REFERENCE_VERSION}/model.pt"}
+    assert (pred["model"]["name"], pred["model"]["version"]) == (REFERENCE_NAME, REFERENCE_VERSION)
+    # Stage 6 may only read models/ (layout.ACCESS): it used the bundled copy in place and stored nothing there.
+    assert list(storage.list("models/")) == []
     local_zip = storage.download(job_key("gcsuser_1", 7, "results.zip"), tmp_path / "results.zip")
     with zipfile.ZipFile(local_zip) as z:
         assert "stage_4/side_keypoints.json" in z.namelist()

@@ -193,6 +193,12 @@ def test_model_gate_is_a_blocking_check_on_prediction(storage, sample_video):
     assert result.success and len(checks) == 1 and checks[0].passed
     pred = Prediction.model_validate_json(storage.read_bytes(job_key("gate_1", 6, "prediction.json")))
     assert pred.in_domain and pred.classification in ("ASD", "NO ASD")
+    # Stage 6 may only read models/ (layout.ACCESS): it verified and used the bundled copy, and stored nothing.
+    assert list(storage.list("models/")) == []
+    assert checks[0].metadata["model_key"].value == str(BUNDLED_DIR / "model.pt")
+    ModelStore(storage).seed_bundled()  # what a handle that may write models/ (the control plane) does
+    result, checks = _materialize_prediction(storage, "gate_1")
+    assert result.success and checks[0].passed and checks[0].metadata["model_key"].value == PREFIX + "model.pt"
     # The stored card loses its domain: the check fails (and blocks what follows); the job abstains.
     card_key = PREFIX + "model_card.json"
     card = json.loads(storage.read_bytes(card_key))

@@ -171,7 +171,8 @@ def test_step_jobs_are_complete_manifests(k8s_instance):
     container = manifest["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == IMAGE
     assert manifest["spec"]["ttlSecondsAfterFinished"] == execution.STEP_JOB_TTL_SECONDS  # executor default
-    assert manifest["spec"]["template"]["spec"]["serviceAccountName"] == "igait-dagster"  # Workload Identity
+    # Workload Identity: the pose stage's own account (igait_pipeline_tests/deploy/test_iam.py checks every stage)
+    assert manifest["spec"]["template"]["spec"]["serviceAccountName"] == "igait-keypoints"
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
 
 

@@ -124,7 +124,10 @@ def test_materialize_a_partition_on_the_postgres_instance(postgres_db, gcs_root,
 
     # The stage's files are in the bucket (the inputs came down from it into the cache)...
     stage1 = [job_key(job_id, 1, "front.mp4"), job_key(job_id, 1, "side.mp4")]
-    assert [o.key for o in storage.list(f"jobs/{job_id}/stage_1/")] == stage1
+    assert [o.key for o in storage.list(f"jobs/{job_id}/stage_1/") if "/." not in o.key] == stage1
+    # each view committed with its manifest (storage.stage_files)
+    assert {o.key.split("/")[3] for o in storage.list(f"jobs/{job_id}/stage_1/.manifest.")} == {
+        ".manifest.front.json", ".manifest.side.json"}
     cached = tmp_path / "cache" / job_id / "jobs" / job_id / "stage_0" / "front.mp4"
     assert cached.read_bytes() == short_clip.read_bytes()
     info = media.probe(storage.download(stage1[1], tmp_path / "side.mp4"))

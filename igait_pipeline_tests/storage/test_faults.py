@@ -153,7 +153,7 @@ def test_disk_full_on_a_real_small_tmpfs(small_tmpfs, tmp_path):
     assert sorted(p.name for p in (st.root / "jobs" / "u_1").iterdir()) == ["stage_1"]
 
 
-def test_on_gcs_a_stage_is_staged_first_and_a_failed_upload_changes_nothing(gcs_root, tmp_path):
+def test_on_gcs_a_failed_upload_changes_nothing_and_leaves_nothing(gcs_root, tmp_path):
     from igait_pipeline.storage import storage_from_uri
     from igait_pipeline.storage.gcs import GCSStorage
 
@@ -170,9 +170,19 @@ def test_on_gcs_a_stage_is_staged_first_and_a_failed_upload_changes_nothing(gcs_
             return super().upload(src, key)
 
     failing = FailsOnSecondUpload(st.bucket_name, st.prefix, st.client)
+
+    def visible_and_commits():
+        objects = {o.key: st.read_bytes(o.key) for o in st.list("jobs/g_1/")}
+        commits = {k.split("/")[3] for k in objects if "/.commit." in k}
+        return {k: v for k, v in objects.items() if "/." not in k}, commits
+
+    before = {o.key: st.read_bytes(o.key) for o in st.list("jobs/g_1/")}
     with pytest.raises(OSError):
         write_stage(failing, "g_1", 1, _stage_files(tmp_path, ["front.mp4", "side.mp4"], b"v2"))
-    assert {o.key: st.read_bytes(o.key) for o in st.list("jobs/g_1/")} == {
-        "jobs/g_1/stage_1/front.mp4": b"v1" * 100, "jobs/g_1/stage_1/side.mp4": b"v1" * 100}  # no staging left
+    assert {o.key: st.read_bytes(o.key) for o in st.list("jobs/g_1/")} == before  # manifest, files: untouched
+    visible, commits = visible_and_commits()
+    assert visible == {"jobs/g_1/stage_1/front.mp4": b"v1" * 100, "jobs/g_1/stage_1/side.mp4": b"v1" * 100}
+    assert len(commits) == 1  # the first commit's folder; the failed one's upload was removed
     write_stage(st, "g_1", 1, _stage_files(tmp_path, ["front.mp4"], b"v4"))
-    assert {o.key: st.read_bytes(o.key) for o in st.list("jobs/g_1/")} == {"jobs/g_1/stage_1/front.mp4": b"v4" * 100}
+    visible, commits = visible_and_commits()
+    assert visible == {"jobs/g_1/stage_1/front.mp4": b"v4" * 100} and len(commits) == 1

@@ -237,8 +237,10 @@ def test_write_stage_and_read_stage_on_gcs(gcs_root, tmp_path):
     (out2 / "crop.json").write_bytes(b'{"x": 1}')
     write_stage(storage, "user3_1", 3, StageFiles({"front.mp4": out2 / "front.mp4",
                                                   "crop.json": out2 / "crop.json"}, scratch=out2))
-    assert [o.key for o in storage.list("jobs/user3_1/")] == [
+    assert [o.key for o in storage.list("jobs/user3_1/") if "/." not in o.key] == [
         "jobs/user3_1/stage_3/crop.json", "jobs/user3_1/stage_3/front.mp4"]  # old.json, stale, removed
+    hidden = [o.key.split("/")[3] for o in storage.list("jobs/user3_1/") if "/." in o.key]
+    assert hidden[-1] == ".manifest.all.json" and len(set(hidden[:-1])) == 1  # one commit folder, the manifest's
 
     cache = tmp_path / "cache"
     files = read_stage(storage, "user3_1", 3, cache, required=("front.mp4", "crop.json"))
@@ -337,7 +339,7 @@ def test_one_views_files_on_gcs_replace_and_download_only_that_view(gcs_root, tm
     out.mkdir()
     (out / "front.mp4").write_bytes(b"front v2")
     write_stage(storage, "user4_1", 3, StageFiles({"front.mp4": out / "front.mp4"}, scratch=out), view="front")
-    assert [o.key.rsplit("/", 1)[1] for o in storage.list("jobs/user4_1/")] == [
+    assert [o.key.rsplit("/", 1)[1] for o in storage.list("jobs/user4_1/") if "/." not in o.key] == [
         "front.mp4", "side.mp4", "side_crop.json"]  # front_crop.json (this view's, stale) and crop.json went
     cache = tmp_path / "cache"
     files = read_stage(storage, "user4_1", 3, cache, required=("side.mp4",), view="side")
