@@ -162,11 +162,9 @@ def test_front_view_is_the_fallback_and_gives_the_base_of_support():
     assert c.view_used == "front"
     assert "front view used" in c.quality["reasons"][0]
     assert c.quality["direction"] == "towards_camera"
-    # Front-view heel strikes are found at the peak of the feet's height difference (late: the other foot lifting
-    # keeps it growing after the strike) and placed where the heel stops approaching the camera in the image
-    # (FrontSettings.heel_strike_stop_*): on this walker 10-58 ms early (before: up to 0.15 s late, the window
-    # was -0.05..+0.20 s); stride durations are unaffected.
-    assert_matches_truth(c, truth, tol_event=0.07, tol_duration=0.06, lag=0.0)
+    # Front-view heel strikes come late (the other foot lifting keeps the height difference growing after the
+    # strike), by a roughly constant share of the cycle; stride durations are unaffected.
+    assert_matches_truth(c, truth, tol_event=0.05, tol_duration=0.06, lag=0.15)
     assert c.parameters["stance_ratio"] is None and c.parameters["step_length_norm"] is None
     narrow = detect_cycles(kp_side, front(params(base_ratio=0.8), seed=9)[0], "t1")
     assert narrow.view_used == "side"
