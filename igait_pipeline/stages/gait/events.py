@@ -210,8 +210,6 @@ def measure_view(kp: Keypoints, settings: GaitSettings = DEFAULT) -> ViewMeasure
     found_toe_offs = {f: list(res.toe_offs[f]) for f in FEET}
     if kp.view == "side":
         _refine(res, raw_refine, settings)
-    else:
-        _front_locate(res, settings)
     _swing_offsets(res, settings)
     if kp.view == "side":
         _foot_velocity_toe_offs(res, found_toe_offs, settings)
@@ -272,55 +270,6 @@ def _front_signals(res: ViewMeasurement, xy: np.ndarray, legs: np.ndarray, pelvi
     raw_heel = {f: d * (height(f) - height(other[f])) / ll_s for f in FEET}
     raw_toe = {f: np.full(n, np.nan) for f in FEET}
     return raw_heel, raw_toe
-
-
-def _front_locate(res: ViewMeasurement, settings: GaitSettings) -> None:
-    """Front view: each heel strike found at the peak of the feet's height difference moves to where its landmark
-    stops moving toward the camera in the image (FrontSettings.heel_strike_stop_*): within the window before it,
-    the first time after the landmark's peak velocity toward the camera (down the image when approaching, up when
-    receding; in current sizes per second) that the velocity falls to the set share of that peak. A heel strike
-    whose window has no such crossing moves by the median shift of the others (so no stride mixes a located and
-    an unlocated end)."""
-    fs = settings.front
-    size = res.extras.get("size_px")
-    landmark = res.extras.get("front_heel_strike_landmark")
-    if not fs.heel_strike_stop_lowpass_hz or size is None or not landmark or not res.period_s:
-        return
-    t, dt = res.t, (np.median(np.diff(res.t)) if len(res.t) > 1 else 1 / res.fps)
-    strength = res.extras["event_strength"]
-    span = fs.heel_strike_stop_window * res.period_s
-    located: dict[str, list[float | None]] = {}
-    for f in FEET:
-        v = np.full(len(t), np.nan)
-        y = _foot_y(res.xy, f, landmark)
-        for s, e in res.segments:
-            if np.isfinite(y[s:e]).all() and e - s > 3:
-                v[s:e] = res.direction * np.gradient(lowpass(y[s:e], res.fps, fs.heel_strike_stop_lowpass_hz,
-                                                             settings.signal.filter_order)) / dt / size[s:e]
-        located[f] = []
-        for t0 in res.heel_strikes[f]:
-            sel = np.flatnonzero((t >= t0 - span) & (t <= t0) & np.isfinite(v))
-            vv = v[sel]
-            ip = int(np.argmax(vv)) if len(sel) >= 5 and not np.any(np.diff(sel) != 1) else 0
-            below = np.flatnonzero(vv[ip:] < fs.heel_strike_stop_ratio * vv[ip]) if len(sel) >= 5 else []
-            if len(sel) < 5 or np.any(np.diff(sel) != 1) or vv[ip] <= 0 or not len(below):
-                located[f].append(None)
-                continue
-            lim = fs.heel_strike_stop_ratio * vv[ip]
-            j = ip + int(below[0])
-            frac = (vv[j - 1] - lim) / (vv[j - 1] - vv[j])
-            located[f].append(float(t[sel[j - 1]] + frac * dt))
-    shifts = [b - a for f in FEET for a, b in zip(res.heel_strikes[f], located[f]) if b is not None]
-    if not shifts:
-        return
-    walk = float(np.median(shifts))  # a heel strike not located moves by the walk's median shift
-    for f in FEET:
-        moved = []
-        for t0, t1 in zip(res.heel_strikes[f], located[f]):
-            t1 = round(t1 if t1 is not None else t0 + walk, 4)
-            strength[(f, "hs", t1)] = strength.pop((f, "hs", t0))
-            moved.append(t1)
-        res.heel_strikes[f] = moved
 
 
 def _front_steadiness(res: ViewMeasurement, settings: GaitSettings) -> None:

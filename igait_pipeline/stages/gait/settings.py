@@ -167,20 +167,6 @@ class FrontSettings:
     so the heel (used before for both directions) peaked in early swing as often as at the strike (stride times
     off by up to 0.26 s). The toe stays on the ground until toe-off: stride times within 23 ms for 95 % of
     strides on the calibration walkers, its peak ~0.03 s after the true strike."""
-    heel_strike_stop_lowpass_hz: float = 6.0
-    """Front view, located heel strike: the peak of the foot-height difference above (which comes at the foot's
-    mid-stance on real clips: 437 ms after the hand-labelled strike, median, on the one labelled real front view)
-    only *finds* each heel strike; it is then placed at the moment the same landmark stops moving toward the camera
-    in the image (its image-height velocity, divided by the walker's current size, falls to
-    `heel_strike_stop_ratio` of its swing peak; the velocity-threshold idea of Ghoussayni et al. 2004, Gait Posture
-    20:266, with the image height standing in for depth), searched within `heel_strike_stop_window` stride periods
-    before the found event. Its landmark height is low-passed at this cut-off (zero phase) before differentiation.
-    Chosen on simulated front walkers (seeds 100–105, toward the camera), the real clip held out. 0: not located."""
-    heel_strike_stop_ratio: float = 0.0
-    """...the share of the swing's peak velocity below which the foot has stopped (0: the velocity's zero
-    crossing). On the simulated walkers 0 places heel strikes −1 ms from the true strike (median), 0.2 −53 ms."""
-    heel_strike_stop_window: float = 0.5
-    """...and the window, in stride periods before the found heel strike, in which the swing peak is looked for."""
     size_lowpass_hz: float = 0.5
     """The walker's current size (leg length in pixels, per frame) is low-passed at this cut-off (zero phase,
     order 2) before signals are divided by it: slower than the stride, so the legs' flexion does not enter."""
