@@ -18,10 +18,10 @@
 * Front view (support / fallback): the foot in front is nearer the camera when the walker approaches (lower in the
   image) and further when the walker walks away (higher). The image height difference between the two feet's
   heels (toward) or toes (away: a lifted heel also looks further), in the walker's *current* leg lengths (the
-  walker grows ×1.5–3.5), peaks around heel strike (toward ~0.14 s late, away ~0.03 s on simulated walkers, at
-  mid-stance on a real clip); each heel strike so found is placed where its landmark stops moving toward the camera
-  in the image (`_front_locate`, FrontSettings.heel_strike_stop_*). No toe-offs from the front view. Steady
-  strides are those of a steady approach (`FrontSettings.approach_tolerance`).
+  walker grows ×1.5–3.5), peaks around heel strike (toward ~0.14 s late, away ~0.03 s on simulated walkers;
+  stride times are right, event times approximate: at mid-stance on a hand-labelled real clip, bench/labels/
+  README.md). No toe-offs from the front view. Steady strides are those of a steady approach
+  (`FrontSettings.approach_tolerance`).
 
 Events are local extremes of the zero-phase low-passed signals (scipy.signal.find_peaks with a prominence and a
 minimum distance from the signal's own period). Per foot, heel strikes and toe-offs must alternate; an event that
