@@ -13,8 +13,10 @@ licence are kept, never committed) with a label in DIR (default bench/labels/) t
 - stage 5 `gait.events.measure_view` on the slot's keypoints (side view: heel strikes and toe-offs; front view:
   heel strikes only, the pipeline finds no front-view toe-offs);
 
-and compares the detected events with the labels. Times: a labelled frame k is at k / events_fps seconds of the
-clip; stage 1 keeps the clip's clock (its frame i at i / 60 s), so detected times are compared as they are.
+and compares the detected events with the labels. Times: a labelled frame k (the k-th frame as decoded, which is
+what bench/contact_sheet.py numbers) is at that frame's presentation time in the clip (`frame_times`, ffprobe; not
+k / events_fps, which is off by up to 0.1 s on the variable-frame-rate phone clips); stage 1 keeps the clip's clock
+(its frame i at i / 60 s, by those presentation times), so detected times are compared as they are.
 
 Matching rule, per clip, per foot (the walker's own left / right, as labelled and as MediaPipe names them) and per
 kind (heel strike, toe-off): labelled and detected events are paired one to one, closest pairs first (every
@@ -68,13 +70,37 @@ FRAME_S = 1 / 30  # "within k frames" is at 30 fps
 CLIPS = (".mp4", ".mov", ".webm", ".avi", ".mkv")
 
 
-def label_events(label: dict) -> dict[str, dict[str, list[float]]]:
-    """{kind: {foot: [seconds]}} of a label's events (kinds it does not label are empty)."""
+def frame_times(clip: Path) -> np.ndarray:
+    """The presentation time (s) of every frame of a clip as decoded, in order (ffprobe): the time of a labelled
+    frame number. Not k / fps: several clips have a variable frame rate (dlj0214/GAIT's phone clips drift up to
+    +99 ms from k / 29.97 by their 120th frame, the Biomechanics-of-gait ones by −14…−24 ms after a short interval
+    early on), and stage 1 converts to a constant 60 fps by these times."""
+    import subprocess
+
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                          "frame=best_effort_timestamp_time", "-of", "csv=p=0", str(clip)],
+                         capture_output=True, text=True, check=True).stdout.split()
+    ts = np.array([float(x.strip(",")) for x in out if x.strip(",") not in ("", "N/A")])
+    return ts - ts[0] if len(ts) else ts
+
+
+def _to_seconds(label: dict, times: np.ndarray | None):
+    """Frame number -> seconds: the clip's own frame times when known (past its last frame, extrapolated at
+    events_fps), else k / events_fps."""
     fps = float(label["events_fps"])
+    if times is None or not len(times):
+        return lambda k: k / fps
+    return lambda k: float(times[k]) if 0 <= k < len(times) else float(times[-1] + (k - len(times) + 1) / fps)
+
+
+def label_events(label: dict, times: np.ndarray | None = None) -> dict[str, dict[str, list[float]]]:
+    """{kind: {foot: [seconds]}} of a label's events (kinds it does not label are empty); `times`: the clip's
+    frame times (`frame_times`), else frame k is at k / events_fps."""
+    sec = _to_seconds(label, times)
     out = {}
     for kind in KINDS:
         per = label.get(kind) or {}
-        out[kind] = {f: sorted(k / fps for k in per.get(f, [])) for f in FEET}
+        out[kind] = {f: sorted(sec(k) for k in per.get(f, [])) for f in FEET}
     return out
 
 
@@ -191,12 +217,14 @@ def _swapped_fits_better(lab: dict, detected: dict, span: tuple[float, float], u
     return matched(swapped) > matched(detected)
 
 
-def score(label: dict, detected: dict[str, dict[str, list[float]]], cadence_got: float | None) -> ClipScore:
-    """Score one clip's detected events {kind: {foot: [s]}} (a kind absent: not detected in this view)."""
-    fps = float(label["events_fps"])
-    lab = label_events(label)
-    span = tuple(k / fps for k in label["events_span"])
-    undecided = [k / fps for k in label.get("events_undecided", [])]
+def score(label: dict, detected: dict[str, dict[str, list[float]]], cadence_got: float | None,
+          times: np.ndarray | None = None) -> ClipScore:
+    """Score one clip's detected events {kind: {foot: [s]}} (a kind absent: not detected in this view); `times`:
+    the clip's frame times (`frame_times`), else frame k is at k / events_fps."""
+    sec = _to_seconds(label, times)
+    lab = label_events(label, times)
+    span = tuple(sec(k) for k in label["events_span"])
+    undecided = [sec(k) for k in label.get("events_undecided", [])]
     view = label.get("view") or label["slot"]
     sc = ClipScore(label["clip"], view, cadence_got=cadence_got, cadence_label=labelled_cadence(lab["heel_strikes"]))
     if label.get("feet_identified", True) is False and _swapped_fits_better(lab, detected, span, undecided):
@@ -340,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             kp, note = keypoints_for(clip, label, clip.parent / "events-cache", args.fresh, est)
             got, cadence, note5 = detect(kp)
-            sc = score(label, got, cadence)
+            sc = score(label, got, cadence, frame_times(clip))
             sc.note = f"{note}; stage 5: {note5}; {time.perf_counter() - t0:.0f} s"
             scores.append(sc)
     print("errors: detected minus labelled; <=k fr: share of labelled events within k frames at 30 fps; "

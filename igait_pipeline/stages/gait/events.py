@@ -11,14 +11,17 @@
   the pelvis (Hreljac & Marshall 2000), low-passed at 8 harmonics, per event. The toe's *position* is not used (it
   stays back while the foot rolls off: toe-offs 60–116 ms late on real clips). Events are then moved by a
   calibrated share of the swing time (EventSettings.*_swing_offset; heel strikes by the walk's mean swing, toe-offs
-  by the foot's own). Foot-height contact detection was tried and does not fit the simulated walkers
-  (docs/pipeline.md says why).
+  by the foot's own). Last, a toe-off moves to the foot-velocity toe-off (O'Connor et al. 2007: peak upward velocity
+  of the foot centre) where that peak follows the found toe-off within a fifth of a stride (on real clips; never
+  on the simulated walkers, whose foot centre rises fastest before toe-off). Foot-height contact detection was
+  tried and does not fit the simulated walkers (docs/pipeline.md says why).
 * Front view (support / fallback): the foot in front is nearer the camera when the walker approaches (lower in the
   image) and further when the walker walks away (higher). The image height difference between the two feet's
   heels (toward) or toes (away: a lifted heel also looks further), in the walker's *current* leg lengths (the
   walker grows ×1.5–3.5), peaks around heel strike (toward ~0.14 s late, away ~0.03 s on simulated walkers;
-  stride times are right, event times approximate). No toe-offs from the front view. Steady strides are those of
-  a steady approach (`FrontSettings.approach_tolerance`).
+  stride times are right, event times approximate: at mid-stance on a hand-labelled real clip, bench/labels/
+  README.md). No toe-offs from the front view. Steady strides are those of a steady approach
+  (`FrontSettings.approach_tolerance`).
 
 Events are local extremes of the zero-phase low-passed signals (scipy.signal.find_peaks with a prominence and a
 minimum distance from the signal's own period). Per foot, heel strikes and toe-offs must alternate; an event that
@@ -204,9 +207,12 @@ def measure_view(kp: Keypoints, settings: GaitSettings = DEFAULT) -> ViewMeasure
     min_dist = max(ev.min_peak_distance_s, ev.period_share * res.period_s) if res.period_s else ev.min_peak_distance_s
     _events(res, min_dist, settings)
     enforce_alternation(res)
+    found_toe_offs = {f: list(res.toe_offs[f]) for f in FEET}
     if kp.view == "side":
         _refine(res, raw_refine, settings)
     _swing_offsets(res, settings)
+    if kp.view == "side":
+        _foot_velocity_toe_offs(res, found_toe_offs, settings)
     _strides(res, settings)
     if kp.view == "front":
         _front_steadiness(res, settings)
@@ -218,6 +224,11 @@ def measure_view(kp: Keypoints, settings: GaitSettings = DEFAULT) -> ViewMeasure
 def _foot_x(xy: np.ndarray, foot: str, landmarks: str) -> np.ndarray:
     """Horizontal position of a foot landmark, or the mean of several ("heel+ankle")."""
     return np.mean([xy[:, LM[f"{foot}_{name}"], 0] for name in landmarks.split("+")], axis=0)
+
+
+def _foot_y(xy: np.ndarray, foot: str, landmarks: str) -> np.ndarray:
+    """Image height (y, down) of a foot landmark, or the mean of several ("heel+foot_index")."""
+    return np.mean([xy[:, LM[f"{foot}_{name}"], 1] for name in landmarks.split("+")], axis=0)
 
 
 def _front_signals(res: ViewMeasurement, xy: np.ndarray, legs: np.ndarray, pelvis: np.ndarray,
@@ -495,6 +506,38 @@ def _swing_offsets(res: ViewMeasurement, settings: GaitSettings) -> None:
             for a, b in zip(events[f], moved):
                 strength[(f, kind, b)] = strength.pop((f, kind, a))
             events[f] = moved
+
+
+def _foot_velocity_toe_offs(res: ViewMeasurement, found: dict[str, list[float]], settings: GaitSettings) -> None:
+    """Side view: move each toe-off to (a blend with) the foot-velocity toe-off (O'Connor et al. 2007: the peak
+    upward velocity of the foot centre, EventSettings.toe_off_velocity_*), looked for within a window after the
+    toe-off found on Zeni's signal; a toe-off whose window has no interior peak keeps its (acceleration) time."""
+    ev = settings.events
+    w = ev.toe_off_velocity_weight
+    if not w or not res.period_s:
+        return
+    dt = np.median(np.diff(res.t)) if len(res.t) > 1 else 1 / res.fps
+    lo, hi = (res.period_s * v for v in ev.toe_off_velocity_window)
+    strength = res.extras["event_strength"]
+    for f in FEET:
+        up = np.full(len(res.t), np.nan)  # upward velocity of the foot centre, leg lengths per second
+        height = -_foot_y(res.xy, f, ev.toe_off_velocity_landmark) / res.leg_px
+        for s, e in res.segments:
+            if np.isfinite(height[s:e]).all() and e - s > 3:
+                up[s:e] = np.gradient(lowpass(height[s:e], res.fps, ev.toe_off_velocity_lowpass_hz,
+                                              settings.signal.filter_order)) / dt
+        moved = []
+        for t0, t1 in zip(found[f], res.toe_offs[f]):
+            sel = np.flatnonzero((res.t >= t0 + lo) & (res.t <= t0 + hi) & np.isfinite(up))
+            j = int(np.argmax(up[sel])) if len(sel) >= 3 else 0
+            if j in (0, len(sel) - 1) or np.any(np.diff(sel) != 1):
+                moved.append(t1)
+                continue
+            tv = float(res.t[sel[0]] + refine(up[sel], j) * dt)
+            t2 = round(w * tv + (1 - w) * t1, 4)
+            strength[(f, "to", t2)] = strength.pop((f, "to", t1))
+            moved.append(t2)
+        res.toe_offs[f] = moved
 
 
 def _strides(res: ViewMeasurement, settings: GaitSettings) -> None:
