@@ -5,8 +5,8 @@ What "fresh" means: the tracked files of this checkout copied to a temp director
 what `scripts/setup.sh` leaves behind (`.dagster_home/dagster.yaml` with a migrated SQLite instance, the sample
 video under data/samples/) — the set-up itself is not re-run. Placeholders a reader replaces are given real values:
 `FRONT.mp4`, `SIDE.mp4`, `META.json` are files in the copy (a real front-view walk, a real side-view walk, valid
-metadata); `DIR` / `VERSION` are a model trained elsewhere and its version (docs/research.md), with a labelled
-simulated cohort in storage for it to be validated on. Long-running services (`dagster dev`, the metrics
+metadata); `DIR` / `NAME` / `VERSION` are a model trained elsewhere, its name and version (docs/research.md), with
+a labelled simulated cohort in storage for it to be validated on. Long-running services (`dagster dev`, the metrics
 exporter) are started, must answer on their port, and are stopped before the next command. What cannot run here
 is in SKIP, with the reason; a skipped line is reported, never silently dropped.
 
@@ -62,7 +62,7 @@ SERVICES = {
     "DAGSTER_HOME=$PWD/.dagster_home .venv/bin/python -m igait_pipeline.status.metrics --port 9464":
         "http://127.0.0.1:9464/metrics",
 }
-MODEL_VERSION = "2.1.0"
+MODEL_VERSION, MODEL_NAME = "2.1.0", "team-net"
 
 
 def doc_commands(path: Path) -> list[tuple[int, str]]:
@@ -197,7 +197,7 @@ def _research_cohort(work: Path, monkeypatch) -> Path:
     # trained on 20 other children per class: on these 10 per class its AUC (0.96, interval from 0.86) passes the
     # default gate, as a model worth importing would
     team = cohort.CohortSettings(participants_per_class=20, jobs_per_participant=1, overlay_width=0, seed=7)
-    return export_team_model(work / "elsewhere", version=MODEL_VERSION, settings=team)
+    return export_team_model(work / "elsewhere", name=MODEL_NAME, version=MODEL_VERSION, settings=team)
 
 
 def _materialize_all_through_graphql(work: Path, env: dict, job_id: str) -> None:
@@ -251,7 +251,8 @@ def test_readme_and_docs_commands_run_as_written(tmp_path, monkeypatch, sample_v
                 continue
             cmd_run = cmd
             if doc.name == "research.md":  # the placeholders research.md explains
-                cmd_run = re.sub(r"\bVERSION\b", MODEL_VERSION, re.sub(r"\bDIR\b", str(model_dir), cmd))
+                for word, value in (("DIR", str(model_dir)), ("VERSION", MODEL_VERSION), ("NAME", MODEL_NAME)):
+                    cmd_run = re.sub(rf"\b{word}\b", value, cmd_run)
             service = next((url for prefix, url in SERVICES.items() if cmd.startswith(prefix)), None)
             if service:
                 shell.service(cmd_run, service, where)
@@ -266,7 +267,7 @@ def test_readme_and_docs_commands_run_as_written(tmp_path, monkeypatch, sample_v
     for job in ("demo_1", "user123_5", "user124_1"):
         assert (work / "data" / "storage" / "jobs" / job / "stage_7" / "results.zip").is_file(), job
     pred = json.loads((work / "data/storage/jobs/user123_5/stage_6/prediction.json").read_text())
-    assert (pred["model"]["name"], pred["model"]["version"]) == ("team-net", MODEL_VERSION)
+    assert (pred["model"]["name"], pred["model"]["version"]) == (MODEL_NAME, MODEL_VERSION)
     in_use = json.loads((work / "data/storage/models/in_use.json").read_text())
-    assert in_use["name"] != "team-net"
+    assert in_use["name"] != MODEL_NAME
     assert (work / "data/storage/research/gait_feature_table.parquet").is_file()

@@ -176,8 +176,8 @@ def test_workload_identity_and_names_agree_with_helm():
     assert values["serviceAccount"]["name"] == SETTINGS.control_ksa
     assert values["serviceAccount"]["annotations"]["iam.gke.io/gcp-service-account"] == (
         f"{SETTINGS.control_gsa}@<PROJECT_ID>.iam.gserviceaccount.com")
-    (deployment,) = values["dagster-user-deployments"]["deployments"]
-    assert deployment["env"]["IGAIT_STORAGE_ROOT"] == f"gs://<BUCKET>/{SETTINGS.prefix}"
+    for deployment in values["dagster-user-deployments"]["deployments"]:  # both code locations
+        assert deployment["env"]["IGAIT_STORAGE_ROOT"] == f"gs://<BUCKET>/{SETTINGS.prefix}", deployment["name"]
 
 
 def test_the_committed_script_is_the_generated_one():
