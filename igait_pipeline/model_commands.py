@@ -17,7 +17,6 @@ imported for it (docs/research.md says why).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -119,7 +118,7 @@ def submit_backfill(asset_keys: list[AssetKey], partitions: list[str], tags: dic
     exe = Path(sys.executable).with_name("dagster-graphql")
     where = ["-r", url] if url else ["-m", PIPELINE_MODULE]
     proc = subprocess.run([str(exe), *where, "-t", BACKFILL_MUTATION, "-v", json.dumps({"params": params})],
-                          capture_output=True, text=True, timeout=600, env=os.environ.copy())
+                          capture_output=True, text=True, timeout=600)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]  # the response: one JSON line
     try:
         response = json.loads(lines[-1])
