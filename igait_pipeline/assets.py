@@ -18,6 +18,9 @@ import dataclasses
 import functools
 import inspect
 import json
+import multiprocessing
+import re
+import resource
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -172,11 +175,34 @@ def _context_of(args: tuple, kwargs: dict) -> AssetExecutionContext:
     return ctx
 
 
+def _cpu() -> tuple[float, float]:
+    """CPU seconds (user + system, all threads) of this process so far, and of its finished child processes."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
+
+
+# The run-log line each stage step ends with (parsed back by `step_cpu_of`, e.g. by bench/job.py).
+_CPU_LINE = ("{asset}: CPU {body:.2f} s in the step's own process, {tools:.2f} s in its tools (ffmpeg); "
+             "{before} s before the step (process start, loading inputs); peak memory {rss:.0f} MiB")
+_CPU_RE = re.compile(r"(?P<asset>\S+): CPU (?P<body>[\d.]+) s in the step's own process, (?P<tools>[\d.]+) s in its "
+                     r"tools \(ffmpeg\); (?P<before>[\d.]+|-) s before the step")
+
+
+def step_cpu_of(message: str) -> dict | None:
+    """{asset, body, tools, before (None when the step ran in the run's process)} from a step's CPU line."""
+    m = _CPU_RE.search(message)
+    if not m:
+        return None
+    return {"asset": m["asset"], "body": float(m["body"]), "tools": float(m["tools"]),
+            "before": None if m["before"] == "-" else float(m["before"])}
+
+
 @contextmanager
 def _step_scope(context: AssetExecutionContext) -> Iterator[None]:
     watchdog.exit_with_parent()
     made: list[Path] = []
     token = _SCRATCH.set(made)
+    own0, tools0 = _cpu()
     try:
         # Every storage handle the stage takes from here on (StorageResource.get(), the model store) may touch
         # only what layout.ACCESS grants this stage for this job.
@@ -186,6 +212,15 @@ def _step_scope(context: AssetExecutionContext) -> Iterator[None]:
         for d in made:
             shutil.rmtree(d, ignore_errors=True)
         raise
+    else:
+        # What the step cost, for sizing its pod and for bench/job.py: a step process of the multiprocess executor
+        # is forked for this step alone, so what it used before the body is its start and its inputs' loading.
+        own1, tools1 = _cpu()
+        alone = multiprocessing.parent_process() is not None
+        context.log.info(_CPU_LINE.format(
+            asset=context.asset_key.to_user_string(), body=own1 - own0, tools=tools1 - tools0,
+            before=f"{own0:.2f}" if alone else "-",
+            rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
     finally:
         _SCRATCH.reset(token)
 

@@ -56,8 +56,10 @@ INSTANCE_MODULES = [
 ]
 # matplotlib's figure: stage 2 (the walk plot) and stage 5 (the cycle plots) draw a figure each; importing it cost
 # each of those steps about 0.4 s.
+# scipy's submodules are imported on first use by the stages (the run's own process, which only plans and
+# coordinates the steps, never pays their second); the step processes have them ready.
 PRELOAD_MODULES = ["igait_pipeline.definitions", "mediapipe.python.solutions.pose", "torch", "matplotlib.figure",
-                   *INSTANCE_MODULES]
+                   "scipy.signal", "scipy.stats", "scipy.optimize", *INSTANCE_MODULES]
 
 
 def _max_concurrent(env: Mapping[str, str], default: int) -> int:

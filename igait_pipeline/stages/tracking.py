@@ -27,9 +27,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
-from scipy.stats import f as f_dist
-from scipy.stats import theilslopes
+import scipy  # its submodules load on first use: importing the stages stays light
 
 from igait_pipeline.schemas import LM
 from igait_pipeline.stages.pose import VISIBLE, Person, _iou
@@ -172,7 +170,7 @@ def track_people(samples: list[tuple[float, list[Person]]], params: TrackerParam
         seen: set[int] = set()
         if open_ and people:
             cost = np.array([[_cost(tr, pe, params, aspect) for pe in people] for tr in open_])
-            rows, cols = linear_sum_assignment(np.where(np.isfinite(cost), cost, 1e6))
+            rows, cols = scipy.optimize.linear_sum_assignment(np.where(np.isfinite(cost), cost, 1e6))
             for r, c in zip(rows, cols):
                 if np.isfinite(cost[r, c]):
                     open_[r].samples.append((t, people[c]))
@@ -284,7 +282,7 @@ def stride_rhythm(t: np.ndarray, y: np.ndarray, signal: str, p: WalkerParams, te
     dof = n - 5
     fstat = ((rss0 - rss) / 2) / max(rss / dof, 1e-18)
     independent = max(1.0, span * (f_hi - f_lo))
-    fa = float(min(1.0, f_dist.sf(fstat, 2, dof) * independent * tests))
+    fa = float(min(1.0, scipy.stats.f.sf(fstat, 2, dof) * independent * tests))
     series = {"t": np.round(t, 3).tolist(), "offset": np.round(y, 4).tolist(), "fit": np.round(fit, 4).tolist()}
     return Rhythm(signal, n, 1 / f, amp, float(np.sqrt(rss / dof)), 1 - rss / rss0, fa, span * f, series)
 
@@ -394,7 +392,7 @@ def _legs_change(track: Track, start: float, end: float, aspect: float, min_samp
     if len(rows) < min_samples or rows[-1][0] - rows[0][0] < (end - start) / 2:
         return None
     t, d = np.array(rows).T
-    return float(np.exp(theilslopes(np.log(d), t)[0] * (end - start)))
+    return float(np.exp(scipy.stats.theilslopes(np.log(d), t)[0] * (end - start)))
 
 
 def walk_evidence(track: Track, p: WalkerParams = WALKER, aspect: float = 1.0, dense: bool = False) -> WalkEvidence:

@@ -36,7 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import signal
+import scipy  # its submodules load on first use: importing the stages stays light
 
 from igait_pipeline.schemas import LM, Keypoints, Stride
 from igait_pipeline.stages.gait.settings import DEFAULT, GaitSettings
@@ -372,7 +372,7 @@ def _events(res: ViewMeasurement, min_dist_s: float, settings: GaitSettings) -> 
                 continue
             for s, e in res.segments:
                 x = sign * sig[s:e]
-                peaks, _ = signal.find_peaks(x, prominence=prom, distance=md)
+                peaks, _ = scipy.signal.find_peaks(x, prominence=prom, distance=md)
                 for i in peaks:
                     if i < ev.edge_frames or i >= len(x) - ev.edge_frames:
                         continue  # an extreme where the data stops is not an event

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import signal
+import scipy  # its submodules load on first use: importing the stages stays light
 
 from igait_pipeline.schemas import LM, Keypoints
 
@@ -93,8 +93,8 @@ def lowpass(x: np.ndarray, fps: float, cutoff_hz: float, order: int) -> np.ndarr
     ends); returned unchanged when the cut-off is at or above Nyquist or the array is too short to filter."""
     if cutoff_hz <= 0 or cutoff_hz >= fps / 2 or len(x) < 4:
         return x.copy()
-    sos = signal.butter(order, cutoff_hz, btype="low", fs=fps, output="sos")
-    return signal.sosfiltfilt(sos, x, padlen=min(3 * (2 * len(sos) + 1), len(x) - 1))
+    sos = scipy.signal.butter(order, cutoff_hz, btype="low", fs=fps, output="sos")
+    return scipy.signal.sosfiltfilt(sos, x, padlen=min(3 * (2 * len(sos) + 1), len(x) - 1))
 
 
 def refine(x: np.ndarray, i: int) -> float:
@@ -114,8 +114,8 @@ def period(x: np.ndarray, fps: float, lo_s: float = 0.45, hi_s: float = 2.5) -> 
     lo, hi = int(lo_s * fps), min(int(hi_s * fps), int(n * 0.7))
     if hi <= lo + 2 or not np.any(x):
         return None
-    ac = signal.correlate(x, x, mode="full", method="fft")[n - 1: n + hi + 1]
+    ac = scipy.signal.correlate(x, x, mode="full", method="fft")[n - 1: n + hi + 1]
     ac = ac / (n - np.arange(len(ac))) / (np.dot(x, x) / n)
-    peaks, _ = signal.find_peaks(ac[: hi + 1], height=0.3)
+    peaks, _ = scipy.signal.find_peaks(ac[: hi + 1], height=0.3)
     peaks = peaks[(peaks > lo) & (peaks < hi)]
     return float(peaks[0] / fps) if len(peaks) else None
