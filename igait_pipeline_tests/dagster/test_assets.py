@@ -73,6 +73,11 @@ def test_whole_graph_on_the_sample_video(local_storage, sample_video, monkeypatc
             AssetKey(KEYPOINTS.asset_key("side"))).asset_materialization.metadata
         assert kp_meta["detection_ratio"].value > 0.5
         assert kp_meta["rejected_not_walker"].value >= 0
+        # each stage step ends with its CPU line (what bench/job.py accounts; in one process: no "before")
+        cpu = {c["asset"]: c for r in instance.all_logs(result.run_id) if (c := assets.step_cpu_of(r.user_message))}
+        assert set(cpu) == {k for s in PIPELINE_STAGES for k in s.asset_keys}, cpu
+        assert cpu["converted_video_side"]["tools"] > 0.5 and cpu["keypoints_side"]["body"] > 1.0, cpu
+        assert all(c["before"] is None for c in cpu.values()), cpu
     report = ValidationReport.model_validate_json(local_storage.read_bytes(job_key("user123_5", 2, "validation.json")))
     assert report.valid and report.views["side"].multiple_people_ratio > 0
     assert report.view_check["verdict"] == "same_view" and report.warnings
