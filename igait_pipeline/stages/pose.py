@@ -176,19 +176,45 @@ def region_to_frame(lm: np.ndarray, region: tuple[int, int, int, int], size: tup
     return full
 
 
-def detect_people(estimator: PoseEstimator, rgb: np.ndarray, max_people: int = 3, pad: float = 0.03) -> list[Person]:
-    """Everyone in one still frame (still-image estimator).
+def content_box(frame: np.ndarray, dark: int = 8, min_bar: float = 0.02) -> tuple[int, int, int, int] | None:
+    """The picture inside the black bars stage 1 pads with (a portrait phone video becomes a 608-pixel-wide
+    picture in a 1920×1080 frame), as (x, y, width, height) in pixels; None when no bar is wider than `min_bar`
+    of the frame (or the frame is all dark). A bar is a run of whole columns (rows) from an edge, no pixel of
+    which is brighter than `dark` in any channel (the padding is black; H.264 keeps it within a few levels)."""
+    h, w = frame.shape[:2]
+    cols = np.flatnonzero(frame.max(axis=(0, 2)) > dark)
+    rows = np.flatnonzero(frame.max(axis=(1, 2)) > dark)
+    if not len(cols) or not len(rows):
+        return None
+    x0, x1, y0, y1 = int(cols[0]), int(cols[-1]) + 1, int(rows[0]), int(rows[-1]) + 1
+    if w - (x1 - x0) < min_bar * w and h - (y1 - y0) < min_bar * h:
+        return None
+    return x0, y0, x1 - x0, y1 - y0
 
-    BlazePose looks at a square, so people in a wide frame are small to it: a landscape frame is searched in
+
+def bars_stay_dark(frame: np.ndarray, box: tuple[int, int, int, int], dark: int = 8) -> bool:
+    """Whether everything outside `box` (x, y, width, height) is still black padding in this frame."""
+    x, y, bw, bh = box
+    return all(part.size == 0 or int(part.max()) <= dark
+               for part in (frame[:y], frame[y + bh:], frame[:, :x], frame[:, x + bw:]))
+
+
+def detect_people(estimator: PoseEstimator, rgb: np.ndarray, max_people: int = 3, pad: float = 0.03,
+                  region: tuple[int, int, int, int] | None = None) -> list[Person]:
+    """Everyone in one still frame (still-image estimator), searched within `region` (x, y, width, height in
+    pixels: the picture inside padding bars, `content_box`) or the whole frame.
+
+    BlazePose looks at a square, so people in a wide picture are small to it: a landscape picture is searched in
     overlapping square tiles. In each tile the model finds one person; that person is blacked out and the tile
-    searched again. People found twice (in two tiles) are merged.
+    searched again. People found twice (in two tiles) are merged. Landmarks are relative to the whole frame.
     """
     h, w = rgb.shape[:2]
-    if w > 1.2 * h:
-        n = int(np.ceil(w / h)) + 1
-        tiles = [(int(x), 0, h, h) for x in np.linspace(0, w - h, n)]
+    rx, ry, rw, rh = region or (0, 0, w, h)
+    if rw > 1.2 * rh:
+        n = int(np.ceil(rw / rh)) + 1
+        tiles = [(rx + int(x), ry, rh, rh) for x in np.linspace(0, rw - rh, n)]
     else:
-        tiles = [(0, 0, w, h)]
+        tiles = [(rx, ry, rw, rh)]
     found: list[Person] = []
     for tx, ty, tw, th in tiles:
         img = rgb[ty:ty + th, tx:tx + tw].copy()

@@ -28,7 +28,9 @@ from igait_pipeline.stages.pose import (
     Person,
     PoseEstimator,
     _iou,
+    bars_stay_dark,
     box_of,
+    content_box,
     detect_people,
     full_body,
     region_to_frame,
@@ -173,9 +175,14 @@ def analyse_view(video: str | os.PathLike, view: str, estimator: PoseEstimator |
     own = estimator is None
     est = estimator or MediaPipePose(video=False)
     samples = []
+    region = None  # the picture inside stage 1's padding bars, while they stay black: no pose runs on the bars
     try:
         for i, t, frame in media.iter_frames(video, step=step):
-            samples.append((t, detect_people(est, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))))
+            if not samples:
+                region = content_box(frame)
+            elif region is not None and not bars_stay_dark(frame, region):
+                region = None
+            samples.append((t, detect_people(est, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), region=region)))
             if progress and len(samples) % 10 == 0:
                 progress(len(samples), info.frames // step)
         if not samples:

@@ -118,3 +118,49 @@ def test_stage_1s_re_encode_keeps_one_walker_in_the_side_view(side_walk, side_vi
     legs_ignored = dataclasses.replace(p, walker=dataclasses.replace(p.walker, min_legs_agreement=-float("inf")))
     old = validity.analyse_view(converted, "side", params=legs_ignored)
     assert old.walker_track_id == v.walker_track_id and old.walker_box == v.walker_box
+
+
+def test_stage_2_searches_a_portrait_video_inside_stage_1s_padding(vtest_approaching_front, tmp_path):
+    """A portrait phone video becomes a 608-pixel-wide picture in stage 1's 1920×1080 frame. Stage 2 searched that
+    frame in three square tiles, two pose runs each, most of them on black bars (7.3 runs a sample, against 3.8 on
+    the upload itself); it now searches the picture inside the bars, as it does the upload, and gives the same
+    verdict with half the pose runs."""
+    import cv2
+    import numpy as np
+
+    from igait_pipeline.stages import media, pose
+
+    converted = tmp_path / "front.mp4"
+    media.convert(vtest_approaching_front, converted)
+    cap = cv2.VideoCapture(str(converted))
+    ok, frame = cap.read()
+    cap.release()
+    assert ok
+    x, y, w, h = pose.content_box(frame)
+    assert abs(x - (1920 - 608) / 2) <= 2 and abs(w - 608) <= 4 and (y, h) == (0, 1080)
+    assert pose.bars_stay_dark(frame, (x, y, w, h))
+    lit = frame.copy()
+    lit[500, 10] = 255  # something in a bar: search the whole frame again
+    assert not pose.bars_stay_dark(lit, (x, y, w, h))
+    assert pose.content_box(np.zeros((1080, 1920, 3), np.uint8)) is None
+
+    runs = []
+
+    class Counting(pose.MediaPipePose):
+        def process(self, rgb, t_ms=0):
+            runs.append(rgb.shape)
+            return super().process(rgb, t_ms)
+
+    with Counting(video=False) as est:
+        on_upload = validity.analyse_view(vtest_approaching_front, "front", est)
+        upload_runs = len(runs)
+        runs.clear()
+        on_stage_1 = validity.analyse_view(converted, "front", est)
+    assert on_stage_1.walking == on_upload.walking is True and not on_stage_1.reasons
+    assert on_stage_1.view_seen == on_upload.view_seen == "front"
+    assert len(runs) <= 1.25 * upload_runs * on_stage_1.frames_sampled / on_upload.frames_sampled, (len(runs),
+                                                                                                     upload_runs)
+    assert all(shape[1] <= w + 2 for shape in runs[:on_stage_1.frames_sampled])  # never a tile over the bars
+    # the walker is where he is on the upload, in stage 1's frame
+    bx0, _, bx1, _ = on_stage_1.walker_box
+    assert x / 1920 - 0.01 <= bx0 < bx1 <= (x + w) / 1920 + 0.01
