@@ -18,9 +18,11 @@
 * Front view (support / fallback): the foot in front is nearer the camera when the walker approaches (lower in the
   image) and further when the walker walks away (higher). The image height difference between the two feet's
   heels (toward) or toes (away: a lifted heel also looks further), in the walker's *current* leg lengths (the
-  walker grows ×1.5–3.5), peaks around heel strike (toward ~0.14 s late, away ~0.03 s on simulated walkers;
-  stride times are right, event times approximate: at mid-stance on a hand-labelled real clip, bench/labels/
-  README.md). No toe-offs from the front view. Steady strides are those of a steady approach
+  walker grows ×1.5–3.5), peaks after heel strike, as the other foot leaves the ground (toward ~0.14 s late, away
+  ~0.03 s on simulated walkers; 64–203 ms per clip on hand-labelled real clips, bench/labels/README.md). Located
+  (`_front_locate`): every heel strike of the walk moves by the median shift from the peaks back to the knee of the
+  signal's rise, where the landing foot has stopped (FrontSettings.heel_strike_knee_*; stride and step times stay
+  those of the peaks). No toe-offs from the front view. Steady strides are those of a steady approach
   (`FrontSettings.approach_tolerance`).
 
 Events are local extremes of the zero-phase low-passed signals (scipy.signal.find_peaks with a prominence and a
