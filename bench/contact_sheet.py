@@ -1,6 +1,7 @@
 """Contact sheets for labelling gait events by eye: consecutive frames of a clip, cropped to the walker's feet.
 
-    python -m bench.contact_sheet CLIP --frames FIRST LAST [--box X0 Y0 X1 Y1] [--cols 8] [--width 1800] -o PNG
+    python -m bench.contact_sheet CLIP --frames FIRST LAST [--box X0 Y0 X1 Y1] [--cols 8] [--width 1800] [--hlines]
+        -o PNG
 
 Every frame from FIRST to LAST (frame numbers of the clip as decoded, native fps) becomes a tile, left to right
 then down, its frame number drawn in its corner. The crop (X0 Y0 X1 Y1, shares of the frame) is the same on every
@@ -45,8 +46,9 @@ def feet_box(label: dict, fps: float, first: int, last: int, legs: float = 0.32,
 
 
 def sheet(clip: Path, first: int, last: int, box: tuple[float, float, float, float], cols: int = 8,
-          width: int = 1800) -> np.ndarray:
-    """The contact sheet as a BGR image."""
+          width: int = 1800, hlines: bool = False) -> np.ndarray:
+    """The contact sheet as a BGR image; `hlines`: horizontal lines too (front views, where a landing foot stops
+    moving up or down the image rather than across it)."""
     cap = cv2.VideoCapture(str(clip))
     cap.set(cv2.CAP_PROP_POS_FRAMES, first)
     tiles, i = [], first
@@ -70,6 +72,8 @@ def sheet(clip: Path, first: int, last: int, box: tuple[float, float, float, flo
         t = cv2.resize(crop, (tw, th), interpolation=cv2.INTER_CUBIC if tw > cw else cv2.INTER_AREA)
         for g in range(1, 10):
             t[:, g * tw // 10] = (t[:, g * tw // 10] * 0.6 + np.array([0, 200, 255]) * 0.4).astype(np.uint8)
+            if hlines:
+                t[g * th // 10] = (t[g * th // 10] * 0.6 + np.array([255, 0, 255]) * 0.4).astype(np.uint8)
         cv2.putText(t, str(idx), (3, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 4, cv2.LINE_AA)
         cv2.putText(t, str(idx), (3, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 255, 255), 1, cv2.LINE_AA)
         r, c = divmod(k, cols)
@@ -84,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--box", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"))
     ap.add_argument("--cols", type=int, default=8)
     ap.add_argument("--width", type=int, default=1800)
+    ap.add_argument("--hlines", action="store_true", help="horizontal grid lines too (front views)")
     ap.add_argument("-o", "--out", type=Path, required=True)
     args = ap.parse_args(argv)
     box = args.box
@@ -91,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         label = json.loads((HERE / "labels" / f"{args.clip.stem}.json").read_text())
         fps = cv2.VideoCapture(str(args.clip)).get(cv2.CAP_PROP_FPS)
         box = feet_box(label, fps, *args.frames)
-    cv2.imwrite(str(args.out), sheet(args.clip, *args.frames, tuple(box), args.cols, args.width))
+    cv2.imwrite(str(args.out), sheet(args.clip, *args.frames, tuple(box), args.cols, args.width, args.hlines))
     print(f"{args.out}: frames {args.frames[0]}-{args.frames[1]}, box {' '.join(f'{v:.3f}' for v in box)}")
     return 0
 

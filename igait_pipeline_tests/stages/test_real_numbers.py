@@ -87,8 +87,9 @@ def test_real_front_angles_within_their_bounds_or_null(real, front, reference):
         bound = fa["knee_rom_max_deg"] if "_knee_" in name else fa["hip_rom_max_deg"]
         if "mean" in cur:  # a reported front ROM is within its bound, measured on the valid phases
             assert cur["rom_deg"] <= bound and cur["valid_share"] >= fa["min_valid_share"]
-        else:
-            assert cur["rom_valid_phases_deg"] > bound and "more than the plausible" in cur["reason"]
+        else:  # null: a ROM beyond its bound on the valid phases, or too few steady cycles per leg
+            assert ("more than the plausible" in cur["reason"] and cur["rom_valid_phases_deg"] > bound
+                    or "steady cycle(s)" in cur["reason"]), (name, cur["reason"])
             refused.append(name)
     expected = {"approach": {"front_knee_abduction_left", "front_knee_abduction_right"},
                 "recede": {"front_hip_abduction_left", "front_knee_abduction_left"}}[front]
@@ -98,7 +99,10 @@ def test_real_front_angles_within_their_bounds_or_null(real, front, reference):
     imputed = set(pred.features["imputed_with_training_mean"])
     assert all(f"{name}_050" in imputed for name in refused)  # never a model input
     assert pred.classification == "INDETERMINATE"
-    assert any("more than the plausible" in r for r in pred.reasons)
+    # Why they are null: a ROM beyond its bound, or (vtest's 10 fps approach, since the front heel strikes are
+    # located: one left stride's approach speed then reads -30 %, past the ±25 % steadiness tolerance) too few
+    # steady cycles per leg to measure one. Either way the number is never reported.
+    assert any("more than the plausible" in r or "steady cycle(s)" in r for r in pred.reasons), pred.reasons
     if front == "approach":  # the man walks down the path at an angle to the camera
         info = c.parameter_details["base_width_ratio"]
         assert info.value is None and "walks at an angle to the camera's axis" in info.reason

@@ -18,9 +18,11 @@
 * Front view (support / fallback): the foot in front is nearer the camera when the walker approaches (lower in the
   image) and further when the walker walks away (higher). The image height difference between the two feet's
   heels (toward) or toes (away: a lifted heel also looks further), in the walker's *current* leg lengths (the
-  walker grows ×1.5–3.5), peaks around heel strike (toward ~0.14 s late, away ~0.03 s on simulated walkers;
-  stride times are right, event times approximate: at mid-stance on a hand-labelled real clip, bench/labels/
-  README.md). No toe-offs from the front view. Steady strides are those of a steady approach
+  walker grows ×1.5–3.5), peaks after heel strike, as the other foot leaves the ground (toward ~0.14 s late, away
+  ~0.03 s on simulated walkers; 64–203 ms per clip on hand-labelled real clips, bench/labels/README.md). Located
+  (`_front_locate`): every heel strike of the walk moves by the median shift from the peaks back to the knee of the
+  signal's rise, where the landing foot has stopped (FrontSettings.heel_strike_knee_*; stride and step times stay
+  those of the peaks). No toe-offs from the front view. Steady strides are those of a steady approach
   (`FrontSettings.approach_tolerance`).
 
 Events are local extremes of the zero-phase low-passed signals (scipy.signal.find_peaks with a prominence and a
@@ -210,6 +212,8 @@ def measure_view(kp: Keypoints, settings: GaitSettings = DEFAULT) -> ViewMeasure
     found_toe_offs = {f: list(res.toe_offs[f]) for f in FEET}
     if kp.view == "side":
         _refine(res, raw_refine, settings)
+    else:
+        _front_locate(res, settings)
     _swing_offsets(res, settings)
     if kp.view == "side":
         _foot_velocity_toe_offs(res, found_toe_offs, settings)
@@ -269,7 +273,57 @@ def _front_signals(res: ViewMeasurement, xy: np.ndarray, legs: np.ndarray, pelvi
 
     raw_heel = {f: d * (height(f) - height(other[f])) / ll_s for f in FEET}
     raw_toe = {f: np.full(n, np.nan) for f in FEET}
+    res.extras["front_raw_heel"] = raw_heel
     return raw_heel, raw_toe
+
+
+def _front_locate(res: ViewMeasurement, settings: GaitSettings) -> None:
+    """Front view: move every heel strike of the walk from the peak of its heel-strike signal to where the foot
+    is down (FrontSettings.heel_strike_knee_*): per found peak, the knee of the signal's rise before it (the first
+    frame after the rise's fastest point with a velocity at or below `heel_strike_knee_share` of that fastest
+    velocity), and the median of those shifts over the walk applied to all (one shift per walk, so stride and step
+    times stay those of the peaks)."""
+    fs = settings.front
+    raw = res.extras.pop("front_raw_heel", None)
+    if not fs.heel_strike_knee_share or not res.period_s or raw is None:
+        return
+    hz = fs.heel_strike_knee_harmonics / res.period_s
+    win = max(3, int(round(fs.heel_strike_knee_window * res.period_s * res.fps)))
+    dt = np.median(np.diff(res.t)) if len(res.t) > 1 else 1 / res.fps
+    shifts = []
+    for f in FEET:
+        vel = np.full(len(res.t), np.nan)
+        for s, e in res.segments:
+            if np.isfinite(raw[f][s:e]).all() and e - s > 3 * settings.signal.filter_order:
+                vel[s:e] = np.gradient(lowpass(raw[f][s:e], res.fps, hz, settings.signal.filter_order))
+        for t0 in res.heel_strikes[f]:
+            i0 = int(np.argmin(np.abs(res.t - t0)))
+            a = i0 - win
+            v = vel[a:i0 + 1] if a >= 0 else np.array([])
+            if len(v) < 3 or not np.isfinite(v).all():
+                continue
+            j = int(np.argmax(v))
+            if j == 0 or v[j] <= 0:  # the rise started before the window: no knee to place
+                continue
+            below = np.flatnonzero(v[j:] <= fs.heel_strike_knee_share * v[j])
+            if not len(below):
+                continue
+            k = j + int(below[0])
+            # linear interpolation between the last frame above the share and the first at or below it
+            v0, v1, thr = v[k - 1], v[k], fs.heel_strike_knee_share * v[j]
+            frac = (v0 - thr) / (v0 - v1) if v0 != v1 else 1.0
+            shifts.append(float(res.t[a + k - 1] + frac * dt - t0))
+    res.extras["front_heel_strike_shifts"] = len(shifts)
+    if not shifts:
+        return
+    shift = float(np.median(shifts))
+    res.extras["front_heel_strike_shift_s"] = round(shift, 4)
+    strength = res.extras["event_strength"]
+    for f in FEET:
+        moved = [round(t + shift, 4) for t in res.heel_strikes[f]]
+        for t0, t1 in zip(res.heel_strikes[f], moved):
+            strength[(f, "hs", t1)] = strength.pop((f, "hs", t0))
+        res.heel_strikes[f] = moved
 
 
 def _front_steadiness(res: ViewMeasurement, settings: GaitSettings) -> None:

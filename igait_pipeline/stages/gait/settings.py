@@ -195,6 +195,26 @@ class FrontSettings:
     sideways_leg_lengths: float = 2.0
     """A front view whose pelvis travels more than this many leg lengths across the image is a side view in the front
     slot: no base of support and no front-view joint angles are measured."""
+    heel_strike_knee_share: float = 0.1
+    """Front view, heel strikes located (events._front_locate): the heel-strike signal (how far a foot is in front
+    of the other, from their image heights) rises while the foot swings forward and flattens once it is down (both
+    feet planted); it peaks only later, as the other foot leaves the ground (on hand-labelled real clips the peaks
+    were 64–203 ms after the strike per clip, median offsets, 6 of 28 strikes within 2 frames at 30 fps). Each
+    found peak is traced back to the knee of that rise: the first frame after the rise's fastest point whose
+    velocity is at or below this share of that fastest velocity; every heel strike of the walk then moves by the
+    median of those shifts (one shift per walk: stride and step times stay those of the peaks, so the simulated
+    front stride-time tests are untouched). Chosen leave-one-clip-out on the 4 labelled real front clips (28 heel
+    strikes; bench/labels/README.md) among 0 / 0.05–0.3 × 4 / 6 / 8 harmonics: every fold chose 0.1 at 6
+    harmonics, held out 17 / 28 within 2 frames (61 %; 17 / 20 without the clip whose peaks sit ~0.4 s after
+    both feet's strikes, unexplained). On the simulated walkers (seeds 100–105) it moves away-walks from +26 to −6
+    ms (median) and toward-walks only from +144 to +122 ms: the simulated landing heel keeps sliding forward for
+    ~45 ms after its nominal contact, so its rise has no knee there. 0: not located (the peak)."""
+    heel_strike_knee_harmonics: float = 6.0
+    """Cut-off, in stride frequencies, of the heel-strike signal before it is differentiated for that location
+    (chosen with the share above)."""
+    heel_strike_knee_window: float = 0.4
+    """The rise is looked for within this share of the stride period before each found peak (a swing is ~0.4
+    stride)."""
 
 
 @dataclass(frozen=True)
