@@ -148,7 +148,7 @@ def step(path):
     time.sleep(600)  # a long stage
 
 if __name__ == "__main__":
-    p = multiprocessing.get_context("spawn").Process(target=step, args=(sys.argv[1],))
+    p = multiprocessing.get_context(sys.argv[2]).Process(target=step, args=(sys.argv[1],))
     p.start()
     p.join()
 """
@@ -162,12 +162,16 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def test_a_step_process_does_not_outlive_its_killed_run_worker(tmp_path):
+@pytest.mark.parametrize("start_method", ["spawn", "forkserver"])
+def test_a_step_process_does_not_outlive_its_killed_run_worker(tmp_path, start_method):
     """Was: after SIGKILL of the run process, the step worker lived on holding 586 MB. The step side of the
-    multiprocess executor (a spawn child) now ends itself when its parent is gone."""
+    multiprocess executor now ends itself when its run worker is gone: a spawn child when its parent is; a child
+    of a forkserver (the executor's start method, igait_pipeline.execution) when the forkserver's parent is,
+    as the forkserver itself lives on while any of its children does (was: the killed run's steps ran on to the
+    end, beside the retry run's)."""
     script, pid_file = tmp_path / "worker.py", tmp_path / "step.pid"
     script.write_text(WORKER)
-    worker = subprocess.Popen([sys.executable, str(script), str(pid_file)],
+    worker = subprocess.Popen([sys.executable, str(script), str(pid_file), start_method],
                               env={**os.environ, "PYTHONPATH": str(REPO)})
     deadline = time.time() + 60
     while not pid_file.exists() or not pid_file.read_text():
