@@ -525,13 +525,14 @@ def gcs_transient(t: Totals, work: Path) -> None:
                 t.row(f"GCS {kind} {action}{f' after {skip}' if skip else ''}", "absorbed by retries; whole", got, ok)
             os.environ[RETRY_TIMEOUT_ENV] = "2"
             st = GCSStorage(emulator.bucket, "transient", gcs.Client())
-            front.fail(Fault(("download", "get"), "k/big.bin", times=-1))
+            down = Fault(("download", "get"), "k/big.bin", times=-1)
+            front.fail(down)
             t_start = time.monotonic()
             try:
                 st.read_bytes("k/big.bin")
                 got, ok = "no error", False
             except TransientStorageError as e:
-                got = f"after {time.monotonic() - t_start:.1f} s, {len(front.failed)} failed: {str(e)[:60]}…"
+                got = f"after {time.monotonic() - t_start:.1f} s, {down.injected} requests failed: {str(e)[:60]}…"
                 ok = "k/big.bin" in str(e)
             t.row("GCS unavailable past the retry limit (2 s)", "TransientStorageError naming the key", got, ok)
         finally:
