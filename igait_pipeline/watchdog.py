@@ -9,7 +9,8 @@ gone), it removes the stage's scratch directories it knows of and ends the proce
 With the forkserver start method (igait_pipeline.execution) a step's parent is the forkserver, not the run
 worker, and the forkserver lives as long as any step does (every child holds its "alive" pipe): watching the
 parent alone, the steps of a killed run worker ran on to the end and committed their stage beside the retry
-run's. So when the parent is a forkserver, the watcher also watches the forkserver's own parent, the run worker.
+run's. So when the parent is a forkserver, the watcher also watches the forkserver's own parent, the run worker
+(for a change: in a container the run worker may well be PID 1).
 """
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ def exit_with_parent(poll: float = POLL_S) -> bool:
         if not _started:
             parent = os.getppid()
             owner = _forkserver_owner(parent)
-            if parent == 1 or owner == 1:
+            if parent == 1:
                 os._exit(70)
             threading.Thread(target=_watch, args=(parent, owner, poll), name="igait-parent-watch",
                              daemon=True).start()
