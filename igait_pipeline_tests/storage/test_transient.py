@@ -17,6 +17,7 @@ from igait_pipeline.layout import job_key, stage_prefix
 from igait_pipeline.storage import StageFiles, StorageError, TransientStorageError, read_stage, write_stage
 from igait_pipeline.storage.gcs import RETRY_TIMEOUT_ENV, GCSStorage, MiB, retry_from_env
 from igait_pipeline_tests.fixtures.gcs_faults import Fault
+from igait_pipeline_tests.fixtures.media import GOOD_METADATA
 
 BIG = 8 * MiB + 17  # above the library's 8 MiB multipart limit: a resumable upload, in chunks
 CHUNK = 2 * MiB
@@ -132,3 +133,33 @@ def test_retry_time_limit_comes_from_the_environment():
     assert retry_from_env({RETRY_TIMEOUT_ENV: "30"}).timeout == 30
     with pytest.raises(StorageError, match=RETRY_TIMEOUT_ENV):
         retry_from_env({RETRY_TIMEOUT_ENV: "0"})
+
+
+def test_the_uploads_scan_never_refuses_an_upload_because_the_store_did_not_answer(gcs_root, faulty_gcs,
+                                                                                    monkeypatch):
+    """Was a hazard: check_upload's StorageError means "refuse the upload" (and e-mail the family); the store
+    being unavailable is not the upload's fault. The scan raises (the sensor tick fails, its cursor is not saved)
+    and the next scan accepts the job."""
+    from igait_pipeline.uploads import scan_uploads
+
+    monkeypatch.setenv(RETRY_TIMEOUT_ENV, "1")
+    st = _storage(gcs_root)
+    for name in ("front.mp4", "side.mp4"):
+        st.write_bytes(job_key("ann_1", 0, name), b"\x00\x00\x00\x18ftypmp42 placeholder")
+    st.write_bytes(job_key("bob_2", 0, "front.mp4"), b"\x00\x00\x00\x18ftypmp42 placeholder")  # no side.mp4
+    for job_id in ("ann_1", "bob_2"):
+        st.write_bytes(job_key(job_id, 0, "metadata.json"), json.dumps(GOOD_METADATA).encode())
+    faulty_gcs.fail(Fault(("download", "get"), "ann_1/stage_0/metadata.json", times=-1))
+    with pytest.raises(TransientStorageError, match="ann_1/stage_0/metadata.json"):
+        scan_uploads(st)
+    faulty_gcs.fail()
+    first = scan_uploads(st)
+    assert [j.job_id for j in first.ready] == ["ann_1"] and [b.job_id for b in first.bad] == ["bob_2"]
+    # bob_2 is remembered as refused; its re-check listing failing past the retries is not "the upload is gone"
+    st.write_bytes(job_key("bob_2", 0, "side.mp4"), b"\x00\x00\x00\x18ftypmp42 placeholder")
+    faulty_gcs.fail(Fault("list", "bob_2/stage_0/", times=-1))
+    with pytest.raises(TransientStorageError, match="bob_2/stage_0/"):
+        scan_uploads(st, first.cursor)
+    faulty_gcs.fail()
+    assert [j.job_id for j in scan_uploads(st, first.cursor).ready] == ["bob_2"]
+    assert len([s for s in faulty_gcs.failed if "ann_1" in s.name]) >= 2  # retried by the client before
