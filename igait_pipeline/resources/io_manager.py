@@ -6,7 +6,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from dagster import ConfigurableIOManager, ConfigurableResource, Failure, InputContext, OutputContext, RetryRequested
+from dagster import (
+    ConfigurableIOManager,
+    ConfigurableResource,
+    DagsterInvariantViolationError,
+    Failure,
+    InputContext,
+    OutputContext,
+    RetryRequested,
+)
 
 from igait_pipeline.layout import (
     FILES_META,
@@ -65,7 +73,11 @@ def retry_transient(job_id: str, what: str, attempt: int) -> Iterator[None]:
 
 
 def _attempt(context: InputContext | OutputContext) -> int:
-    return context.step_context.previous_attempt_count
+    """The step's retry number (0 the first time); 0 for a context built outside a step (build_*_context)."""
+    try:
+        return context.step_context.previous_attempt_count
+    except DagsterInvariantViolationError:
+        return 0
 
 
 class StorageResource(ConfigurableResource):
