@@ -113,7 +113,7 @@ def _cmdline(pid: int) -> str:
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_storage_faults_and_a_killed_run_worker_under_the_daemon(tmp_path, gcs_emulator, smtp_server, monkeypatch):
-    from bench.load import MARK_ENV, clips, marked_processes
+    from bench.load import MARK_ENV, clips, lingering
 
     front_clip, side_clip = clips("short")
     home = tmp_path / "dagster_home"
@@ -172,8 +172,7 @@ def test_storage_faults_and_a_killed_run_worker_under_the_daemon(tmp_path, gcs_e
                 daemon.kill()
                 daemon.wait()
             log.close()
-            time.sleep(2)
-            orphans = {p: _cmdline(p) for p in marked_processes(mark) if p != os.getpid()}
+            orphans = {p: _cmdline(p) for p in lingering(mark, exclude=(os.getpid(),))}
             for p in orphans:  # only processes this test's daemon started (they carry its mark)
                 try:
                     os.kill(p, signal.SIGKILL)
