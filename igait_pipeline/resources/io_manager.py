@@ -16,6 +16,7 @@ from dagster import (
     RetryRequested,
 )
 
+from igait_pipeline import watchdog
 from igait_pipeline.layout import (
     FILES_META,
     STAGE_META,
@@ -135,6 +136,7 @@ class StageFilesIOManager(ConfigurableIOManager):
     storage: StorageResource
 
     def handle_output(self, context: OutputContext, obj: StageFiles) -> None:
+        watchdog.exit_with_parent()
         if not isinstance(obj, StageFiles):
             raise TypeError(f"{context.asset_key.to_user_string()} returned {type(obj).__name__}, not StageFiles")
         job_id = validate_job_id(context.partition_key)
@@ -148,6 +150,7 @@ class StageFilesIOManager(ConfigurableIOManager):
         context.add_output_metadata({"storage_keys": sorted(keys.values())})
 
     def load_input(self, context: InputContext) -> StageFiles:
+        watchdog.exit_with_parent()  # a step's first work: from here on it ends with its run worker
         job_id = validate_job_id(context.asset_partition_key)
         upstream = context.upstream_output
         meta = upstream.definition_metadata if upstream else None
