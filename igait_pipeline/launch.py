@@ -62,7 +62,7 @@ def upload_events(job: ReadyJob, description: str) -> list[AssetObservation | As
 
 # How the daemon's run retry re-executes a run whose worker died (dagster.yaml `run_retries`): from the failed
 # steps. Every stage before them committed its files whole (manifest-last on GCS, a directory swap locally), so
-# the retry starts at the step that was running when the pod died instead of converting, validating and
+# the retry starts at the step that was running when the worker died instead of converting, validating and
 # reframing the videos again (ALL_STEPS); the step it re-runs replaces the half-written commit.
 RETRY_STRATEGY_TAG = "dagster/retry_strategy"
 RETRY_STRATEGY = "FROM_FAILURE"
