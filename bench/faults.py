@@ -1,13 +1,15 @@
 """The issue-12 fault corpus: bad videos, bad metadata, bad job IDs, links out of the root, a full disk, e-mail
 against a real SMTP server, a re-upload, two runs of one job and a SIGKILLed run, each against the real code on a
 fresh Dagster instance, storage root and job store; and issue 26's stage commits on GCS (the emulator) SIGKILLed at
-every point. Prints one row per case (case, expected, got, ok) and the totals the issues ask to be zero:
+every point, and transient GCS errors (503, 429, connection resets) injected on the wire by a proxy before the
+emulator. Prints one row per case (case, expected, got, ok) and the totals the issues ask to be zero:
 
     lost jobs | e-mails marked sent the server did not accept | patient values in logs |
     writes outside the root | half-written stages | orphaned processes | orphaned commit objects (GCS)
 
     .venv/bin/python -m bench.faults [--no-kill] [--no-gcs]
-        (--no-kill skips the SIGKILLed real run: ~1 min, MediaPipe; --no-gcs the SIGKILLed GCS commits: ~4 min)
+        (--no-kill skips the SIGKILLed real run: ~1 min, MediaPipe; --no-gcs the GCS cases: the transient
+        errors, ~1 min, and the SIGKILLed commits, ~4 min)
 
 Bad videos are made with ffmpeg from the public sample clip. The disk-full case writes a stage onto a real 1 MiB
 tmpfs when this process may mount one (root), else it raises ENOSPC at the storage write boundary and says so.
@@ -477,10 +479,75 @@ def gcs_commit_kills(t: Totals, work: Path) -> None:
                 os.environ["STORAGE_EMULATOR_HOST"] = old
 
 
+# (kind, action, skip): requests a storage round trip makes, failed on the wire by the proxy before the emulator
+TRANSIENT_CASES = [("upload_start", "503", 0), ("upload_chunk", "503", 1), ("upload_chunk", "reset", 1),
+                   ("upload_chunk", "reset_after", 1), ("upload_chunk", "reset_after", 4), ("upload", "429", 0),
+                   ("upload", "reset_after", 0), ("download", "503", 1), ("download", "reset", 2), ("get", "500", 0),
+                   ("copy", "503", 0), ("copy", "reset_after", 0), ("list", "503", 0), ("delete", "reset_after", 0)]
+
+
+def gcs_transient(t: Totals, work: Path) -> None:
+    """Issue 26: transient GCS errors on the wire (a real proxy between the real client and the emulator,
+    igait_pipeline_tests/fixtures/gcs_faults.py): each kind of request failed once (503/429/500, a connection
+    reset before the request arrives, or after the emulator acted with the reply lost); the round trip (an 8 MiB
+    + 17 B resumable upload in 2 MiB chunks, its download, a small write, copy, listing, delete) must come out
+    whole. Then a store that keeps failing: a TransientStorageError naming the key within the retry limit."""
+    from google.cloud import storage as gcs
+
+    from igait_pipeline.storage import TransientStorageError
+    from igait_pipeline.storage.gcs import RETRY_TIMEOUT_ENV, GCSStorage, MiB
+    from igait_pipeline_tests.fixtures.gcs import start_emulator
+    from igait_pipeline_tests.fixtures.gcs_faults import Fault, start_front
+
+    big = work / "big.bin"
+    big.write_bytes(os.urandom(8 * MiB + 17))
+    saved = {k: os.environ.get(k) for k in ("STORAGE_EMULATOR_HOST", RETRY_TIMEOUT_ENV)}
+    with start_emulator() as emulator, start_front(emulator.host) as front:
+        os.environ["STORAGE_EMULATOR_HOST"] = front.host
+        try:
+            st = GCSStorage(emulator.bucket, "transient", gcs.Client(), upload_chunk_size=2 * MiB,
+                            download_chunk_size=2 * MiB)
+            for kind, action, skip in TRANSIENT_CASES:
+                fault = Fault(kind, action=action, skip=skip)
+                front.fail(fault)
+                t_start = time.monotonic()
+                try:
+                    st.upload(big, "k/big.bin")
+                    same = st.download("k/big.bin", work / "back.bin").read_bytes() == big.read_bytes()
+                    st.write_bytes("k/a.json", b"{}")
+                    st.copy("k/a.json", "k/b.json")
+                    listed = [o.key for o in st.list("k/")] == ["k/a.json", "k/b.json", "k/big.bin"]
+                    st.delete("k/b.json")
+                    got, ok = (f"whole, {fault.injected} injected, {time.monotonic() - t_start:.1f} s",
+                               same and listed and not st.exists("k/b.json") and fault.injected == 1)
+                except Exception as e:  # noqa: BLE001 (a row, not a crash)
+                    got, ok = f"{type(e).__name__}: {str(e)[:90]}", False
+                t.row(f"GCS {kind} {action}{f' after {skip}' if skip else ''}", "absorbed by retries; whole", got, ok)
+            os.environ[RETRY_TIMEOUT_ENV] = "2"
+            st = GCSStorage(emulator.bucket, "transient", gcs.Client())
+            down = Fault(("download", "get"), "k/big.bin", times=-1)
+            front.fail(down)
+            t_start = time.monotonic()
+            try:
+                st.read_bytes("k/big.bin")
+                got, ok = "no error", False
+            except TransientStorageError as e:
+                got = f"after {time.monotonic() - t_start:.1f} s, {down.injected} requests failed: {str(e)[:60]}…"
+                ok = "k/big.bin" in str(e)
+            t.row("GCS unavailable past the retry limit (2 s)", "TransientStorageError naming the key", got, ok)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-kill", action="store_true", help="skip the SIGKILLed real run (MediaPipe)")
-    parser.add_argument("--no-gcs", action="store_true", help="skip the SIGKILLed GCS commits (about 4 min)")
+    parser.add_argument("--no-gcs", action="store_true",
+                        help="skip the GCS cases: transient errors and SIGKILLed commits (about 5 min)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO))
     t = Totals()
@@ -493,6 +560,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_kill:
             kill_run(t, work, media)
         if not args.no_gcs:
+            gcs_transient(t, work)
             gcs_commit_kills(t, work)
     width = max(len(r[0]) for r in t.rows)
     print(f"\n{'case':<{width}}  {'expected':<52}  got")

@@ -61,11 +61,11 @@ from igait_pipeline.layout import (
     view_of_asset,
 )
 from igait_pipeline.partitions import job_partitions
-from igait_pipeline.resources.io_manager import StorageResource, stage_step_scope
+from igait_pipeline.resources.io_manager import StorageResource, retry_transient, stage_step_scope
 from igait_pipeline.resources.model_store import ModelStoreResource
 from igait_pipeline.schemas import VIEWS, Cycles, JobMetadata, Keypoints, Prediction, ValidationReport
 from igait_pipeline.stages import archive, cycles, features, media, pose, predict, reframe, validity
-from igait_pipeline.storage import StageFiles, write_stage
+from igait_pipeline.storage import StageFiles, TransientStorageError, write_stage
 from igait_pipeline.storage import scope as storage_scope
 
 
@@ -200,13 +200,17 @@ def step_cpu_of(message: str) -> dict | None:
 @contextmanager
 def _step_scope(context: AssetExecutionContext) -> Iterator[None]:
     watchdog.exit_with_parent()
+    job_id = _job_id(context)
+    scope = stage_step_scope(context.asset_key.to_user_string(), job_id)
     made: list[Path] = []
     token = _SCRATCH.set(made)
     own0, tools0 = _cpu()
     try:
         # Every storage handle the stage takes from here on (StorageResource.get(), the model store) may touch
-        # only what layout.ACCESS grants this stage for this job.
-        with storage_scope.within(stage_step_scope(context.asset_key.to_user_string(), _job_id(context))):
+        # only what layout.ACCESS grants this stage for this job; the store unavailable past the client's retries
+        # (reading a model, storing validation.json of rejected videos) retries the step.
+        with storage_scope.within(scope), retry_transient(job_id, f"{scope.access.label}, step {scope.step}",
+                                                          context.retry_number):
             yield
     except BaseException:
         for d in made:
@@ -261,7 +265,7 @@ def stage_errors(context: AssetExecutionContext) -> Iterator[None]:
     """Turn a stage function's input errors into a Failure naming the job, the stage (its label) and the cause."""
     try:
         yield
-    except Failure:
+    except (Failure, TransientStorageError):  # the latter: the step is retried (`_step_scope`)
         raise
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         job, stage = context.partition_key, _stage(context).label

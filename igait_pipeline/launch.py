@@ -60,9 +60,17 @@ def upload_events(job: ReadyJob, description: str) -> list[AssetObservation | As
                                            **{f"size_bytes/{n}": s for n, s in job.sizes.items()}})]
 
 
+# How the daemon's run retry re-executes a run whose worker died (dagster.yaml `run_retries`): from the failed
+# steps. Every stage before them committed its files whole (manifest-last on GCS, a directory swap locally), so
+# the retry starts at the step that was running when the worker died instead of converting, validating and
+# reframing the videos again (ALL_STEPS); the step it re-runs replaces the half-written commit.
+RETRY_STRATEGY_TAG = "dagster/retry_strategy"
+RETRY_STRATEGY = "FROM_FAILURE"
+
+
 def run_tags(job: ReadyJob) -> dict[str, str]:
     """The tags of a job's run (the sensor's RunRequest and `run_job` alike)."""
-    return {JOB_TAG: job.job_id, UPLOAD_VERSION_TAG: job.fingerprint}
+    return {JOB_TAG: job.job_id, UPLOAD_VERSION_TAG: job.fingerprint, RETRY_STRATEGY_TAG: RETRY_STRATEGY}
 
 
 def accepted_doc(store: JobStore, job: ReadyJob, now: datetime) -> None:

@@ -9,6 +9,9 @@ the fingerprint of its stage_0 files (name, size, update time of each), and ever
 of them, oldest first; one whose files changed (the videos arrived after metadata.json, a corrected
 metadata.json, a replaced video) is checked again. The fingerprint of an accepted upload is its version: the
 sensor records it as the upload's data version, so a re-upload of a finished job is recognised.
+
+The store not answering (TransientStorageError, after the client's own retries) says nothing about the upload:
+it is raised, never turned into a refusal; the tick fails, its cursor is not saved, and the next tick looks again.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from dataclasses import dataclass, field
 
 from igait_pipeline.layout import UPLOAD, JobIdError, upload_glob, validate_job_id
 from igait_pipeline.schemas import AddressError, JobMetadata, MetadataError, normalize_email
-from igait_pipeline.storage import ObjectInfo, Storage, StorageError
+from igait_pipeline.storage import ObjectInfo, Storage, StorageError, TransientStorageError
 
 METADATA_GLOB = upload_glob()
 VIDEO_NAMES = tuple(name for name in UPLOAD.files if name.endswith(".mp4"))
@@ -90,6 +93,8 @@ def _usable_email(storage: Storage, job_id: str) -> str | None:
     try:
         raw = json.loads(storage.read_bytes(UPLOAD.key(job_id, "metadata.json")))
         return normalize_email(raw.get("email")) if isinstance(raw, dict) else None
+    except TransientStorageError:
+        raise
     except (FileNotFoundError, ValueError, StorageError, AddressError):
         return None
 
@@ -120,6 +125,8 @@ def _check(storage: Storage, job_id: str, obj: ObjectInfo | None = None):
         return check_upload(storage, job_id, obj, present)
     except JobIdError as e:
         return BadJob(job_id, str(e))
+    except TransientStorageError:
+        raise  # the store, not the upload
     except (MetadataError, FileNotFoundError, StorageError) as e:
         return BadJob(job_id, str(e), fingerprint(present), _usable_email(storage, job_id))
 
@@ -148,6 +155,8 @@ def scan_uploads(storage: Storage, cursor: str | None = None, max_jobs: int = MA
         result.rechecked += 1
         try:
             present = _listing(storage, job_id)
+        except TransientStorageError:
+            raise  # not "the upload is gone"
         except StorageError:
             present = {}
         fp = refused.pop(job_id)  # re-inserted at the end (round robin) unless the upload is gone

@@ -4,6 +4,7 @@ pytest_plugins = [
     "igait_pipeline_tests.fixtures.media",
     "igait_pipeline_tests.fixtures.walkers",
     "igait_pipeline_tests.fixtures.gcs",
+    "igait_pipeline_tests.fixtures.gcs_faults",
     "igait_pipeline_tests.fixtures.postgres",
     "igait_pipeline_tests.fixtures.firestore",
     "igait_pipeline_tests.fixtures.smtp",

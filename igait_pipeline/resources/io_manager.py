@@ -2,10 +2,21 @@
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from dagster import ConfigurableIOManager, ConfigurableResource, InputContext, OutputContext
+from dagster import (
+    ConfigurableIOManager,
+    ConfigurableResource,
+    DagsterInvariantViolationError,
+    Failure,
+    InputContext,
+    OutputContext,
+    RetryRequested,
+)
 
+from igait_pipeline import watchdog
 from igait_pipeline.layout import (
     FILES_META,
     STAGE_META,
@@ -22,11 +33,52 @@ from igait_pipeline.storage import (
     ScopeError,
     StageFiles,
     Storage,
+    TransientStorageError,
     read_stage,
     storage_from_uri,
     write_stage,
 )
 from igait_pipeline.storage.scope import scoped
+
+STORAGE_STEP_RETRIES = 2  # more attempts of a step after the store stayed unavailable through the client's retries
+STORAGE_RETRY_WAIT_ENV = "IGAIT_STORAGE_RETRY_WAIT_S"
+DEFAULT_STORAGE_RETRY_WAIT_S = 30.0
+
+
+def storage_retry_wait() -> float:
+    raw = os.environ.get(STORAGE_RETRY_WAIT_ENV, "").strip()
+    try:
+        wait = float(raw) if raw else DEFAULT_STORAGE_RETRY_WAIT_S
+    except ValueError:
+        wait = -1.0
+    if wait < 0:
+        raise ValueError(f"${STORAGE_RETRY_WAIT_ENV} must be a number of seconds >= 0, got {raw!r}")
+    return wait
+
+
+@contextmanager
+def retry_transient(job_id: str, what: str, attempt: int) -> Iterator[None]:
+    """Around a step's storage work: a TransientStorageError (the store still failing after the client library's
+    own retries, igait_pipeline.storage.gcs) makes Dagster run the step again (RetryRequested), at most
+    STORAGE_STEP_RETRIES more times, $IGAIT_STORAGE_RETRY_WAIT_S (30 s) apart; on the last attempt it fails the
+    step with a Failure naming the job, what the step was doing and the key. Only this error type: a rejected
+    video, bad metadata or a bug is never retried. `attempt` is the step's retry number (0 the first time)."""
+    try:
+        yield
+    except TransientStorageError as e:
+        if attempt >= STORAGE_STEP_RETRIES:
+            raise Failure(description=f"job {job_id}: {what}: storage unavailable after {attempt + 1} attempts "
+                                      f"of the step: {e}",
+                          metadata={"job_id": job_id, "cause": str(e)}, allow_retries=False) from e
+        raise RetryRequested(max_retries=STORAGE_STEP_RETRIES, seconds_to_wait=storage_retry_wait()) from e
+
+
+def _attempt(context: InputContext | OutputContext) -> int:
+    """The step's retry number (0 the first time); 0 for a context built outside a step (build_*_context)."""
+    try:
+        return context.step_context.previous_attempt_count
+    except DagsterInvariantViolationError:
+        return 0
 
 
 class StorageResource(ConfigurableResource):
@@ -84,6 +136,7 @@ class StageFilesIOManager(ConfigurableIOManager):
     storage: StorageResource
 
     def handle_output(self, context: OutputContext, obj: StageFiles) -> None:
+        watchdog.exit_with_parent()
         if not isinstance(obj, StageFiles):
             raise TypeError(f"{context.asset_key.to_user_string()} returned {type(obj).__name__}, not StageFiles")
         job_id = validate_job_id(context.partition_key)
@@ -92,10 +145,12 @@ class StageFilesIOManager(ConfigurableIOManager):
         # The scope is the stage the asset *is* (its key); the folder is the one its metadata names: a wrong
         # `igait/stage` (or a wrong key) is refused instead of overwriting another stage.
         scope = stage_step_scope(context.asset_key.to_user_string(), job_id)
-        keys = write_stage(scoped(self.storage.get(), scope), job_id, number, obj, view=view)
+        with retry_transient(job_id, f"{scope.access.label}, step {scope.step}, storing its files", _attempt(context)):
+            keys = write_stage(scoped(self.storage.get(), scope), job_id, number, obj, view=view)
         context.add_output_metadata({"storage_keys": sorted(keys.values())})
 
     def load_input(self, context: InputContext) -> StageFiles:
+        watchdog.exit_with_parent()  # a step's first work: from here on it ends with its run worker
         job_id = validate_job_id(context.asset_partition_key)
         upstream = context.upstream_output
         meta = upstream.definition_metadata if upstream else None
@@ -108,5 +163,7 @@ class StageFilesIOManager(ConfigurableIOManager):
             required = tuple(n for n in required if view_of(n) in (None, view))
         # The reader's scope: the stage of the asset loading this input, for the job of the step's run.
         reader = stage_step_scope(context.op_def.name, context.partition_key if context.has_partition_key else None)
-        return read_stage(scoped(self.storage.get(), reader), job_id, stage, self.storage.cache_dir(job_id),
-                          required=required, view=view)
+        what = f"{reader.access.label}, step {reader.step}, reading stage {stage}"
+        with retry_transient(job_id, what, _attempt(context)):
+            return read_stage(scoped(self.storage.get(), reader), job_id, stage, self.storage.cache_dir(job_id),
+                              required=required, view=view)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 
-from igait_pipeline.storage.base import ObjectInfo, Storage, StorageError
+from igait_pipeline.storage.base import ObjectInfo, Storage, StorageError, TransientStorageError
 from igait_pipeline.storage.local import LocalStorage
 from igait_pipeline.storage.scope import Scope, ScopedStorage, ScopeError
 from igait_pipeline.storage.stage_files import StageFiles, read_stage, write_stage
@@ -24,7 +24,8 @@ STORAGE_ROOT_ENV = "IGAIT_STORAGE_ROOT"
 DEFAULT_ROOT = "data/storage"
 
 __all__ = ["DEFAULT_ROOT", "STORAGE_ROOT_ENV", "LocalStorage", "ObjectInfo", "Scope", "ScopeError", "ScopedStorage",
-           "StageFiles", "Storage", "StorageError", "read_stage", "storage_from_uri", "write_stage"]
+           "StageFiles", "Storage", "StorageError", "TransientStorageError", "read_stage", "storage_from_uri",
+           "write_stage"]
 
 
 def storage_from_uri(uri: str | None = None) -> Storage:

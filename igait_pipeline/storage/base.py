@@ -24,6 +24,12 @@ class StorageError(RuntimeError):
     pass
 
 
+class TransientStorageError(StorageError):
+    """The store did not answer (overloaded, throttling, connection lost) even after the client's own retries: the
+    same request may well succeed later. A step that meets it is retried by Dagster (igait_pipeline.resources.
+    io_manager.retry_transient); any other StorageError is a real problem and fails the step for good."""
+
+
 class Storage(ABC):
     """A flat key space of immutable objects with atomic writes."""
 

@@ -140,15 +140,19 @@ def test_no_patient_value_in_any_log_or_the_event_log(local_storage, short_clip,
 WORKER = """
 import multiprocessing, os, sys, time
 
-def step(path):
+def step(path, late):
     from igait_pipeline import watchdog
-    assert watchdog.exit_with_parent(poll=0.1)
+    if not late:
+        assert watchdog.exit_with_parent(poll=0.1)
     with open(path, "w") as f:
         f.write(str(os.getpid()))
+    if late:  # still loading its inputs when the run worker is killed; the stage body starts after
+        time.sleep(3)
+        watchdog.exit_with_parent(poll=0.1)
     time.sleep(600)  # a long stage
 
 if __name__ == "__main__":
-    p = multiprocessing.get_context("spawn").Process(target=step, args=(sys.argv[1],))
+    p = multiprocessing.get_context(sys.argv[2]).Process(target=step, args=(sys.argv[1], sys.argv[3] == "late"))
     p.start()
     p.join()
 """
@@ -162,12 +166,17 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def test_a_step_process_does_not_outlive_its_killed_run_worker(tmp_path):
+@pytest.mark.parametrize("when", ["early", "late"])
+@pytest.mark.parametrize("start_method", ["spawn", "forkserver"])
+def test_a_step_process_does_not_outlive_its_killed_run_worker(tmp_path, start_method, when):
     """Was: after SIGKILL of the run process, the step worker lived on holding 586 MB. The step side of the
-    multiprocess executor (a spawn child) now ends itself when its parent is gone."""
+    multiprocess executor now ends itself when its run worker is gone, also as a child of a forkserver (the
+    executor's start method, igait_pipeline.execution), whose forkserver lives on while any of its children does
+    (was: the killed run's steps ran on to the end, beside the retry run's). `late`: the worker dies before the
+    step starts the watch (a step still loading its inputs): the step ends as soon as it does."""
     script, pid_file = tmp_path / "worker.py", tmp_path / "step.pid"
     script.write_text(WORKER)
-    worker = subprocess.Popen([sys.executable, str(script), str(pid_file)],
+    worker = subprocess.Popen([sys.executable, str(script), str(pid_file), start_method, when],
                               env={**os.environ, "PYTHONPATH": str(REPO)})
     deadline = time.time() + 60
     while not pid_file.exists() or not pid_file.read_text():
