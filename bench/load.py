@@ -79,16 +79,11 @@ TERMINAL = ("SUCCESS", "FAILURE", "CANCELED")
 # ---------- the clips ----------
 def clips(kind: str) -> tuple[Path, Path]:
     """(front, side) videos; made once from the public clips and cached with the test media."""
-    from igait_pipeline.sample import fetch_sample, fetch_vtest
-    from igait_pipeline_tests.fixtures.media import CACHE, _cached, _ffmpeg
-    from igait_pipeline_tests.fixtures.walkers import VTEST_APPROACH, _follow_path
+    from igait_pipeline_tests.fixtures.media import _cached, sample_path
+    from igait_pipeline_tests.fixtures.walkers import VTEST_APPROACH, _follow_path, side_walk_cut, vtest_path
 
-    front = _cached("vtest_approach.mp4", lambda p: _follow_path(fetch_vtest(CACHE), p, VTEST_APPROACH, 150))
-    seconds = {"full": 6.4, "short": 3.0}[kind]
-    name = "side_walk.mp4" if kind == "full" else "side_walk_3s.mp4"
-    sample = fetch_sample(CACHE / "sports2d_demo.mp4")
-    side = _cached(name, lambda p: _ffmpeg("-ss", "1.3", "-t", str(seconds), "-i", str(sample), "-an", "-vf",
-                                           "scale=960:-2", "-c:v", "libx264", "-preset", "ultrafast", str(p)))
+    front = _cached("vtest_approach.mp4", lambda p: _follow_path(vtest_path(), p, VTEST_APPROACH, 150))
+    side = side_walk_cut(sample_path(), {"full": 6.4, "short": 3.0}[kind])
     return front, side
 
 

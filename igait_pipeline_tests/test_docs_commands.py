@@ -4,9 +4,10 @@ first, then docs/ by name), in a fresh copy of the checkout with its own instanc
 What "fresh" means: the tracked files of this checkout copied to a temp directory, `.venv` linked to this one, and
 what `scripts/setup.sh` leaves behind (`.dagster_home/dagster.yaml` with a migrated SQLite instance, the sample
 video under data/samples/) — the set-up itself is not re-run. Placeholders a reader replaces are given real values:
-`FRONT.mp4`, `SIDE.mp4`, `META.json` are files in the copy (a real front-view walk, a real side-view walk, valid
-metadata); `DIR` / `NAME` / `VERSION` are a model trained elsewhere, its name and version (docs/research.md), with
-a labelled simulated cohort in storage for it to be validated on. Long-running services (`dagster dev`, the metrics
+`FRONT.mp4`, `SIDE.mp4`, `META.json` are files in the copy (a real front-view walk, 3 s of a real side-view walk:
+enough for a job that runs to results.zip, which is all this test reads; valid metadata); `DIR` / `NAME` /
+`VERSION` are a model trained elsewhere, its name and version (docs/research.md), with a labelled simulated cohort
+in storage for it to be validated on. Long-running services (`dagster dev`, the metrics
 exporter) are started, must answer on their port, and are stopped before the next command. What cannot run here
 is in SKIP, with the reason; a skipped line is reported, never silently dropped.
 
@@ -230,13 +231,14 @@ def _materialize_all_through_graphql(work: Path, env: dict, job_id: str) -> None
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_readme_and_docs_commands_run_as_written(tmp_path, monkeypatch, sample_video, vtest_approaching_front,
-                                                 side_walk):
+                                                 side_walk_3s):
     work = tmp_path / "igait-pipeline"
     work.mkdir()
     _fresh_copy(work, sample_video)
     shutil.copyfile(vtest_approaching_front, work / "FRONT.mp4")
-    shutil.copyfile(side_walk, work / "SIDE.mp4")
+    shutil.copyfile(side_walk_3s, work / "SIDE.mp4")
     (work / "META.json").write_text(json.dumps(GOOD_METADATA))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IGAIT_", "DAGSTER_", "PYTEST_"))}
     shell = Shell(work, env)

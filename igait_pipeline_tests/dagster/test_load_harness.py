@@ -1,6 +1,7 @@
-"""bench/load.py with a tiny N: three real jobs uploaded within ten seconds into a fresh instance served by a real
+"""bench/load.py with a tiny N: three real jobs uploaded within five seconds into a fresh instance served by a real
 `dagster-daemon` (SQLite, this repository's dagster.yaml with its run-queue limits), the daemon SIGKILLed once a
-run has ended (the other two queued or running) and started again, the real SMTP server catching the e-mails.
+run has ended (the other two queued or running) and started again 3 s later, the real SMTP server catching the
+e-mails.
 Nothing is lost, no job runs twice, each family gets exactly one e-mail, the run queue's limits hold. Then
 `igait rescore` of the three (one asset backfill of prediction + results_archive, run by the same daemon): the
 backfill completes, each job is re-scored by exactly one run, its document shows it, and no family is e-mailed a
@@ -20,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.timeout(1800)
 def test_three_jobs_survive_a_killed_daemon(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-m", "bench.load", "--n", "3", "--spread", "10", "--down", "10",
+    proc = subprocess.run([sys.executable, "-m", "bench.load", "--n", "3", "--spread", "5", "--down", "3",
                            "--no-solo", "--rescore", "--timeout", "1500", "--keep", str(tmp_path / "work")],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=1700)
     out = proc.stdout

@@ -33,10 +33,11 @@ def test_validation_json_records_track_verdict_and_parameters(local_storage, sho
 
 @pytest.mark.slow
 def test_front_view_approaching_walker_with_bystander_runs_to_results(local_storage, approaching_with_bystander,
-                                                                      side_walk):
-    """The issue's job: front view with a walker approaching past a person standing still, a side view. The only
-    licensed approaching walker is filmed from the side, so the view check is set to warn (as `igait demo`)."""
-    put_job(local_storage, "user8_3", approaching_with_bystander, side_walk, GOOD_METADATA)
+                                                                      side_walk_3s):
+    """The issue's job: front view with a walker approaching past a person standing still, a side view (3 s of the
+    crossing: only the front view is examined here). The only licensed approaching walker is filmed from the side,
+    so the view check is set to warn (as `igait demo`)."""
+    put_job(local_storage, "user8_3", approaching_with_bystander, side_walk_3s, GOOD_METADATA)
     with instance_for_test() as instance:
         instance.add_dynamic_partitions("jobs", ["user8_3"])
         result = defs.resolve_job_def("igait_job").execute_in_process(
@@ -59,13 +60,13 @@ def test_front_view_approaching_walker_with_bystander_runs_to_results(local_stor
 
 @pytest.mark.slow
 @pytest.mark.parametrize("front_clip", ["vtest_approaching_front", "vtest_receding_front"])
-def test_a_real_front_view_walk_runs_to_results(local_storage, request, front_clip, side_walk):
+def test_a_real_front_view_walk_runs_to_results(local_storage, request, front_clip, side_walk_3s):
     """A real person walking toward (or away from) a camera in the front slot, a real side view in the side
-    slot (issue 16): accepted as a front view with the view check on, cropped around the walker who grows (or
-    shrinks), and measured in stage 5 from the front: hip / knee ab/adduction curves, base of support, each
-    number saying which view it comes from, to results.zip."""
+    slot (issue 16; 3 s of the crossing: only the front view is examined here): accepted as a front view with the
+    view check on, cropped around the walker who grows (or shrinks), and measured in stage 5 from the front: hip /
+    knee ab/adduction curves, base of support, each number saying which view it comes from, to results.zip."""
     job = {"vtest_approaching_front": "user16_1", "vtest_receding_front": "user16_2"}[front_clip]
-    put_job(local_storage, job, request.getfixturevalue(front_clip), side_walk, GOOD_METADATA)
+    put_job(local_storage, job, request.getfixturevalue(front_clip), side_walk_3s, GOOD_METADATA)
     with instance_for_test() as instance:
         instance.add_dynamic_partitions("jobs", [job])
         result = defs.resolve_job_def("igait_job").execute_in_process(
