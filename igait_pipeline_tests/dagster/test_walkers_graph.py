@@ -91,7 +91,14 @@ def test_a_real_front_view_walk_runs_to_results(local_storage, request, front_cl
     cycles = json.loads(local_storage.read_bytes(job_key(job, 5, "cycles.json")))
     curves = cycles["kinematics"]["curves"]
     front_curves = {k: c for k, c in curves.items() if k.startswith("front_") and "mean" in c}
-    assert front_curves, {k: c.get("reason") for k, c in curves.items() if k.startswith("front_")}
+    reasons = {k: c.get("reason") for k, c in curves.items() if k.startswith("front_")}
+    if job == "user16_2":
+        assert front_curves, reasons
+    else:
+        # vtest's approach is 4.5 s at 10 fps: with its heel strikes where the foot stops (issue 28, real labels)
+        # one stride of the left leg is unsteady, and a curve from one cycle per leg is null with the reason
+        # (ROM and symmetry need 2 per leg), never reported
+        assert reasons and (front_curves or all("steady cycle" in (r or "") for r in reasons.values())), reasons
     with zipfile.ZipFile(local_storage.local_path(job_key(job, 7, "results.zip"))) as z:
         summary = z.read("SUMMARY.txt").decode()
     assert "front view" in summary and "side view" in summary
