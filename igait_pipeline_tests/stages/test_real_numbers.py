@@ -91,8 +91,10 @@ def test_real_front_angles_within_their_bounds_or_null(real, front, reference):
             assert ("more than the plausible" in cur["reason"] and cur["rom_valid_phases_deg"] > bound
                     or "steady cycle(s)" in cur["reason"]), (name, cur["reason"])
             refused.append(name)
+    # the receding walker's left hip was refused too until stage 2 searched only the picture inside stage 1's
+    # padding (a slightly different track, crop and keypoints): its valid-phase ROM is now within the bound
     expected = {"approach": {"front_knee_abduction_left", "front_knee_abduction_right"},
-                "recede": {"front_hip_abduction_left", "front_knee_abduction_left"}}[front]
+                "recede": {"front_knee_abduction_left"}}[front]
     assert expected <= set(refused), refused
     pred = predict.predict(features.compute_features(c, JobMetadata.parse(GOOD_METADATA)), reference, "user28_1",
                            flags=c.quality["flags"], stage5_settings=c.settings)
