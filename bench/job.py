@@ -95,22 +95,22 @@ def raw_tools(videos: dict[str, Path], crops: dict[str, list[int]], tmp: Path
 
 BARE_DECODE = """
 import json, resource, cv2
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+c = cpu()
 cap = cv2.VideoCapture({video!r}); n = 0
 while cap.grab(): n += 1
-r = resource.getrusage(resource.RUSAGE_SELF)
-print(json.dumps({{"frames": n, "cpu_seconds": r.ru_utime + r.ru_stime}}))
+print(json.dumps({{"frames": n, "cpu_seconds": cpu() - c}}))
 """
 
 
 def bare_decode(video: Path) -> float:
     """CPU seconds of decoding every frame of a video once with OpenCV (as stages 2 and 4 read theirs), measured
-    in a fresh interpreter minus that interpreter's own start (cv2 import)."""
-    def run(code: str) -> float:
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-        return json.loads(out.stdout.strip().splitlines()[-1])["cpu_seconds"]
-    empty = ("import json, resource, cv2\nr = resource.getrusage(resource.RUSAGE_SELF)\n"
-             "print(json.dumps({'cpu_seconds': r.ru_utime + r.ru_stime}))")
-    return max(0.0, run(BARE_DECODE.format(video=str(video))) - run(empty))
+    in a fresh interpreter from after its imports."""
+    out = subprocess.run([sys.executable, "-c", BARE_DECODE.format(video=str(video))], capture_output=True,
+                         text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])["cpu_seconds"]
 
 
 class MemorySampler(threading.Thread):
