@@ -176,7 +176,10 @@ def region_to_frame(lm: np.ndarray, region: tuple[int, int, int, int], size: tup
     return full
 
 
-def content_box(frame: np.ndarray, dark: int = 8, min_bar: float = 0.02) -> tuple[int, int, int, int] | None:
+PAD_DARK = 8  # brightest level (any channel) of stage 1's black padding after H.264
+
+
+def content_box(frame: np.ndarray, dark: int = PAD_DARK, min_bar: float = 0.02) -> tuple[int, int, int, int] | None:
     """The picture inside the black bars stage 1 pads with (a portrait phone video becomes a 608-pixel-wide
     picture in a 1920×1080 frame), as (x, y, width, height) in pixels; None when no bar is wider than `min_bar`
     of the frame (or the frame is all dark). A bar is a run of whole columns (rows) from an edge, no pixel of
@@ -192,7 +195,7 @@ def content_box(frame: np.ndarray, dark: int = 8, min_bar: float = 0.02) -> tupl
     return x0, y0, x1 - x0, y1 - y0
 
 
-def bars_stay_dark(frame: np.ndarray, box: tuple[int, int, int, int], dark: int = 8) -> bool:
+def bars_stay_dark(frame: np.ndarray, box: tuple[int, int, int, int], dark: int = PAD_DARK) -> bool:
     """Whether everything outside `box` (x, y, width, height) is still black padding in this frame."""
     x, y, bw, bh = box
     return all(part.size == 0 or int(part.max()) <= dark
