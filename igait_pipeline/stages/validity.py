@@ -24,6 +24,7 @@ import numpy as np
 from igait_pipeline.schemas import ValidationReport, ViewValidation
 from igait_pipeline.stages import media
 from igait_pipeline.stages.pose import (
+    PAD_DARK,
     MediaPipePose,
     Person,
     PoseEstimator,
@@ -64,6 +65,13 @@ class ValidityParams:
     min_person_ratio: float = 0.4  # share of samples with anyone in view
     min_full_body_ratio: float = 0.3  # share of samples with the walker seen head to ankles
     view_check: Literal["refuse", "warn"] = "refuse"
+    pad_dark: int = PAD_DARK
+    """Stage 1 pads a picture that is not 16:9 with black bars (a portrait phone video becomes a 608-pixel-wide
+    picture in a 1920×1080 frame); people are searched only inside them. A bar is a run of whole columns (rows)
+    from an edge, no pixel of which is brighter than this in any channel (H.264 keeps the black within a few
+    levels), in the first sample and in every later one (else the whole frame is searched from there on)."""
+    pad_min_bar: float = 0.02
+    """...and bars narrower than this share of the frame's width (height) are ignored."""
     tracker: TrackerParams = field(default_factory=TrackerParams)
     walker: WalkerParams = field(default_factory=WalkerParams)
 
@@ -179,8 +187,8 @@ def analyse_view(video: str | os.PathLike, view: str, estimator: PoseEstimator |
     try:
         for i, t, frame in media.iter_frames(video, step=step):
             if not samples:
-                region = content_box(frame)
-            elif region is not None and not bars_stay_dark(frame, region):
+                region = content_box(frame, params.pad_dark, params.pad_min_bar)
+            elif region is not None and not bars_stay_dark(frame, region, params.pad_dark):
                 region = None
             samples.append((t, detect_people(est, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), region=region)))
             if progress and len(samples) % 10 == 0:

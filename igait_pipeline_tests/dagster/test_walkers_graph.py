@@ -12,6 +12,7 @@ from igait_pipeline.definitions import defs
 from igait_pipeline.layout import job_key
 from igait_pipeline.resources import build_resources
 from igait_pipeline.schemas import ValidationReport
+from igait_pipeline.stages import validity
 from igait_pipeline_tests.fixtures.media import GOOD_METADATA, put_job
 
 
@@ -27,6 +28,7 @@ def test_validation_json_records_track_verdict_and_parameters(local_storage, sho
     report = ValidationReport.model_validate_json(local_storage.read_bytes(job_key("user8_2", 2, "validation.json")))
     assert report.view_check["verdict"] == "same_view" and "job user8_2" in report.reasons[0]
     assert report.params["tracker"]["max_center_jump"] > 0 and report.params["walker"]["min_scale_change"] < 1.15
+    assert report.params["pad_dark"] == validity.PARAMS.pad_dark and report.params["pad_min_bar"] > 0
     side = report.views["side"]
     assert side.walker_track_id is not None and side.track and side.walk["walks"]
 
