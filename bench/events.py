@@ -184,6 +184,19 @@ def stride_errors(labelled_hs: dict[str, list[float]], matches: dict[str, Match]
     return out
 
 
+def labelled_stance_ratio(lab: dict[str, dict[str, list[float]]]) -> float | None:
+    """Mean share of a labelled stride (consecutive labelled heel strikes of one foot) from its heel strike to the
+    one labelled toe-off of that foot inside it (the pipeline's `stance_ratio`); None without such a stride."""
+    ratios = []
+    for f in FEET:
+        hs, to = lab["heel_strikes"][f], lab["toe_offs"][f]
+        for a, b in zip(hs, hs[1:]):
+            inside = [t for t in to if a < t < b]
+            if len(inside) == 1:
+                ratios.append((inside[0] - a) / (b - a))
+    return float(np.mean(ratios)) if ratios else None
+
+
 def labelled_cadence(labelled_hs: dict[str, list[float]]) -> float | None:
     """120 / mean labelled stride time (the pipeline's definition), steps per minute."""
     strides = [b - a for f in FEET for a, b in zip(labelled_hs[f], labelled_hs[f][1:])]
@@ -204,6 +217,8 @@ class ClipScore:
     stride_err: list[float] = field(default_factory=list)
     cadence_label: float | None = None
     cadence_got: float | None = None
+    stance_label: float | None = None
+    stance_got: float | None = None
     nearest: dict[str, list[float]] = field(default_factory=dict)  # per kind: detected minus nearest own label
     feet_swapped: bool = False  # feet not identified by the labeller, and the detected feet fit better swapped
     note: str = ""
@@ -218,15 +233,17 @@ def _swapped_fits_better(lab: dict, detected: dict, span: tuple[float, float], u
 
 
 def score(label: dict, detected: dict[str, dict[str, list[float]]], cadence_got: float | None,
-          times: np.ndarray | None = None) -> ClipScore:
-    """Score one clip's detected events {kind: {foot: [s]}} (a kind absent: not detected in this view); `times`:
-    the clip's frame times (`frame_times`), else frame k is at k / events_fps."""
+          times: np.ndarray | None = None, stance_got: float | None = None) -> ClipScore:
+    """Score one clip's detected events {kind: {foot: [s]}} (a kind absent: not detected in this view) and the
+    reported cadence and stance ratio; `times`: the clip's frame times (`frame_times`), else frame k is at
+    k / events_fps."""
     sec = _to_seconds(label, times)
     lab = label_events(label, times)
     span = tuple(sec(k) for k in label["events_span"])
     undecided = [sec(k) for k in label.get("events_undecided", [])]
     view = label.get("view") or label["slot"]
-    sc = ClipScore(label["clip"], view, cadence_got=cadence_got, cadence_label=labelled_cadence(lab["heel_strikes"]))
+    sc = ClipScore(label["clip"], view, cadence_got=cadence_got, cadence_label=labelled_cadence(lab["heel_strikes"]),
+                   stance_got=stance_got, stance_label=labelled_stance_ratio(lab) if "toe_offs" in detected else None)
     if label.get("feet_identified", True) is False and _swapped_fits_better(lab, detected, span, undecided):
         detected = {k: {"left": v["right"], "right": v["left"]} for k, v in detected.items()}
         sc.feet_swapped = True
@@ -282,8 +299,9 @@ def keypoints_for(clip: Path, label: dict, cache: Path, fresh: bool = False, est
     return key, note + f"stage 2 saw {v.view_seen}"
 
 
-def detect(kp_path: Path, settings=None) -> tuple[dict, float | None, str]:
-    """Stage 5 on cached keypoints: ({kind: {foot: [s]}}, reported cadence or None, a note)."""
+def detect(kp_path: Path, settings=None) -> tuple[dict, dict[str, float | None], str]:
+    """Stage 5 on cached keypoints: ({kind: {foot: [s]}}, {"cadence_spm", "stance_ratio": reported or None},
+    a note)."""
     from igait_pipeline.schemas import Keypoints
     from igait_pipeline.stages.gait.events import measure_view
     from igait_pipeline.stages.gait.parameters import parameters
@@ -295,11 +313,52 @@ def detect(kp_path: Path, settings=None) -> tuple[dict, float | None, str]:
     got = {"heel_strikes": {f: list(res.heel_strikes[f]) for f in FEET}}
     if kp.view == "side":
         got["toe_offs"] = {f: list(res.toe_offs[f]) for f in FEET}
-    cadence = None
+    reported = {"cadence_spm": None, "stance_ratio": None}
     if res.strides:
-        cadence = parameters(res, None, settings)["cadence_spm"]["value"]
+        p = parameters(res, None, settings)
+        reported = {k: p[k]["value"] for k in reported}
     note = "; ".join(res.reasons) or f"{len(res.strides)} strides, {len(res.steady_strides)} steady"
-    return got, cadence, note
+    return got, reported, note
+
+
+def choose_heel_strike_offset(side: list[tuple[Path, dict, np.ndarray]], estimator: str = "mediapipe-blazepose-full",
+                              grid_ms: range = range(0, -125, -5)) -> list[str]:
+    """Leave-one-clip-out choice of `EventSettings.heel_strike_estimator_offsets_s` for `estimator` over side clips
+    [(keypoints path, label, frame times)]: for each clip, the offset of `grid_ms` that puts the most heel strikes
+    of the *other* clips within 2 frames (ties: the smaller offset), scored on the held-out clip. Returns the
+    report's lines."""
+    from dataclasses import replace
+
+    from igait_pipeline.stages.gait.settings import DEFAULT
+
+    hits = np.zeros((len(side), len(grid_ms)), int)  # heel strikes within 2 frames, per clip and offset
+    events = np.zeros((len(side), len(grid_ms)), int)  # all side events within 2 frames
+    n_hs = np.zeros(len(side), int)
+    n_all = np.zeros(len(side), int)
+    for j, ms in enumerate(grid_ms):
+        s = replace(DEFAULT, events=replace(DEFAULT.events, heel_strike_estimator_offsets_s=((estimator, ms / 1000),)))
+        for i, (kp, label, times) in enumerate(side):
+            got, _, _ = detect(kp, s)
+            sc = score(label, got, None, times)
+            hs = sc.by_kind.get("HS", [])
+            hits[i, j] = sum(abs(e) <= 2 * FRAME_S + 1e-9 for e in hs)
+            events[i, j] = sum(abs(e) <= 2 * FRAME_S + 1e-9 for e in sc.errors)
+            n_hs[i] = sum(len(v) for v in label_events(label, times)["heel_strikes"].values())
+            n_all[i] = sc.labelled
+    lines, held_hs, held_all = [], 0, 0
+    for i, (kp, label, _) in enumerate(side):
+        others = hits.sum(axis=0) - hits[i]
+        j = int(np.flatnonzero(others == others.max())[0])
+        held_hs += hits[i, j]
+        held_all += events[i, j]
+        lines.append(f"held out {label['clip'][:40]:40} chosen {grid_ms[j]:+4d} ms: heel strikes "
+                     f"{hits[i, j]}/{n_hs[i]} within 2 frames (with 0 ms: {hits[i, 0]})")
+    j_all = int(np.flatnonzero(hits.sum(axis=0) == hits.sum(axis=0).max())[0])
+    lines.append(f"held out: heel strikes {held_hs}/{n_hs.sum()} ({held_hs / n_hs.sum():.0%}), side events "
+                 f"{held_all}/{n_all.sum()} ({held_all / n_all.sum():.0%}) within 2 frames; with 0 ms: "
+                 f"{hits[:, 0].sum()}/{n_hs.sum()}, {events[:, 0].sum()}/{n_all.sum()}; in-sample best "
+                 f"{grid_ms[j_all]:+d} ms: {hits[:, j_all].sum()}/{n_hs.sum()}, {events[:, j_all].sum()}/{n_all.sum()}")
+    return lines
 
 
 def find_cases(folders: list[Path], label_dir: Path, only: list[str] | None) -> list[tuple[Path, dict]]:
@@ -332,15 +391,18 @@ def row(name: str, view: str, sc_list: list[ClipScore]) -> str:
     strides = [abs(e) for s in sc_list for e in s.stride_err]
     cad = [abs(s.cadence_got / s.cadence_label - 1) for s in sc_list if s.cadence_got and s.cadence_label]
     cad_txt = f"{100 * np.mean(cad):.1f}" if cad else "-"
+    stance = [abs(s.stance_got - s.stance_label) for s in sc_list if s.stance_got is not None
+              and s.stance_label is not None]
+    stance_txt = f"{100 * np.mean(stance):.1f}" if stance else "-"
     return (f"{name[:32]:32} {view:5} {n:4d} {within(errs, n, 1):6.0%} {within(errs, n, 2):6.0%} "
             f"{1000 * np.mean(a):6.0f} {1000 * np.percentile(a, 95):6.0f}  {bias}  "
             f"{sum(s.missed for s in sc_list):3d} {sum(s.extra for s in sc_list):3d} "
             f"{sum(s.swapped for s in sc_list):3d}  {1000 * np.mean(strides) if strides else float('nan'):6.0f} "
-            f"{cad_txt:>6}")
+            f"{cad_txt:>6} {stance_txt:>6}")
 
 
 HEADER = (f"{'clip':32} {'view':5} {'N':>4} {'<=1fr':>6} {'<=2fr':>6} {'|e|ms':>6} {'p95ms':>6}  "
-          f"{'mean error HS/TO ms':19}  {'mis':>3} {'ext':>3} {'swp':>3}  {'strd':>6} {'cad%':>6}")
+          f"{'mean error HS/TO ms':19}  {'mis':>3} {'ext':>3} {'swp':>3}  {'strd':>6} {'cad%':>6} {'stnpp':>6}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -349,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--labels", type=Path, default=HERE / "labels", help="folder of {clip stem}.json labels")
     ap.add_argument("--fresh", action="store_true", help="redo stages 1-4 (ignore cached keypoints)")
     ap.add_argument("--only", nargs="+", metavar="STEM", help="only these labelled clips")
+    ap.add_argument("--choose-heel-strike-offset", action="store_true",
+                    help="choose EventSettings.heel_strike_estimator_offsets_s leave-one-clip-out on the side clips")
     args = ap.parse_args(argv)
     folders = args.folders or [DEFAULT_MEDIA]
     cases = find_cases(folders, args.labels, args.only)
@@ -360,19 +424,25 @@ def main(argv: list[str] | None = None) -> int:
         for name, p in bad.items():
             print(f"{name}: {'; '.join(p)}", file=sys.stderr)
         return 2
-    scores = []
+    scores, kps = [], []
     from igait_pipeline.stages.pose import MediaPipePose
 
     with MediaPipePose(video=False) as est:
         for clip, label in cases:
             t0 = time.perf_counter()
             kp, note = keypoints_for(clip, label, clip.parent / "events-cache", args.fresh, est)
-            got, cadence, note5 = detect(kp)
-            sc = score(label, got, cadence, frame_times(clip))
+            got, reported, note5 = detect(kp)
+            sc = score(label, got, reported["cadence_spm"], frame_times(clip), reported["stance_ratio"])
             sc.note = f"{note}; stage 5: {note5}; {time.perf_counter() - t0:.0f} s"
             scores.append(sc)
+            kps.append((kp, label, sc.view))
+    if args.choose_heel_strike_offset:
+        side = [(kp, label, frame_times(clip)) for (kp, label, view), (clip, _) in zip(kps, cases) if view == "side"]
+        print("\n".join(choose_heel_strike_offset(side)))
+        return 0
     print("errors: detected minus labelled; <=k fr: share of labelled events within k frames at 30 fps; "
-          "mis/ext/swp: missed, extra, on the other foot; strd: mean |stride time error| ms; cad%: |cadence error|")
+          "mis/ext/swp: missed, extra, on the other foot; strd: mean |stride time error| ms; cad%: |cadence error|; "
+          "stnpp: |stance ratio error|, percentage points (side view: labelled strides with one toe-off)")
     print(HEADER)
     for sc in scores:
         print(row(sc.clip, sc.view, [sc]) + f"  {sc.cadence_label or 0:5.1f}/{sc.cadence_got or 0:5.1f} spm"

@@ -217,6 +217,7 @@ def measure_view(kp: Keypoints, settings: GaitSettings = DEFAULT) -> ViewMeasure
     _swing_offsets(res, settings)
     if kp.view == "side":
         _foot_velocity_toe_offs(res, found_toe_offs, settings)
+        _estimator_offset(res, kp.model.name, settings)
     _strides(res, settings)
     if kp.view == "front":
         _front_steadiness(res, settings)
@@ -318,6 +319,12 @@ def _front_locate(res: ViewMeasurement, settings: GaitSettings) -> None:
         return
     shift = float(np.median(shifts))
     res.extras["front_heel_strike_shift_s"] = round(shift, 4)
+    _shift_heel_strikes(res, shift)
+
+
+def _shift_heel_strikes(res: ViewMeasurement, shift: float) -> None:
+    """Move every heel strike of the walk by `shift` seconds (stride and step times unchanged), keeping each
+    event's strength under its new time."""
     strength = res.extras["event_strength"]
     for f in FEET:
         moved = [round(t + shift, 4) for t in res.heel_strikes[f]]
@@ -560,6 +567,15 @@ def _swing_offsets(res: ViewMeasurement, settings: GaitSettings) -> None:
             for a, b in zip(events[f], moved):
                 strength[(f, kind, b)] = strength.pop((f, kind, a))
             events[f] = moved
+
+
+def _estimator_offset(res: ViewMeasurement, estimator: str, settings: GaitSettings) -> None:
+    """Side view: move every heel strike by the offset calibrated on hand-labelled real clips for the pose estimator
+    that made the keypoints (EventSettings.heel_strike_estimator_offsets_s); recorded in `extras`."""
+    shift = dict(settings.events.heel_strike_estimator_offsets_s).get(estimator, 0.0)
+    res.extras["heel_strike_estimator_offset_s"] = {"estimator": estimator, "offset_s": shift}
+    if shift:
+        _shift_heel_strikes(res, shift)
 
 
 def _foot_velocity_toe_offs(res: ViewMeasurement, found: dict[str, list[float]], settings: GaitSettings) -> None:

@@ -24,8 +24,9 @@ METHODS = {
                            "needs min_steady_steps_variability steady steps with both feet",
     "stance_ratio": "mean share of a steady stride from heel strike to that foot's toe-off (ankle furthest behind "
                     "the pelvis)",
-    "step_length_norm": "side view: heel-to-heel horizontal distance at heel strikes ending steady steps, in leg "
-                        "lengths",
+    "step_length_norm": "side view: heel-to-heel horizontal distance at heel strikes ending steady steps (the "
+                        "largest from the heel strike to StrideSettings.step_length_window of a stride after it), "
+                        "in leg lengths",
     "walking_speed_norm": "side view: pelvis (mid-hip) horizontal displacement over the steady strides divided by "
                           "their duration, in leg lengths per second; leg length = median over used frames of the "
                           "2-D hip–knee plus knee–ankle distance in pixels (mean of both legs)",
@@ -84,7 +85,7 @@ def parameters(res: ViewMeasurement, front: ViewMeasurement | None,
     ratios = [(s.toe_off - s.start) / s.duration for s in strides if s.toe_off is not None]
     out["stance_ratio"] = _info(float(np.mean(ratios)) if ratios else None, len(ratios), "steady strides",
                                 None if ratios else f"no steady stride with one toe-off in the {res.view} view")
-    lengths = _step_lengths(res, steps)
+    lengths = _step_lengths(res, steps, st.step_length_window * (res.period_s or 0.0))
     out["step_length_norm"] = _info(float(np.mean(lengths)) if lengths else None, len(lengths), "steady steps",
                                     None if lengths else "side view only, from steady steps")
     speed = _speed(res, strides) if not few else None
@@ -116,16 +117,19 @@ def _base_width(front: ViewMeasurement | None) -> dict:
                  "front")
 
 
-def _step_lengths(res: ViewMeasurement, steps) -> list[float]:
+def _step_lengths(res: ViewMeasurement, steps, window_s: float = 0.0) -> list[float]:
+    """Heel-to-heel distance (leg lengths) of each step: the largest from its heel strike to `window_s` after it
+    (StrideSettings.step_length_window)."""
     if res.view != "side" or res.xy is None:
         return []
     vals = []
     for s in steps:
         other = "right" if s.foot == "left" else "left"
         i = int(np.argmin(np.abs(res.t - s.end)))
-        dx = res.xy[i, LM[f"{s.foot}_heel"], 0] - res.xy[i, LM[f"{other}_heel"], 0]
-        if np.isfinite(dx):
-            vals.append(res.direction * dx / res.leg_px)
+        j = max(i + 1, int(np.searchsorted(res.t, s.end + window_s, side="right")))
+        dx = res.direction * (res.xy[i:j, LM[f"{s.foot}_heel"], 0] - res.xy[i:j, LM[f"{other}_heel"], 0])
+        if np.isfinite(dx).any():
+            vals.append(float(np.nanmax(dx)) / res.leg_px)
     return vals
 
 

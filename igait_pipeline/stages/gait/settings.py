@@ -117,6 +117,19 @@ class EventSettings:
     (bench/labels/README.md). On the simulated walkers the foot centre rises fastest ~80 ms *before* the true
     toe-off (their heel rises through late stance) and so, at 3 Hz, never inside the window: there the acceleration
     toe-off stands; the simulator's foot trajectory is what disagrees with the real clips."""
+    heel_strike_estimator_offsets_s: tuple[tuple[str, float], ...] = (("mediapipe-blazepose-full", -0.05),
+                                                                      ("mediapipe-pose-landmarker-full", -0.05))
+    """Side view: heel strikes of keypoints from these pose estimators (`Keypoints.model.name`) move by this many
+    seconds after every other step, one shift for the whole walk (stride and step times unchanged; stance, swing and
+    double support change). On real clips through MediaPipe the located heel strike is late against heel strikes
+    labelled by hand: +78 ms over 73 of them on 13 side clips (bench/labels/README.md), on 11 of the 13 clips, while
+    on the simulated walkers (keypoints without an estimator, `synthetic-walker`) it is unbiased: the bias lies
+    between real footage, the estimator's foot landmarks and the simulator, and is corrected only for the estimator
+    it was measured on. Chosen leave-one-clip-out (`python -m bench.events --choose-heel-strike-offset`: the offset,
+    0 to −120 ms in 5 ms steps, that puts the most heel strikes of the 12 other clips within 2 frames at 30 fps):
+    12 folds chose −50 ms, one −70 ms; held out, side heel strikes within 2 frames 42 % → 60 %, all side events 59 %
+    → 68 %. The GPU estimator (MediaPipe Tasks' PoseLandmarker, the same BlazePose full weights) takes the CPU
+    one's offset; it has not been measured on labelled clips. An estimator not listed gets none."""
     toe_off_velocity_landmark: str = "heel+foot_index"
     """Landmarks whose mean is the foot centre of the foot-velocity toe-off (O'Connor et al. 2007: heel and toe)."""
     toe_off_velocity_lowpass_hz: float = 3.0
@@ -134,6 +147,13 @@ class StrideSettings:
 
     stride_limits_s: tuple[float, float] = (0.4, 2.5)
     """Plausible stride times; others are dropped."""
+    step_length_window: float = 0.1
+    """Side view: step length is the largest heel-to-heel distance from a steady step's heel strike to this share
+    of the stride period after it (the start of double support, both feet down), not the distance at the
+    heel-strike frame itself: MediaPipe's heel of the landing foot keeps moving forward for 2–4 frames after the
+    contact labelled by hand (bench/labels/README.md), so the distance at the (now earlier, see
+    `EventSettings.heel_strike_estimator_offsets_s`) heel-strike frame would be short of the step by up to 7 %
+    (the sample clip: 0.88 against 0.95 leg lengths)."""
     missed_event_ratio: float = 1.6
     """A stride this much longer than the median hides a missed heel strike and is dropped."""
     speed_tolerance: float = 0.15
