@@ -134,3 +134,28 @@ def test_variability_and_asymmetry_against_reference(reference_runs):
     # jitter, ~5 ms within a walker, and per-stride joint-range changes; noise-free 93.5 %). Heel strikes are
     # re-located by one shift per walk, so step times stay those of the found events (before: 68 % / 91 %).
     assert _share(asym, 0.01) >= 0.62 and _share(asym, 0.02) >= 0.9
+
+
+def test_the_real_clip_heel_strike_offset_applies_to_its_pose_estimator_only():
+    """EventSettings.heel_strike_estimator_offsets_s was measured on real clips through MediaPipe: the same walker's
+    keypoints named as MediaPipe's get every side heel strike moved by it (strides and steps unchanged, the offset
+    recorded), the simulator's own keypoints get none, and an estimator not listed gets none."""
+    from igait_pipeline.stages.gait.events import measure_view
+
+    kp, _ = walk(3, 1.1, 1.2)
+    assert kp.model.name == "synthetic-walker"
+    offsets = dict(DEFAULT.events.heel_strike_estimator_offsets_s)
+    assert offsets["mediapipe-blazepose-full"] == offsets["mediapipe-pose-landmarker-full"] < 0
+    own = measure_view(kp)
+    assert own.extras["heel_strike_estimator_offset_s"] == {"estimator": "synthetic-walker", "offset_s": 0.0}
+    as_mediapipe = measure_view(kp.model_copy(update={"model": kp.model.model_copy(
+        update={"name": "mediapipe-blazepose-full"})}))
+    assert as_mediapipe.extras["heel_strike_estimator_offset_s"]["offset_s"] == offsets["mediapipe-blazepose-full"]
+    for f in ("left", "right"):
+        assert len(own.heel_strikes[f]) >= 3
+        assert np.allclose(np.subtract(as_mediapipe.heel_strikes[f], own.heel_strikes[f]),
+                           offsets["mediapipe-blazepose-full"], atol=1e-4)
+        assert as_mediapipe.toe_offs[f] == own.toe_offs[f]
+    assert [round(s.duration, 4) for s in as_mediapipe.strides] == [round(s.duration, 4) for s in own.strides]
+    other = measure_view(kp.model_copy(update={"model": kp.model.model_copy(update={"name": "another-model"})}))
+    assert other.heel_strikes == own.heel_strikes
