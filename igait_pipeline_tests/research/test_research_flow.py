@@ -5,8 +5,6 @@ cohort → labels → feature table → candidate (grouped CV, metrics) → chec
 re-score → job document updated, no second e-mail → rollback.
 """
 import json
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 from dagster import (
@@ -30,6 +28,7 @@ from igait_pipeline.resources.model_store import IN_USE_KEY
 from igait_pipeline.sensors import uploads_sensor
 from igait_pipeline.status.jobdoc import JobDocument, job_store_from_uri
 from igait_pipeline.status.sensors import job_status_sensor
+from igait_pipeline_tests.fixtures.processes import PROCESSES, map_in_processes
 
 COHORT = cohort.CohortSettings(participants_per_class=10, jobs_per_participant=2, overlay_width=96)
 REAL_META = {"age": 7, "sex": "F", "height": "4'1\"", "weight": "24 kg", "ethnicity": "not stated",
@@ -73,14 +72,13 @@ class Env:
         assert res.success == ok, _failures(res)
         return res
 
-    def materialize_partitions(self, key: str, partitions: list[str], processes: int = 2) -> None:
+    def materialize_partitions(self, key: str, partitions: list[str], processes: int = PROCESSES) -> None:
         """One run of `key` per partition, `processes` runs at a time (dagster.yaml's max_concurrent_runs is 2), each
         process running its share one after the other; every run must succeed."""
         shares = [partitions[i::processes] for i in range(processes)]
-        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
-            failed = [f for out in pool.map(_materialize_each, [self.instance.get_ref()] * processes,
-                                            [str(self.storage.root)] * processes, [key] * processes, shares)
-                      for f in out]
+        failed = [f for out in map_in_processes(_materialize_each, [self.instance.get_ref()] * processes,
+                                                [str(self.storage.root)] * processes, [key] * processes, shares,
+                                                processes=processes) for f in out]
         assert not failed, failed
 
     def status_tick(self):

@@ -8,14 +8,12 @@ on its samples. `python -m bench.front_scenes` prints the same grid per cell wit
 """
 from __future__ import annotations
 
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
-
 import numpy as np
 import pytest
 
 from igait_pipeline.reference_model import scenes
 from igait_pipeline.schemas import LM
+from igait_pipeline_tests.fixtures.processes import map_in_processes
 
 NEGATIVES = 200
 
@@ -27,8 +25,7 @@ def _judge(spec: scenes.SceneSpec) -> scenes.Outcome:
 def _judged(specs: list[scenes.SceneSpec]) -> list[scenes.Outcome]:
     """Each scene rendered and judged, in order; the scenes are independent (each from its own seed), so two
     processes share them (486 front scenes: 38 s in one)."""
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return list(pool.map(_judge, specs, chunksize=max(1, len(specs) // 16)))
+    return map_in_processes(_judge, specs, chunksize=max(1, len(specs) // 16))
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,6 @@ receding 5 steady strides, 0.951 s (30 % apart), left hip 32.2° (bound 25°) an
 pair of the same person (the Sports2D walker in both slots, the front one a zooming follow of his walk) is not
 flagged: 1.232 s vs 1.229 s.
 """
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +20,7 @@ from igait_pipeline.reference_model import BUNDLED_DIR
 from igait_pipeline.schemas import JobMetadata, Keypoints
 from igait_pipeline.stages import archive, cycles, features, media, pose, predict, reframe, validity
 from igait_pipeline_tests.fixtures.media import GOOD_METADATA, _cached, _ffmpeg
+from igait_pipeline_tests.fixtures.processes import map_in_processes
 
 pytestmark = pytest.mark.slow
 
@@ -47,9 +46,8 @@ def real(tmp_path_factory, sample_video, vtest_approaching_front, vtest_receding
              "same_walker": (approaching_walker, "front"), "approach": (vtest_approaching_front, "front"),
              "side_cut": (cut, "side")}  # the longest first
     # five independent clips: two at a time, each in a process of its own (one alone keeps ~1.4 of 2 cores busy)
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        done = pool.map(_keypoints, *zip(*[(path, view, tmp / name) for name, (path, view) in clips.items()]))
-        return dict(zip(clips, done))
+    done = map_in_processes(_keypoints, *zip(*[(path, view, tmp / name) for name, (path, view) in clips.items()]))
+    return dict(zip(clips, done))
 
 
 @pytest.fixture(scope="module")
