@@ -72,7 +72,6 @@ BIN = Path(sys.executable).parent
 METADATA = {"age": 8, "sex": "M", "height": "4'1\"", "weight": "26 kg", "ethnicity": "not stated"}
 QUIET = {"GLOG_minloglevel": "2", "TF_CPP_MIN_LOG_LEVEL": "2"}
 MARK_ENV = "IGAIT_LOAD_MARK"  # set in the daemon's environment: every process it starts inherits it
-STATUS_TICK_S = 15  # the status sensor's minimum interval (igait_pipeline/status/sensors.py)
 TERMINAL = ("SUCCESS", "FAILURE", "CANCELED")
 
 
@@ -295,12 +294,29 @@ def runs_of(instance, job_id: str):
     return instance.get_run_records(RunsFilter(tags={JOB_TAG: job_id}))
 
 
-def settle(sample) -> None:
-    """Two more status-sensor ticks (and a margin), sampling: a second e-mail for a job would come now."""
-    until = time.time() + 2 * STATUS_TICK_S + 5
-    while time.time() < until:
-        sample()
+def status_ticks_after(instance, since: float) -> int:
+    """Ticks of the status sensor that started after `since` (epoch seconds) and have ended (skipped or
+    successful: each read the instance and sent what was due), from the instance's tick records."""
+    from dagster._core.scheduler.instigation import InstigatorType, TickStatus
+
+    from igait_pipeline.status.sensors import SENSOR_NAME
+
+    return sum(len(instance.get_ticks(state.instigator_origin_id, state.selector_id, after=since,
+                                      statuses=[TickStatus.SKIPPED, TickStatus.SUCCESS]))
+               for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
+               if state.name == SENSOR_NAME)
+
+
+def settle(instance, since: float, sample=None, ticks: int = 2, timeout: float = 180.0) -> int:
+    """Wait (sampling) until `ticks` status-sensor ticks that started after `since` have ended: a second e-mail for
+    a job, or a document not yet updated, would show by then. Returns the ticks seen (fewer only at the timeout,
+    which the caller's checks then catch)."""
+    deadline = time.time() + timeout
+    while (seen := status_ticks_after(instance, since)) < ticks and time.time() < deadline:
+        if sample:
+            sample()
         time.sleep(1.0)
+    return seen
 
 
 def wait_for_emails(setup: Setup, jobs: list[str], timeout: float, on_tick=None) -> bool:
@@ -323,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--spread", type=float, default=60.0, help="seconds over which the N uploads are spread")
     ap.add_argument("--down", type=float, default=15.0, help="seconds the killed daemon stays down")
     ap.add_argument("--no-kill", action="store_true", help="do not kill the daemon")
+    ap.add_argument("--status-interval", type=int, default=None,
+                    help="the status sensor's minimum interval, s (default: the sensor's, 15; tests use 5)")
     ap.add_argument("--kill-all", action="store_true",
                     help="SIGKILL every process the daemon started too (code servers, run workers, steps): a crash of "
                          "the whole machine or container, not only of the daemon")
@@ -353,6 +371,10 @@ def _run(args, work: Path, timeout: float) -> int:
     mode = f"{'PostgreSQL' if args.postgres else 'SQLite'} instance, {'GCS emulator' if args.gcs else 'local'} storage"
     print(f"load: {args.n} jobs, {mode}, clips front {front.name} side {side.name}; work {work}", flush=True)
     with environment(work, args.postgres, args.gcs) as setup:
+        if args.status_interval:
+            from igait_pipeline.status.sensors import INTERVAL_ENV
+
+            setup.env[INTERVAL_ENV] = str(args.status_interval)
         storage = storage_from_uri(setup.storage_uri)
         # The instance's storage is created here, before the daemon and the exporter start: processes that open a
         # fresh SQLite instance at the same moment race to create its tables and one of them crashes
@@ -437,7 +459,7 @@ def _run(args, work: Path, timeout: float) -> int:
             # two more status-sensor ticks: a second e-mail for a job would come now (with --rescore, the ticks
             # after the backfill serve for both)
             if not (args.rescore and all_mailed):
-                settle(sample)
+                settle(instance, end, sample)
             if args.rescore and all_mailed:
                 try:
                     rescored = rescore(setup, instance, jobs, timeout, sample)
@@ -531,6 +553,7 @@ class Rescored:
     runs: dict[str, list[str]]  # job ID -> statuses of the backfill's runs of it
     seconds: float  # submitted to every run ended
     submitted_at: float  # when `igait rescore` was typed (epoch seconds)
+    ticks_after: int = 0  # status-sensor ticks ended since the backfill's last run did (2 awaited)
 
     def updated(self, doc: dict | None) -> bool:
         """The document shows the re-scored result: stages 6 and 7 completed after the backfill was submitted,
@@ -544,20 +567,22 @@ class Rescored:
 
     def ok(self, docs: dict) -> bool:
         return (self.status == "COMPLETED_SUCCESS" and all(v == ["SUCCESS"] for v in self.runs.values())
-                and all(self.updated(d) for d in docs.values()))
+                and all(self.updated(d) for d in docs.values()) and self.ticks_after >= 2)
 
     def summary(self, docs: dict) -> str:
         once = sum(1 for v in self.runs.values() if v == ["SUCCESS"])
         shown = sum(1 for d in docs.values() if self.updated(d))
         return (f"rescore: backfill {self.backfill_id} {self.status} in {self.seconds:.0f} s with {self.model}; "
                 f"{once} of {len(self.runs)} jobs re-scored by exactly one successful run; "
-                f"{shown} documents updated (stages 6-7 re-done, result.model {self.model!r})")
+                f"{shown} documents updated (stages 6-7 re-done, result.model {self.model!r}); "
+                f"{self.ticks_after} status-sensor ticks after its last run")
 
 
 def rescore(setup: Setup, instance, jobs: list[str], timeout: float, sample) -> Rescored:
     """`igait rescore JOBS` as an operator types it (it submits one asset backfill of prediction + results_archive),
-    then wait until the daemon has run it to the end, and two status-sensor ticks more (a second e-mail would
-    come now)."""
+    then wait until the daemon has run it to the end, and until two status-sensor ticks have ended since its last
+    run did (a second e-mail would come now; the backfill daemon marks the backfill complete up to 30 s after its
+    runs end, and the ticks in that time count)."""
     import json
 
     from dagster import RunsFilter
@@ -576,19 +601,23 @@ def rescore(setup: Setup, instance, jobs: list[str], timeout: float, sample) -> 
     deadline = time.time() + timeout
     ongoing = (BulkActionStatus.REQUESTED, BulkActionStatus.CANCELING, BulkActionStatus.FAILING)
     runs: list = []
+    runs_ended = None  # since when every run the backfill has launched has ended
     while time.time() < deadline:
         sample()
         backfill = instance.get_backfill(backfill_id)
         runs = instance.get_runs(RunsFilter.for_backfill(backfill_id))
-        if backfill.status not in ongoing and all(r.status.value in TERMINAL for r in runs):
+        ended = bool(runs) and all(r.status.value in TERMINAL for r in runs)
+        runs_ended = (runs_ended or time.time()) if ended else None
+        if backfill.status not in ongoing and (ended or not runs):
             break
         time.sleep(2.0)
     seconds = time.time() - t0
-    settle(sample)
+    ticks = settle(instance, runs_ended or time.time(), sample)
     by_job: dict[str, list[str]] = {j: [] for j in jobs}
     for r in runs:
         by_job.setdefault(r.tags.get(PARTITION_TAG, "?"), []).append(r.status.value)
-    return Rescored(backfill_id, sub["model"], instance.get_backfill(backfill_id).status.value, by_job, seconds, t0)
+    return Rescored(backfill_id, sub["model"], instance.get_backfill(backfill_id).status.value, by_job, seconds, t0,
+                    ticks)
 
 
 def _max_overlap(intervals: list[tuple[float, float]]) -> int:

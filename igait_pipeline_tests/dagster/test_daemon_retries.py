@@ -12,11 +12,12 @@ uploaded together:
   that completes.
 
 For both: the job document ends `completed`, exactly one e-mail per job reaches the SMTP server (counted there,
-after two more status-sensor ticks), and every stage is whole (each manifest's files are there with their size
+once two more status-sensor ticks have ended), and every stage is whole (each manifest's files are there with their size
 and sha256, the final keys hold the same bytes, no commit folder but the manifest's).
 
 Run monitoring's poll interval is 5 s here instead of 30 s (dagster.yaml) so that the dead worker is noticed
-quickly; the retry policy itself is the repository's."""
+quickly, and the status sensor's 5 s instead of 15 s ($IGAIT_STATUS_SENSOR_INTERVAL_S) so that the e-mails and the
+ticks after them come sooner; the retry policy itself is the repository's."""
 import hashlib
 import json
 import os
@@ -35,6 +36,7 @@ from igait_pipeline.launch import JOB_TAG, RETRY_STRATEGY, RETRY_STRATEGY_TAG
 from igait_pipeline.launcher import worker_pid
 from igait_pipeline.layout import PIPELINE_STAGES, job_key, stage_prefix
 from igait_pipeline.status.jobdoc import job_store_from_uri
+from igait_pipeline.status.sensors import INTERVAL_ENV as STATUS_INTERVAL_ENV
 from igait_pipeline.storage import storage_from_uri
 from igait_pipeline.storage.gcs import RETRY_TIMEOUT_ENV
 from igait_pipeline.storage.stage_files import manifest_key
@@ -43,7 +45,7 @@ from igait_pipeline_tests.fixtures.media import put_job
 
 REPO = Path(__file__).resolve().parents[2]
 METADATA = {"age": 8, "sex": "M", "height": "4'1\"", "weight": "26 kg", "ethnicity": "not stated"}
-STATUS_TICK_S = 15
+STATUS_INTERVAL_S = 5
 JOBS = {"storefault_1": "family-store@example.org", "podkill_1": "family-kill@example.org"}
 
 
@@ -113,7 +115,7 @@ def _cmdline(pid: int) -> str:
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_storage_faults_and_a_killed_run_worker_under_the_daemon(tmp_path, gcs_emulator, smtp_server, monkeypatch):
-    from bench.load import MARK_ENV, clips, lingering
+    from bench.load import MARK_ENV, clips, lingering, settle
 
     front_clip, side_clip = clips("short")
     home = tmp_path / "dagster_home"
@@ -127,7 +129,8 @@ def test_storage_faults_and_a_killed_run_worker_under_the_daemon(tmp_path, gcs_e
                "IGAIT_CACHE_DIR": str(tmp_path / "cache"), "IGAIT_EXECUTOR": "multiprocess",
                RETRY_TIMEOUT_ENV: "10", "IGAIT_STORAGE_RETRY_WAIT_S": "5", MARK_ENV: mark,
                "IGAIT_SMTP_HOST": smtp_server.host, "IGAIT_SMTP_PORT": str(smtp_server.port),
-               "IGAIT_SMTP_SECURITY": "none", "GLOG_minloglevel": "2", "TF_CPP_MIN_LOG_LEVEL": "2"}
+               "IGAIT_SMTP_SECURITY": "none", "GLOG_minloglevel": "2", "TF_CPP_MIN_LOG_LEVEL": "2",
+               STATUS_INTERVAL_ENV: str(STATUS_INTERVAL_S)}
         for k in ("DAGSTER_HOME", "IGAIT_STORAGE_ROOT", "STORAGE_EMULATOR_HOST", "IGAIT_STATUS_URI"):
             monkeypatch.setenv(k, env[k])
         instance = DagsterInstance.get()  # creates the SQLite tables before the daemon's processes race to
@@ -163,7 +166,8 @@ def test_storage_faults_and_a_killed_run_worker_under_the_daemon(tmp_path, gcs_e
                             killed = (run_id, pid, time.time() - t0)
                 time.sleep(1)
             mailed_at = time.time() - t0
-            time.sleep(2 * STATUS_TICK_S + 5)  # a second e-mail for a job would come now
+            # two more status-sensor ticks: a second e-mail for a job would come now
+            ticks = settle(instance, time.time()) if all(mails(j) for j in JOBS) else 0
         finally:
             daemon.send_signal(signal.SIGTERM)
             try:
@@ -185,10 +189,12 @@ def test_storage_faults_and_a_killed_run_worker_under_the_daemon(tmp_path, gcs_e
         runs = {j: sorted(instance.get_runs(RunsFilter(tags={JOB_TAG: j})), key=lambda r: r.tags.get(
             "dagster/retry_number", "0")) for j in JOBS}
         summary = {j: [(r.run_id[:8], r.status.value) for r in rs] for j, rs in runs.items()}
-        print(f"e-mails after {mailed_at:.0f} s; killed {killed}; runs {summary}; faults injected "
+        print(f"e-mails after {mailed_at:.0f} s, then {ticks} status-sensor ticks; killed {killed}; runs {summary}; "
+              f"faults injected "
               f"{[(f.kinds[0], f.name.split('/', 1)[1], f.action, f.injected) for f in faults]}; "
               f"{len(front.failed)} requests failed of {len(front.seen)}; orphans {len(orphans)}")
         assert all(mails(j) for j in JOBS), f"no e-mail in time: {summary}\n{tail}"
+        assert ticks >= 2, f"{ticks} status-sensor ticks after the e-mails\n{tail}"
 
         # every job: completed once, one e-mail, every stage whole
         for j in JOBS:

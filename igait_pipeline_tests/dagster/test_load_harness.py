@@ -5,7 +5,8 @@ e-mails.
 Nothing is lost, no job runs twice, each family gets exactly one e-mail, the run queue's limits hold. Then
 `igait rescore` of the three (one asset backfill of prediction + results_archive, run by the same daemon): the
 backfill completes, each job is re-scored by exactly one run, its document shows it, and no family is e-mailed a
-second time."""
+second time (checked once two status-sensor ticks have ended after the last run: the sensor's interval is 5 s here
+instead of 15, through $IGAIT_STATUS_SENSOR_INTERVAL_S)."""
 import os
 import re
 import subprocess
@@ -22,7 +23,8 @@ REPO = Path(__file__).resolve().parents[2]
 def test_three_jobs_survive_a_killed_daemon(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, "-m", "bench.load", "--n", "3", "--spread", "5", "--down", "3",
-                           "--no-solo", "--rescore", "--timeout", "1500", "--keep", str(tmp_path / "work")],
+                           "--no-solo", "--rescore", "--status-interval", "5",
+                           "--timeout", "1500", "--keep", str(tmp_path / "work")],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=1700)
     out = proc.stdout
     daemon_log = tmp_path / "work" / "daemon.log"

@@ -9,6 +9,7 @@ import json
 import pytest
 from dagster import (
     AssetKey,
+    DagsterInstance,
     Definitions,
     build_sensor_context,
     instance_for_test,
@@ -27,10 +28,29 @@ from igait_pipeline.resources.model_store import IN_USE_KEY
 from igait_pipeline.sensors import uploads_sensor
 from igait_pipeline.status.jobdoc import JobDocument, job_store_from_uri
 from igait_pipeline.status.sensors import job_status_sensor
+from igait_pipeline_tests.fixtures.processes import PROCESSES, map_in_processes
 
 COHORT = cohort.CohortSettings(participants_per_class=10, jobs_per_participant=2, overlay_width=96)
 REAL_META = {"age": 7, "sex": "F", "height": "4'1\"", "weight": "24 kg", "ethnicity": "not stated",
              "email": "family@example.org"}
+
+
+def _failures(res) -> list[str]:
+    return [e.event_specific_data.error.message for e in res.all_events if e.is_step_failure]
+
+
+def _materialize_each(instance_ref, storage_root: str, key: str, partitions: list[str]) -> list[str]:
+    """In a process of its own: one run of asset `key` per partition on the instance (as the daemon runs a
+    backfill's runs, each in its own process); returns what failed."""
+    instance = DagsterInstance.from_ref(instance_ref)
+    defs = Definitions(assets=[assets.upload, *assets.STAGE_ASSETS], resources=build_resources(storage_root))
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection={AssetKey(key)})
+    failed = []
+    for partition in partitions:
+        res = job.execute_in_process(instance=instance, partition_key=partition, raise_on_error=False)
+        if not res.success:
+            failed.append(f"{partition}: {_failures(res)}")
+    return failed
 
 
 class Env:
@@ -49,9 +69,17 @@ class Env:
         job = self.defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection={AssetKey(key)})
         res = job.execute_in_process(instance=self.instance, partition_key=partition, raise_on_error=False,
                                      run_config={"ops": {key: {"config": config}}} if config else None)
-        assert res.success == ok, [e.event_specific_data.error.message for e in res.all_events
-                                   if e.is_step_failure]
+        assert res.success == ok, _failures(res)
         return res
+
+    def materialize_partitions(self, key: str, partitions: list[str], processes: int = PROCESSES) -> None:
+        """One run of `key` per partition, `processes` runs at a time (dagster.yaml's max_concurrent_runs is 2), each
+        process running its share one after the other; every run must succeed."""
+        shares = [partitions[i::processes] for i in range(processes)]
+        failed = [f for out in map_in_processes(_materialize_each, [self.instance.get_ref()] * processes,
+                                                [str(self.storage.root)] * processes, [key] * processes, shares,
+                                                processes=processes) for f in out]
+        assert not failed, failed
 
     def status_tick(self):
         with build_sensor_context(instance=self.instance, cursor=self.cursor, definitions=self.defs,
@@ -95,8 +123,7 @@ def test_cohort_to_promotion_to_rescore(env, short_clip, mirrored_clip, tmp_path
     # ---- the simulated cohort: stage-4 keypoints, stage 5 through the real gait_cycles asset
     jobs = cohort.write_cohort(env.storage, COHORT)
     env.instance.add_dynamic_partitions("jobs", [j.job_id for j in jobs])
-    for j in jobs:
-        env.materialize(CYCLES.asset, j.job_id)
+    env.materialize_partitions(CYCLES.asset, [j.job_id for j in jobs])
 
     # ---- labels (observed: a data version that is the file's hash), then the feature table
     data = cohort.cohort_labels(jobs, COHORT)

@@ -13,23 +13,34 @@ import pytest
 
 from igait_pipeline.reference_model import scenes
 from igait_pipeline.schemas import LM
+from igait_pipeline_tests.fixtures.processes import map_in_processes
 
 NEGATIVES = 200
 
 
+def _judge(spec: scenes.SceneSpec) -> scenes.Outcome:
+    return scenes.judge(scenes.render(spec))
+
+
+def _judged(specs: list[scenes.SceneSpec]) -> list[scenes.Outcome]:
+    """Each scene rendered and judged, in order; the scenes are independent (each from its own seed), so two
+    processes share them (486 front scenes: 38 s in one)."""
+    return map_in_processes(_judge, specs, chunksize=max(1, len(specs) // 16))
+
+
 @pytest.fixture(scope="module")
 def front():
-    return [scenes.judge(scenes.render(s)) for s in scenes.front_grid(1, seed=0)]
+    return _judged(scenes.front_grid(1, seed=0))
 
 
 @pytest.fixture(scope="module")
 def side():
-    return [scenes.judge(scenes.render(s)) for s in scenes.side_grid(1, seed=0)]
+    return [_judge(s) for s in scenes.side_grid(1, seed=0)]  # 36 scenes: less than starting two processes
 
 
 @pytest.fixture(scope="module")
 def negatives():
-    return [scenes.judge(scenes.render(s)) for s in scenes.negative_grid(NEGATIVES, seed=0)]
+    return _judged(scenes.negative_grid(NEGATIVES, seed=0))
 
 
 def _share(outcomes, attr):
