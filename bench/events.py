@@ -333,7 +333,8 @@ def choose_heel_strike_offset(side: list[tuple[Path, dict, np.ndarray]], estimat
 
     hits = np.zeros((len(side), len(grid_ms)), int)  # heel strikes within 2 frames, per clip and offset
     events = np.zeros((len(side), len(grid_ms)), int)  # all side events within 2 frames
-    n_hs = np.zeros(len(side), int)
+    n_hs = np.array([sum(len(v) for v in label_events(label, times)["heel_strikes"].values())
+                     for _, label, times in side])
     n_all = np.zeros(len(side), int)
     for j, ms in enumerate(grid_ms):
         s = replace(DEFAULT, events=replace(DEFAULT.events, heel_strike_estimator_offsets_s=((estimator, ms / 1000),)))
@@ -343,7 +344,6 @@ def choose_heel_strike_offset(side: list[tuple[Path, dict, np.ndarray]], estimat
             hs = sc.by_kind.get("HS", [])
             hits[i, j] = sum(abs(e) <= 2 * FRAME_S + 1e-9 for e in hs)
             events[i, j] = sum(abs(e) <= 2 * FRAME_S + 1e-9 for e in sc.errors)
-            n_hs[i] = sum(len(v) for v in label_events(label, times)["heel_strikes"].values())
             n_all[i] = sc.labelled
     lines, held_hs, held_all = [], 0, 0
     for i, (kp, label, _) in enumerate(side):
