@@ -270,7 +270,10 @@ class Stride(BaseModel):
     toe_off: float | None = Field(None, description="that foot's toe-off inside the stride, if exactly one")
     steady: bool = Field(True, description="not cut by the frame edge, not gait initiation or termination")
     excluded: str | None = Field(None, description="why the stride is not steady")
-    speed_norm: float | None = Field(None, description="side view: pelvis speed in leg lengths/s")
+    speed_norm: float | None = Field(
+        None, description="side view: the stride's speed in leg lengths/s, compared with the median stride's for "
+                          "steadiness: the pelvis's across the picture, or its speed over the ground (relative to the "
+                          "foot on the ground) when the camera follows the walker")
     approach_speed: float | None = Field(
         None, description="front view: rate of change of the walker's distance from the camera, in units of the "
                           "distance at which the leg has its median pixel length, per second (+: toward the camera); "

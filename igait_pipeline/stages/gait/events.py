@@ -124,21 +124,27 @@ class ViewMeasurement:
         return -1
 
 
-def _direction_side(t: np.ndarray, xy: np.ndarray, ok: np.ndarray, leg: float) -> tuple[int, str, list[str]]:
+def _direction_side(t: np.ndarray, xy: np.ndarray, ok: np.ndarray, leg: float,
+                    follow_travel: float) -> tuple[int, str, float, list[str]]:
+    """Side view: the walking direction (+1: left to right), its label, how far the pelvis travels across the
+    picture over the recording (leg lengths, straight-line fit) and warnings. Below `follow_travel` leg lengths
+    (StrideSettings.follow_travel_leg_lengths) the camera follows the walker (or a treadmill): the nose points the
+    way the walker faces."""
     pel = mid(xy, "left_hip", "right_hip")[ok, 0]
     tt = t[ok]
     slope = np.polyfit(tt, pel, 1)[0]
     travel = slope * (tt[-1] - tt[0])
-    if abs(travel) >= leg:
+    legs = abs(travel) / leg
+    if legs >= follow_travel:
         d = 1 if slope > 0 else -1
-        return d, "left_to_right" if d > 0 else "right_to_left", []
-    # Little travel (treadmill, or the walker hardly moves): the nose points the way the walker faces.
+        return d, "left_to_right" if d > 0 else "right_to_left", legs, []
     face = xy[ok, LM["nose"], 0] - mid(xy, "left_ear", "right_ear")[ok, 0]
     face = face[np.isfinite(face)]
     d = 1 if (np.median(face) if len(face) else slope) > 0 else -1
-    return d, "left_to_right" if d > 0 else "right_to_left", [
-        f"side view: the pelvis travels only {abs(travel) / leg:.1f} leg lengths; walking direction taken from "
-        f"where the face points"]
+    return d, "left_to_right" if d > 0 else "right_to_left", legs, [
+        f"side view: the pelvis travels only {legs:.1f} leg lengths across the picture: the camera follows the "
+        f"walker (or a treadmill); walking direction taken from where the face points, strides judged steady by "
+        f"their speed over the ground, no walking speed or stride length"]
 
 
 def measure_view(kp: Keypoints, settings: GaitSettings = DEFAULT) -> ViewMeasurement:
@@ -178,8 +184,11 @@ def measure_view(kp: Keypoints, settings: GaitSettings = DEFAULT) -> ViewMeasure
     pelvis = mid(xy, "left_hip", "right_hip")
     leg = res.leg_px
     if kp.view == "side":
-        res.direction, res.direction_label, warn = _direction_side(a.t, xy, res.used, leg)
+        res.direction, res.direction_label, travel, warn = _direction_side(
+            a.t, xy, res.used, leg, settings.strides.follow_travel_leg_lengths)
         res.warnings += warn
+        res.extras["pelvis_travel_leg_lengths"] = round(travel, 3)
+        res.extras["camera_follows_walker"] = bool(travel < settings.strides.follow_travel_leg_lengths)
         d = res.direction
         ev = settings.events
         raw_heel = {f: d * (_foot_x(xy, f, ev.heel_strike_landmark) - pelvis[:, 0]) / leg for f in FEET}
@@ -635,23 +644,39 @@ def _strides(res: ViewMeasurement, settings: GaitSettings) -> None:
         res.warnings.append(f"{res.view} view: {implausible} stride(s) dropped as implausible (outside {lo}–{hi} s "
                             f"or over {st.missed_event_ratio}× the median stride: a missed heel strike)")
     t = res.t
+    ground = _ground_speed(res) if res.extras.get("camera_follows_walker") else None
     for s in res.strides:
         sel = (t >= s.start) & (t <= s.end)
         if res.in_frame is not None and not res.in_frame[sel].all():
             s.steady, s.excluded = False, "cut by the frame edge"
-        if "pelvis_forward_norm" in res.extras:
+        if res.extras.get("camera_follows_walker"):
+            s.speed_norm = round(float(np.nanmean(ground[sel])), 4) if np.isfinite(ground[sel]).any() else None
+        elif "pelvis_forward_norm" in res.extras:
             x = res.extras["pelvis_forward_norm"]
             i, j = int(np.argmin(np.abs(t - s.start))), int(np.argmin(np.abs(t - s.end)))
             s.speed_norm = round(float((x[j] - x[i]) / (t[j] - t[i])), 4)
     # Gait initiation / termination: strides much slower (or faster) than the median stride of the walk.
     speeds = [s.speed_norm for s in res.strides if s.steady and s.speed_norm is not None]
     ref = float(np.median(speeds)) if speeds else None
+    what = "speed over the ground" if res.extras.get("camera_follows_walker") else "pelvis speed"
     for s in res.strides:
         if ref and s.steady and s.speed_norm is not None and abs(s.speed_norm / ref - 1) > st.speed_tolerance:
             s.steady = False
-            s.excluded = (f"gait initiation or termination: pelvis speed {s.speed_norm:.2f} leg lengths/s vs "
+            s.excluded = (f"gait initiation or termination: {what} {s.speed_norm:.2f} leg lengths/s vs "
                           f"{ref:.2f} for the median stride")
     res.extras["median_stride_speed_norm"] = round(ref, 4) if ref else None
+
+
+def _ground_speed(res: ViewMeasurement) -> np.ndarray:
+    """Side view, per frame: the pelvis's forward speed relative to the foot on the ground (leg lengths/s), which
+    a camera panning with the walker does not change. The heel-strike signals are each foot's forward position
+    relative to the pelvis (low-passed); the foot on the ground moves backward relative to the pelvis at the
+    walker's speed, the swinging foot forward, so the speed is minus the lower of the two feet's rates."""
+    rates = np.array([np.gradient(res.heel[f]) * res.fps for f in FEET])
+    both = np.isfinite(rates).all(axis=0)
+    out = np.full(len(res.t), np.nan)
+    out[both] = -rates[:, both].min(axis=0)
+    return out
 
 
 def _steps(res: ViewMeasurement) -> None:

@@ -29,7 +29,8 @@ METHODS = {
                         "in leg lengths",
     "walking_speed_norm": "side view: pelvis (mid-hip) horizontal displacement over the steady strides divided by "
                           "their duration, in leg lengths per second; leg length = median over used frames of the "
-                          "2-D hip–knee plus knee–ankle distance in pixels (mean of both legs)",
+                          "2-D hip–knee plus knee–ankle distance in pixels (mean of both legs); null when the camera "
+                          "follows the walker (StrideSettings.follow_travel_leg_lengths)",
     "stride_length_norm": "walking_speed_norm × stride_time_mean_s, in leg lengths",
     "base_width_ratio": "front view: per steady stride, the 90th percentile (FrontSettings.base_width_percentile) of "
                         "the frame-by-frame horizontal ankle separation over hip separation (both in the same "
@@ -88,9 +89,12 @@ def parameters(res: ViewMeasurement, front: ViewMeasurement | None,
     lengths = _step_lengths(res, steps, st.step_length_window * (res.period_s or 0.0))
     out["step_length_norm"] = _info(float(np.mean(lengths)) if lengths else None, len(lengths), "steady steps",
                                     None if lengths else "side view only, from steady steps")
-    speed = _speed(res, strides) if not few else None
-    out["walking_speed_norm"] = _info(speed, ns, "steady strides",
-                                      few or (None if speed else "side view only (pelvis travel)"))
+    follows = res.extras.get("camera_follows_walker")
+    speed = _speed(res, strides) if not few and not follows else None
+    no_speed = (f"the camera follows the walker (the pelvis travels only {res.extras['pelvis_travel_leg_lengths']}"
+                f" leg lengths across the picture): no walking speed from the pelvis's travel" if follows
+                else "side view only (pelvis travel)")
+    out["walking_speed_norm"] = _info(speed, ns, "steady strides", few or (None if speed else no_speed))
     out["stride_length_norm"] = _info(speed * mean if speed and mean else None, ns, "steady strides",
                                       out["walking_speed_norm"]["reason"] or few)
     for v in out.values():

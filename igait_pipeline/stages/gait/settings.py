@@ -160,6 +160,16 @@ class StrideSettings:
     """Side view: a stride whose mean pelvis speed differs from the median stride's (strides cut by the frame edge
     left out) by more than this share is gait initiation (speeding up) or termination (slowing down), not steady
     walking, and is dropped."""
+    follow_travel_leg_lengths: float = 1.0
+    """Side view: when the pelvis travels less than this many leg lengths across the picture over the whole
+    recording (a straight-line fit), the camera follows the walker (a phone panning with the child) or the walker
+    is on a treadmill. The pelvis's speed in the picture then says nothing about the walker's: strides are judged
+    steady by their speed over the ground instead, the pelvis's speed relative to the foot on the ground
+    (`events._ground_speed`), walking speed and stride length are null with that reason (step length, measured
+    heel to heel in one frame, stays), and the walking direction is taken from where the face points. On the
+    hand-labelled side clips (static cameras, bench/labels/) the pelvis travels 2.9 leg lengths or more; on a real
+    clip filmed by a phone panning with the walker (BlackDuomu/Posture-Recognition `video_2.mp4`, measured
+    locally) 0.1, where image speeds left 1 of 7 strides steady and the ground speed 4."""
     min_strides: int = 2
     """Fewer strides (steady or not, both feet) and the job cannot be analysed (stage 5 fails)."""
     min_steady_strides: int = 2
