@@ -336,6 +336,8 @@ class WalkEvidence:
     hip_travel: float  # horizontal travel of the hips over the whole track, share of the frame width
     periodic: bool
     dense: bool = False  # the walker's segment was looked at again more densely
+    camera_pan: float = 0.0  # how far the background slid across the picture while the track was seen (frame widths)
+    crosses_picture: bool = False  # the hips' travel passes `across`'s test in the picture too (no pan taken off)
 
     @property
     def crosses(self) -> bool:
@@ -377,7 +379,8 @@ class WalkEvidence:
              "approaches": self.approaches, "scale_change": self.scale.change,
              "scale_steadiness": self.scale.steadiness, "scale_seconds": self.scale.seconds,
              "scale_legs": self.scale.legs,
-             "hip_travel": self.hip_travel, "window": list(self.window), "dense": self.dense}
+             "hip_travel": self.hip_travel, "camera_pan": self.camera_pan, "window": list(self.window),
+             "dense": self.dense}
         d = {k: round(v, 4) if isinstance(v, float) else v for k, v in d.items()}
         d["rhythm_series"] = r.series
         return d
@@ -395,26 +398,38 @@ def _legs_change(track: Track, start: float, end: float, aspect: float, min_samp
     return float(np.exp(scipy.stats.theilslopes(np.log(d), t)[0] * (end - start)))
 
 
-def walk_evidence(track: Track, p: WalkerParams = WALKER, aspect: float = 1.0, dense: bool = False) -> WalkEvidence:
+def _across(t: np.ndarray, x: np.ndarray, p: WalkerParams) -> Travel:
+    """Travel across (side view): hip x in body heights over the segment from its lowest to its highest point."""
+    i, j = _segment(t, x, p)
+    moves = np.diff(x[i:j + 1])
+    moves = moves[np.abs(moves) > 1e-4]
+    steady = float(max((moves > 0).mean(), (moves < 0).mean())) if len(moves) else 0.0
+    change = float(np.ptp(_running_median(x[i:j + 1], 3))) if j > i else 0.0
+    return Travel("across", float(t[i]), float(t[j]), change, steady,
+                  bool(t[j] - t[i] >= p.min_seconds and change >= p.min_travel_heights
+                       and steady >= p.min_travel_steadiness))
+
+
+def walk_evidence(track: Track, p: WalkerParams = WALKER, aspect: float = 1.0, dense: bool = False,
+                  pan: tuple[np.ndarray, np.ndarray] | None = None) -> WalkEvidence:
     """How this track walks: a stride rhythm in the legs within a segment over which the body travels steadily,
-    across the frame (side) or toward / away from the camera (front). aspect: the frame's width / height."""
+    across the scene (side) or toward / away from the camera (front). aspect: the frame's width / height. pan:
+    (sample times, the background's position across the picture, frame widths: `camera.pan_track`): the hips'
+    travel is measured against the background, so a walker whom a panning camera keeps in the middle of the
+    picture still travels, and a person standing still in a panning shot does not."""
     t = track.times()
     heights = np.array([_body_height(pe.landmarks, pe.box) for _, pe in track.samples])
     med_h = float(np.median(heights)) if len(heights) else 1.0
-    hips = np.array([pe.hip[0] for _, pe in track.samples])
-    # Across (side view): hip x in body heights over the segment from its lowest to its highest point.
+    image_hips = np.array([pe.hip[0] for _, pe in track.samples])
+    background = np.interp(t, *pan) if pan is not None and len(t) else np.zeros(len(t))
+    hips = image_hips - background
+    # Across (side view, `_across`) against the background, and in the picture.
     across = Travel("across", float(t[0]) if len(t) else 0.0, float(t[-1]) if len(t) else 0.0, 0.0, 0.0, False)
     scale = Travel("scale", across.start, across.end, 1.0, 0.0, False)
+    in_picture = across
     if len(t) >= 3:
-        x = hips * aspect / med_h
-        i, j = _segment(t, x, p)
-        moves = np.diff(x[i:j + 1])
-        moves = moves[np.abs(moves) > 1e-4]
-        steady = float(max((moves > 0).mean(), (moves < 0).mean())) if len(moves) else 0.0
-        change = float(np.ptp(_running_median(x[i:j + 1], 3))) if j > i else 0.0
-        across = Travel("across", float(t[i]), float(t[j]), change, steady,
-                        bool(t[j] - t[i] >= p.min_seconds and change >= p.min_travel_heights
-                             and steady >= p.min_travel_steadiness))
+        across = _across(t, hips * aspect / med_h, p)
+        in_picture = _across(t, image_hips * aspect / med_h, p) if pan is not None else across
         # Scale (front view): torso length (lunges leave it alone) on the samples where shoulders and hips are
         # seen — never the box height, which a person cut by the frame's edge changes — from its smallest to its
         # largest, whichever comes first: toward or away. The legs must change the same way over that segment:
@@ -433,7 +448,8 @@ def walk_evidence(track: Track, p: WalkerParams = WALKER, aspect: float = 1.0, d
                                 and abs(rho) >= p.min_scale_steadiness and np.sign(rho) == np.sign(np.log(ratio))
                                 and whole_body), legs)
     ev = WalkEvidence(len(track.samples), Rhythm("-", 0, None, 0.0, 0.0, 0.0, 1.0, 0.0), across, scale,
-                      float(np.ptp(hips)) if len(hips) else 0.0, False, dense)
+                      float(np.ptp(image_hips)) if len(hips) else 0.0, False, dense,
+                      float(np.ptp(background)) if len(t) else 0.0, in_picture.ok)
     a, b = ev.window
     ev.rhythm = leg_rhythm([(ts, pe) for ts, pe in track.samples if a - 1e-6 <= ts <= b + 1e-6], p, aspect)
     r = ev.rhythm
@@ -475,7 +491,8 @@ def _side_by_side(a: Track, b: Track, p: WalkerParams) -> float | None:
 
 
 def choose_walker(tracks: list[Track], p: WalkerParams = WALKER, aspect: float = 1.0,
-                  evidence: dict[int, WalkEvidence] | None = None) -> WalkerChoice:
+                  evidence: dict[int, WalkEvidence] | None = None,
+                  pan: tuple[np.ndarray, np.ndarray] | None = None) -> WalkerChoice:
     """The walker: among tracks that walk, the one seen on most samples of the first pass (a track looked at again more
     densely is not seen longer for it). Another track walking at the same time (longer than `p.max_overlap_s`)
     makes the choice ambiguous (`several`), except one clearly taller person walking side by side with a shorter
@@ -488,7 +505,7 @@ def choose_walker(tracks: list[Track], p: WalkerParams = WALKER, aspect: float =
     scored = []
     for tr in eligible:
         if tr.id not in evidence:
-            evidence[tr.id] = walk_evidence(tr, p, aspect)
+            evidence[tr.id] = walk_evidence(tr, p, aspect, pan=pan)
         scored.append((tr, evidence[tr.id]))
     walking = [s for s in scored if s[1].walks]
     if not walking:
@@ -496,8 +513,10 @@ def choose_walker(tracks: list[Track], p: WalkerParams = WALKER, aspect: float =
         return WalkerChoice(tr, ev)
     tr, ev = max(walking, key=lambda s: (s[0].first_pass, -s[1].rhythm.false_alarm))
     # Others moving through the scene: walking, or travelling steadily across / toward / away though their legs
-    # are too small or too briefly seen for a rhythm (people crossing far behind the walker).
-    moving = [s for s in scored if s[1].walks or s[1].crosses or s[1].approaches]
+    # are too small or too briefly seen for a rhythm (people crossing far behind the walker). Without a rhythm,
+    # crossing must hold in the picture as well as against the background: a figure fixed in the picture of a
+    # panning shot (pasted on, or carried with the camera) is not counted as a second walker on the pan alone.
+    moving = [s for s in scored if s[1].walks or (s[1].crosses and s[1].crosses_picture) or s[1].approaches]
     others = [(o, oe, _overlap(tr, oe)) for o, oe in moving if o is not tr]
     others = [(o, oe, ov) for o, oe, ov in others if ov > p.max_overlap_s]
     longest = max((ov for *_, ov in others), default=0.0)

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from igait_pipeline.schemas import ValidationReport, ViewValidation
-from igait_pipeline.stages import media
+from igait_pipeline.stages import camera, media
 from igait_pipeline.stages.pose import (
     PAD_DARK,
     MediaPipePose,
@@ -72,6 +72,9 @@ class ValidityParams:
     levels), in the first sample and in every later one (else the whole frame is searched from there on)."""
     pad_min_bar: float = 0.02
     """...and bars narrower than this share of the frame's width (height) are ignored."""
+    pan: camera.PanParams = field(default_factory=camera.PanParams)
+    """How far the camera pans between samples (`camera.background_shift`): the walker's travel across the scene
+    is the hips' travel across the picture less the background's."""
     tracker: TrackerParams = field(default_factory=TrackerParams)
     walker: WalkerParams = field(default_factory=WalkerParams)
 
@@ -152,7 +155,7 @@ def _video_look(video: str | os.PathLike, info: media.VideoInfo, est: PoseEstima
 
 
 def _densify(tracks: list[Track], evidence: dict[int, WalkEvidence], look: Look, p: WalkerParams,
-             aspect: float, min_iou: float = 0.3) -> None:
+             aspect: float, min_iou: float = 0.3, pan: tuple[np.ndarray, np.ndarray] | None = None) -> None:
     """Look again, more densely, at candidate walkers whose travel is clear but whose leg rhythm is not (at most
     two, the longest first): extra samples at `p.dense_hz` within their walking segment, each from one pose run on
     the track's interpolated box. Their evidence is measured again."""
@@ -172,7 +175,7 @@ def _densify(tracks: list[Track], evidence: dict[int, WalkEvidence], look: Look,
         if found:
             tr.samples = sorted(tr.samples + found, key=lambda s: s[0])
             tr.looked_again += len(found)
-        evidence[tr.id] = walk_evidence(tr, p, aspect, dense=True)
+        evidence[tr.id] = walk_evidence(tr, p, aspect, dense=True, pan=pan)
 
 
 def analyse_view(video: str | os.PathLike, view: str, estimator: PoseEstimator | None = None,
@@ -182,7 +185,7 @@ def analyse_view(video: str | os.PathLike, view: str, estimator: PoseEstimator |
     step = sampling_step(info.fps, info.frames, params)
     own = estimator is None
     est = estimator or MediaPipePose(video=False)
-    samples = []
+    samples, shifts, grey, picture = [], [], None, None
     region = None  # the picture inside stage 1's padding bars, while they stay black: no pose runs on the bars
     try:
         for i, t, frame in media.iter_frames(video, step=step):
@@ -190,13 +193,21 @@ def analyse_view(video: str | os.PathLike, view: str, estimator: PoseEstimator |
                 region = content_box(frame, params.pad_dark, params.pad_min_bar)
             elif region is not None and not bars_stay_dark(frame, region, params.pad_dark):
                 region = None
-            samples.append((t, detect_people(est, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), region=region)))
+            people = detect_people(est, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), region=region)
+            if not samples and region is not None:  # the pan is measured inside the first sample's picture
+                h, w = frame.shape[:2]
+                picture = (region[0] / w, region[1] / h, (region[0] + region[2]) / w, (region[1] + region[3]) / h)
+            prev, grey = grey, camera.small_grey(frame, params.pan, picture)
+            shifts.append(camera.background_shift(prev, grey, [pe.box for pe in people + samples[-1][1]],
+                                                  params.pan, picture) if samples else None)
+            samples.append((t, people))
             if progress and len(samples) % 10 == 0:
                 progress(len(samples), info.frames // step)
         if not samples:
             raise media.MediaError(f"{view} video: no frame could be decoded")
         return analyse_detections(view, samples, fps=info.fps, frames_total=info.frames, width=info.width,
-                                  height=info.height, params=params, look=_video_look(video, info, est))
+                                  height=info.height, params=params, look=_video_look(video, info, est),
+                                  pan=camera.pan_track([t for t, _ in samples], shifts))
     finally:
         if own:
             est.close()
@@ -204,19 +215,21 @@ def analyse_view(video: str | os.PathLike, view: str, estimator: PoseEstimator |
 
 def analyse_detections(view: str, samples: list[tuple[float, list[Person]]], *, fps: float, frames_total: int,
                        width: int, height: int, params: ValidityParams = PARAMS,
-                       look: Look | None = None) -> ViewValidation:
+                       look: Look | None = None, pan: tuple[np.ndarray, np.ndarray] | None = None
+                       ) -> ViewValidation:
     """Stage 2's verdict on one view from the people found on each sample [(t, people)]: tracks, the walker
-    (looked at again more densely through `look` where its rhythm is unclear), the view seen, and the reasons."""
+    (looked at again more densely through `look` where its rhythm is unclear), the view seen, and the reasons.
+    pan: the background's position per sample (`camera.pan_track`), when the camera may turn."""
     sampled = len(samples)
     with_person = sum(bool(p) for _, p in samples)
     with_many = sum(len(p) > 1 for _, p in samples)
     aspect = width / height if height else 1.0
     wp = params.walker
     tracks = track_people(samples, params.tracker, aspect)
-    evidence = {tr.id: walk_evidence(tr, wp, aspect) for tr in tracks if len(tr.samples) >= wp.min_samples}
+    evidence = {tr.id: walk_evidence(tr, wp, aspect, pan=pan) for tr in tracks if len(tr.samples) >= wp.min_samples}
     if look is not None:
-        _densify(tracks, evidence, look, wp, aspect)
-    choice = choose_walker(tracks, wp, aspect, evidence)
+        _densify(tracks, evidence, look, wp, aspect, pan=pan)
+    choice = choose_walker(tracks, wp, aspect, evidence, pan=pan)
     walker, walk = choice.track, choice.walk
     seen = view_evidence(walker, walk, wp, aspect) if walker else None
 
@@ -290,7 +303,9 @@ def _walk_text(walk: WalkEvidence, p: WalkerParams) -> str:
                 f"{p.max_false_alarm:.0%}, ≥ {p.min_cycles:g} strides)")
     a, s = walk.across, walk.scale
     body = f", legs ×{s.legs:.2f}" if s.legs is not None else ""
-    return (f"{legs}; hips travel {a.change:.1f} body heights across the frame in {a.seconds:.1f} s "
+    where = (f"across the scene (the camera panned {walk.camera_pan:.2f} frame widths)" if walk.camera_pan >= 0.05
+             else "across the frame")
+    return (f"{legs}; hips travel {a.change:.1f} body heights {where} in {a.seconds:.1f} s "
             f"({a.steadiness:.0%} of moves one way), torso size changes ×{s.change:.2f} in {s.seconds:.1f} s "
             f"(ρ = {s.steadiness:.2f}{body}); need {p.min_travel_heights:g} body heights "
             f"({p.min_travel_steadiness:.0%} one way) or ×{p.min_scale_change:g} (|ρ| ≥ {p.min_scale_steadiness:g}, "

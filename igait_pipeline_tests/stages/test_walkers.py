@@ -3,7 +3,7 @@ view check. Clips are composed from licensed footage (fixtures/walkers.py); each
 (nearest-hip tracks kept open forever, "the track that moves most", ×1.25 scale threshold, no view check)."""
 import pytest
 
-from igait_pipeline.stages import validity
+from igait_pipeline.stages import camera, validity
 
 BYSTANDER_APPEARS_S = 5.8  # fixtures.walkers.bystander_after_walker
 
@@ -23,12 +23,32 @@ def test_the_walkers_track_never_continues_on_a_bystander(bystander_after_walker
 
 
 def test_a_walker_approaching_the_camera_walks(approaching_walker):
-    """Growing ×1.15 over 3 s while the legs alternate is walking (old: refused, needed ×1.25)."""
+    """Growing ×1.15 over 3 s while the legs alternate is walking (old: refused, needed ×1.25). The clip is a
+    camera following the walker and zooming in: against the background he also crosses the scene (the camera
+    pans a whole frame width); with the pan measure switched off, the growth alone makes him a walker."""
     v = validity.analyse_view(approaching_walker, "front")
     assert v.walking, v.reasons
-    assert v.walk["approaches"] and not v.walk["crosses"] and 1.1 < v.scale_change < 1.25
+    assert v.walk["approaches"] and 1.1 < v.scale_change < 1.25
+    assert v.walk["crosses"] and v.walk["camera_pan"] > 0.8 and v.walk["hip_travel"] < 0.25
     assert v.walk["periodic"] and 0.9 < v.walk["stride_period_s"] < 1.5 and v.walker_coverage > 0.9
     assert not any("does not walk" in r for r in v.reasons)
+    blind = validity.analyse_view(approaching_walker, "front",
+                                  params=validity.ValidityParams(pan=camera.PanParams(min_points=10**9)))
+    assert blind.walking and blind.walk["approaches"] and not blind.walk["crosses"], blind.reasons
+
+
+def test_a_camera_panning_with_the_walker_still_sees_him_walk(panning_side):
+    """A parent turning the phone to keep the child in view: the walker crosses the scene while his hips travel
+    about half the picture (the window stays still, follows him, stays still). The background's slide (0.9 of the
+    window's width: it moves 0.47 of the sample's width, 0.53 wide) is measured and his travel is counted against
+    it; counted in the picture alone (the pan measure switched off) he "does not walk"."""
+    v = validity.analyse_view(panning_side, "side")
+    assert v.walking and v.walk["crosses"], v.reasons
+    assert 0.8 < v.walk["camera_pan"] < 1.0 and v.walk["travel_heights"] > 2.5
+    blind = validity.ValidityParams(pan=camera.PanParams(min_points=10**9))  # every shift unknown: a still camera
+    b = validity.analyse_view(panning_side, "side", params=blind)
+    assert not b.walking and b.walk["camera_pan"] == 0 and b.walk["travel_heights"] < 1.5
+    assert any("does not walk" in r and "across the frame" in r for r in b.reasons), b.reasons
 
 
 def test_a_person_balancing_in_place_does_not_walk(balancing_oblique):
