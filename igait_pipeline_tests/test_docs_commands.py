@@ -45,6 +45,8 @@ SKIP = {
     ".venv/bin/python -m bench.walkers": "benchmark on clips that are never committed (.cache/bench-media)",
     ".venv/bin/python -m bench.events": "benchmark on clips that are never committed (.cache/bench-media); "
                                         "test_events_bench.py runs it on the Sports2D demo",
+    ".venv/bin/python -m bench.pairs": "benchmark on clips that are never committed (.cache/bench-media); "
+                                       "test_pairs_bench.py tests its parts",
     ".venv/bin/python -m bench.front_scenes": "benchmark (stage 2 on 822 synthetic scenes, many minutes)",
     ".venv/bin/python -m bench.research": "benchmark (10,000 jobs / an 80-participant cohort)",
     ".venv/bin/python -m bench.load": "load test (N jobs through a daemon); test_load_harness.py runs it with N = 3",
