@@ -103,3 +103,11 @@ def test_the_bench_on_the_licensed_labelled_clip(sample_video, tmp_path, capsys)
                                                                                    "within 2 frames")
     side = int(out[-1].split("side ")[1].split(" %")[0])
     assert side >= 75, "\n".join(out)
+
+
+def test_the_ceiling_is_what_one_best_shift_per_clip_and_kind_reaches():
+    """Three heel strikes all 100 ms late and two toe-offs 80 ms apart: one shift puts all three heel strikes
+    within 2 frames, but no shift both toe-offs (their spread is per event)."""
+    sc = events.ClipScore("c.mp4", "side", labelled=5, by_kind={"HS": [0.1, 0.1, 0.11], "TO": [-0.04, 0.04 + 0.067]})
+    assert within(sc.by_kind["HS"] + sc.by_kind["TO"], 5, 2) == pytest.approx(1 / 5)
+    assert events.ceiling([sc]) == 4
