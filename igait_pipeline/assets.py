@@ -431,7 +431,7 @@ def keypoints(context: AssetExecutionContext, reframed_video: StageFiles) -> Out
     with stage_errors(context):
         res = pose.extract_keypoints(
             reframed_video[f"{view}.mp4"], out, view, job_id,
-            is_walker=reframe.gate_from_crop(crop),
+            is_walker=reframe.gate_from_crop(crop), background=crop.get("background_track"),
             progress=lambda n, total: context.log.info(f"job {job_id}: pose {view} view, frame {n}/{total}"))
         if res.detected == 0:
             raise pose.PoseError(f"{view} view: no person detected in any frame")

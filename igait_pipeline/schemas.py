@@ -221,6 +221,10 @@ class ViewValidation(BaseModel):
     walker_track_id: int | None = None
     walker_coverage: float = Field(0.0, description="share of sampled frames on which the walker's track is seen")
     walk: dict = Field(default_factory=dict, description="the walker's evidence: legs' stride rhythm, travel, size")
+    background_track: list[list[float]] = Field(
+        default_factory=list, description="the camera's pan as stage 2 measured it: [t, x] per sample, the "
+                                          "background's horizontal position relative to the first sample in frame "
+                                          "widths (+: slid right); empty when it never moved")
     view_seen: str = Field("unknown", description="front, side, oblique (not judged) or unknown, from the pose")
     view_evidence: dict = Field(default_factory=dict)
     reasons: list[str] = Field(default_factory=list)
@@ -258,6 +262,10 @@ class Keypoints(BaseModel):
     height: int
     model: ModelInfo
     landmark_names: list[str] = Field(default_factory=lambda: list(LANDMARK_NAMES))
+    background: list[list[float]] = Field(
+        default_factory=list, description="the camera's pan (stage 2, through stage 3's crop): [t, x] the "
+                                          "background's horizontal position in this video's normalised x, relative "
+                                          "to the start; stage 5 measures the side-view walker's travel against it")
     frames: list[KeypointFrame]
 
 

@@ -34,6 +34,12 @@ class PanParams:
     agree_share: float = 0.3
     box_margin: float = 0.15
     """People's boxes (on both samples), grown by this share of their size on each side, are not background."""
+    min_slide: float = 0.05
+    """A background that slides less than this share of the frame width over the whole video (largest minus
+    smallest position) is a camera held still: validation.json's `background_track` is then empty and stage 5
+    takes nothing off. The labelled clips filmed from a tripod or a steady hand read 0–0.037 (tremor, and corners
+    on shadows or loose clothes just outside a walker's box: at most ~4 % of a crossing), those filmed by a phone
+    following the walker 0.069–2.8 (`bench/walkers.py`, `walk.camera_pan`)."""
 
 
 PAN = PanParams()

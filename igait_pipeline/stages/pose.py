@@ -195,11 +195,15 @@ def content_box(frame: np.ndarray, dark: int = PAD_DARK, min_bar: float = 0.02) 
     return x0, y0, x1 - x0, y1 - y0
 
 
-def bars_stay_dark(frame: np.ndarray, box: tuple[int, int, int, int], dark: int = PAD_DARK) -> bool:
-    """Whether everything outside `box` (x, y, width, height) is still black padding in this frame."""
+def bars_stay_dark(frame: np.ndarray, box: tuple[int, int, int, int], dark: int = PAD_DARK, edge: int = 0) -> bool:
+    """Whether everything outside `box` (x, y, width, height) is still black padding in this frame, leaving out
+    the `edge` pixels next to the picture (H.264 rings into them from a bright picture edge)."""
     x, y, bw, bh = box
+    h, w = frame.shape[:2]
+    y0, y1 = max(0, y - edge), min(h, y + bh + edge)
+    x0, x1 = max(0, x - edge), min(w, x + bw + edge)
     return all(part.size == 0 or int(part.max()) <= dark
-               for part in (frame[:y], frame[y + bh:], frame[:, :x], frame[:, x + bw:]))
+               for part in (frame[:y0], frame[y1:], frame[:, :x0], frame[:, x1:]))
 
 
 def detect_people(estimator: PoseEstimator, rgb: np.ndarray, max_people: int = 3, pad: float = 0.03,
@@ -341,12 +345,14 @@ class _OverlayWriter:
 
 def extract_keypoints(video: str | os.PathLike, out_dir: str | os.PathLike, view: str, job_id: str,
                       estimator: PoseEstimator | None = None, is_walker: WalkerGate | None = None,
-                      progress: Callable[[int, int], None] | None = None) -> KeypointsResult:
+                      progress: Callable[[int, int], None] | None = None,
+                      background: list[list[float]] | None = None) -> KeypointsResult:
     """Pose on every frame, streamed: a bounded number of frames in memory, keypoints JSON written frame by
     frame, overlay drawn and encoded on a worker thread through an ffmpeg pipe. Writes `{view}_keypoints.json`
     and `{view}_overlay.mp4` (at most OVERLAY_MAX_WIDTH wide) into out_dir.
 
     is_walker rejects detections that are not the walker (their landmarks become null and are counted).
+    background: the camera's pan in this video's normalised x (`Keypoints.background`), written with them.
     """
     info = media.probe(video)
     out_dir = Path(out_dir)
@@ -361,7 +367,8 @@ def extract_keypoints(video: str | os.PathLike, out_dir: str | os.PathLike, view
     try:
         with open(tmp_kp, "w") as f:
             head = {"job_id": job_id, "view": view, "fps": info.fps, "width": info.width, "height": info.height,
-                    "model": {"name": est.name, "version": est.version}, "landmark_names": LANDMARK_NAMES}
+                    "model": {"name": est.name, "version": est.version}, "landmark_names": LANDMARK_NAMES,
+                    "background": background or []}
             f.write(json.dumps(head)[:-1] + ', "frames": [')
             for i, t, frame in media.iter_frames(video):
                 lm = est.process(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), int(t * 1000))

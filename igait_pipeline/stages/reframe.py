@@ -78,8 +78,10 @@ def reframe_view(video: str | os.PathLike, view: ViewValidation, out_video: str 
     out = media.crop(video, out_video, (x, y, w, h), progress=progress)
     track = [[t, (bx0 * info.width - x) / w, (by0 * info.height - y) / h,
               (bx1 * info.width - x) / w, (by1 * info.height - y) / h] for t, bx0, by0, bx1, by1 in view.track]
+    background = [[t, round(bx * info.width / w, 5)] for t, bx in view.background_track]  # crop widths
     return {"box_px": [x, y, w, h], "source_size": [info.width, info.height], "output": out.as_metadata(),
-            "walker_track": [[round(c, 4) for c in r] for r in track], "params": asdict(params)}
+            "walker_track": [[round(c, 4) for c in r] for r in track], "background_track": background,
+            "params": asdict(params)}
 
 
 def walker_gate(track: list[list[float]], params: ReframeParams = DEFAULT_PARAMS):

@@ -72,6 +72,11 @@ class ValidityParams:
     levels), in the first sample and in every later one (else the whole frame is searched from there on)."""
     pad_min_bar: float = 0.02
     """...and bars narrower than this share of the frame's width (height) are ignored."""
+    pad_edge: int = 4
+    """...and in later samples this many pixels of a bar next to the picture are not looked at: H.264 rings
+    into them from a bright picture edge (a real portrait clip read levels up to 9 in the 2 columns next to its
+    picture on its second sample, and stage 2 then searched the whole frame: 5.9 pose runs a sample instead of
+    2.2)."""
     pan: camera.PanParams = field(default_factory=camera.PanParams)
     """How far the camera pans between samples (`camera.background_shift`): the walker's travel across the scene
     is the hips' travel across the picture less the background's."""
@@ -191,7 +196,7 @@ def analyse_view(video: str | os.PathLike, view: str, estimator: PoseEstimator |
         for i, t, frame in media.iter_frames(video, step=step):
             if not samples:
                 region = content_box(frame, params.pad_dark, params.pad_min_bar)
-            elif region is not None and not bars_stay_dark(frame, region, params.pad_dark):
+            elif region is not None and not bars_stay_dark(frame, region, params.pad_dark, params.pad_edge):
                 region = None
             people = detect_people(est, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), region=region)
             if not samples and region is not None:  # the pan is measured inside the first sample's picture
@@ -282,6 +287,9 @@ def analyse_detections(view: str, samples: list[tuple[float, list[Person]]], *, 
                           track=track_rows, tracks=len(tracks), walker_track_id=walker.id if walker else None,
                           walker_coverage=round(len(first) / sampled, 4),
                           walk=walk.as_dict() if walk else {}, view_seen=seen.seen if seen else "unknown",
+                          background_track=([[round(float(t), 3), round(float(x), 5)] for t, x in zip(*pan)]
+                                            if pan is not None and np.ptp(pan[1]) >= params.pan.min_slide
+                                            else []),
                           view_evidence=seen.as_dict() if seen else {}, reasons=reasons, warnings=warnings)
 
 

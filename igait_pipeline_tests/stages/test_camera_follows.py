@@ -56,3 +56,30 @@ def test_a_panning_side_view_reaches_cycles_json_with_its_reason():
     assert c.parameters["walking_speed_norm"] is None and c.parameters["stride_length_norm"] is None
     assert c.settings["strides"]["follow_travel_leg_lengths"] == DEFAULT.strides.follow_travel_leg_lengths
     assert c.quality["cross_view"]["ok"], c.quality["cross_view"]  # the same walker in both views still agrees
+
+
+@pytest.mark.slow
+def test_a_real_panning_side_view_measures_the_walker_against_the_background(panning_side, tmp_path):
+    """The Sports2D walker seen by a window that stands, pans with him and stands (fixtures.walkers.panning_side),
+    through stages 1–4 as the assets run them: stage 2's measure of the pan reaches stage 5 through stage 3's crop
+    and the keypoints, and stage 5 measures his travel against the background. Without it every stride read as
+    gait initiation or termination (the pelvis hardly moves across the picture while the camera pans) and the
+    walk had no steady stride. His speed on the still camera: 1.56 leg lengths/s, strides 1.92 leg lengths."""
+    from igait_pipeline.stages import media, pose, reframe, validity
+
+    converted = tmp_path / "side.mp4"
+    media.convert(panning_side, converted)
+    report = validity.analyse_view(converted, "side")
+    assert report.walking and report.background_track, report.reasons
+    crop = reframe.reframe_view(converted, report, tmp_path / "s3" / "side.mp4")
+    assert crop["background_track"][-1][1] > 0.5  # the background slid right: the camera turned left with him
+    res = pose.extract_keypoints(tmp_path / "s3" / "side.mp4", tmp_path / "s4", "side", "pan2",
+                                 is_walker=reframe.gate_from_crop(crop), background=crop["background_track"])
+    kp = Keypoints.model_validate_json(res.keypoints_path.read_text())
+    assert kp.background == crop["background_track"]
+    m = measure_view(kp, DEFAULT)
+    assert len(m.steady_strides) >= 3 and not m.extras["camera_follows_walker"], [s.excluded for s in m.strides]
+    p = parameters(m, None, DEFAULT)
+    assert 1.45 < p["walking_speed_norm"]["value"] < 1.7 and 1.75 < p["stride_length_norm"]["value"] < 2.1
+    blind = measure_view(kp.model_copy(update={"background": []}), DEFAULT)
+    assert len(blind.steady_strides) <= 1

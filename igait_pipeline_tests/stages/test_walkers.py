@@ -162,6 +162,12 @@ def test_stage_2_searches_a_portrait_video_inside_stage_1s_padding(vtest_approac
     lit = frame.copy()
     lit[500, 10] = 255  # something in a bar: search the whole frame again
     assert not pose.bars_stay_dark(lit, (x, y, w, h))
+    ringing = frame.copy()  # H.264 rings into the 2 columns next to a bright picture edge (levels up to 9 seen)
+    ringing[:, x - 2:x] = ringing[:, x + w:x + w + 2] = validity.PARAMS.pad_dark + 1
+    assert not pose.bars_stay_dark(ringing, (x, y, w, h))
+    assert pose.bars_stay_dark(ringing, (x, y, w, h), edge=validity.PARAMS.pad_edge)
+    ringing[:, x - validity.PARAMS.pad_edge - 1] = 255  # beyond the edge it is the bar's own: lit
+    assert not pose.bars_stay_dark(ringing, (x, y, w, h), edge=validity.PARAMS.pad_edge)
     assert pose.content_box(np.zeros((1080, 1920, 3), np.uint8)) is None
 
     runs = []

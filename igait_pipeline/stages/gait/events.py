@@ -181,8 +181,17 @@ def measure_view(kp: Keypoints, settings: GaitSettings = DEFAULT) -> ViewMeasure
     mx, my = ss.edge_margin * a.width, ss.edge_margin * a.height
     res.in_frame = res.used & np.all((lower[..., 0] > mx) & (lower[..., 0] < a.width - mx) & (lower[..., 1] > my)
                                      & (lower[..., 1] < a.height - my), axis=1)
-    pelvis = mid(xy, "left_hip", "right_hip")
     leg = res.leg_px
+    if kp.view == "side" and kp.background:
+        # The camera's pan (stage 2): every landmark measured against the background, so the pelvis travels as
+        # the walker does over the ground. The frame-edge test above stays in the picture; signals relative to
+        # the pelvis, angles and heel-to-heel distances do not change.
+        bg = np.asarray(kp.background, float)
+        shift = np.interp(a.t, bg[:, 0], bg[:, 1]) * a.width
+        xy = xy.copy()
+        xy[..., 0] -= shift[:, None]
+        res.extras["camera_pan_leg_lengths"] = round(float(np.ptp(shift[res.used])) / leg, 3)
+    pelvis = mid(xy, "left_hip", "right_hip")
     if kp.view == "side":
         res.direction, res.direction_label, travel, warn = _direction_side(
             a.t, xy, res.used, leg, settings.strides.follow_travel_leg_lengths)
