@@ -83,3 +83,29 @@ def test_a_real_panning_side_view_measures_the_walker_against_the_background(pan
     assert 1.45 < p["walking_speed_norm"]["value"] < 1.7 and 1.75 < p["stride_length_norm"]["value"] < 2.1
     blind = measure_view(kp.model_copy(update={"background": []}), DEFAULT)
     assert len(blind.steady_strides) <= 1
+
+
+def _with_background(kp: Keypoints, share: float) -> Keypoints:
+    """The panning view with stage 2's background track: the pan itself (share 1: a camera that turns), or a
+    `share` of it (a camera carried along beside the walker: the far background slides less than the walker)."""
+    panned = panning(kp)
+    frames = [f for f in kp.frames if f.landmarks is not None]
+    t = np.array([f.t for f in frames])
+    x = np.array([(f.landmarks[LM["left_hip"]][0] + f.landmarks[LM["right_hip"]][0]) / 2 for f in frames])
+    slope = np.polyfit(t, x, 1)[0]
+    panned.background = [[float(s), float(-share * slope * (s - t[0]))] for s in t[::10]]
+    return panned
+
+
+def test_a_background_track_gives_the_walkers_speed_and_a_carried_camera_none():
+    side = synthetic.make_walker(20_022).side
+    still = parameters(measure_view(side, DEFAULT), None, DEFAULT)
+    turned = measure_view(_with_background(side, 1.0), DEFAULT)
+    assert not turned.extras["camera_follows_walker"] and turned.extras["camera_pan_leg_lengths"] > 5
+    p = parameters(turned, None, DEFAULT)
+    assert p["walking_speed_norm"]["value"] == pytest.approx(still["walking_speed_norm"]["value"], rel=0.01)
+    assert p["stride_length_norm"]["value"] == pytest.approx(still["stride_length_norm"]["value"], rel=0.01)
+    carried = parameters(measure_view(_with_background(side, 0.6), DEFAULT), None, DEFAULT)
+    for name in ("walking_speed_norm", "stride_length_norm"):
+        assert carried[name]["value"] is None and "disagrees with two steps" in carried[name]["reason"]
+    assert carried["step_length_norm"]["value"] == pytest.approx(still["step_length_norm"]["value"], rel=0.01)

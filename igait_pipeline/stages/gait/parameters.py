@@ -94,6 +94,18 @@ def parameters(res: ViewMeasurement, front: ViewMeasurement | None,
     no_speed = (f"the camera follows the walker (the pelvis travels only {res.extras['pelvis_travel_leg_lengths']}"
                 f" leg lengths across the picture): no walking speed from the pelvis's travel" if follows
                 else "side view only (pelvis travel)")
+    if speed and mean and lengths and "camera_pan_leg_lengths" in res.extras:
+        # Measured against a moving camera's background: right for a camera that turns, short for one carried
+        # along beside the walker (the far background slides less than the walker's plane). Two steps, measured
+        # heel to heel in the walker's own plane, must make about one stride.
+        stride, steps = speed * mean, 2 * float(np.mean(lengths))
+        tol = st.moving_camera_stride_tolerance
+        if not 1 / (1 + tol) <= steps / stride <= 1 + tol:
+            speed, no_speed = None, (
+                f"the camera moved with the walker: the stride against the background ({stride:.2f} leg lengths) "
+                f"disagrees with two steps ({steps:.2f}) by more than {tol:.0%} (a camera carried along beside the "
+                f"walker: the far background slides less than the walker does), so no walking speed or stride "
+                f"length")
     out["walking_speed_norm"] = _info(speed, ns, "steady strides", few or (None if speed else no_speed))
     out["stride_length_norm"] = _info(speed * mean if speed and mean else None, ns, "steady strides",
                                       out["walking_speed_norm"]["reason"] or few)

@@ -160,6 +160,13 @@ class StrideSettings:
     """Side view: a stride whose mean pelvis speed differs from the median stride's (strides cut by the frame edge
     left out) by more than this share is gait initiation (speeding up) or termination (slowing down), not steady
     walking, and is dropped."""
+    moving_camera_stride_tolerance: float = 0.25
+    """Side view measured against a moving camera's background (`Keypoints.background`, stage 2's pan): walking
+    speed and stride length come from the pelvis's travel against the background, right for a camera that turns
+    (a window panning over the Sports2D walk: two steps / stride 1.02) but short for one carried along beside the
+    walker, whose far background slides less than the walker's own plane (the BlackDuomu side clip: 1.68). When
+    two steady steps (heel to heel, in the walker's plane) and the stride differ by more than this share, both are
+    null with the reason. On 22 real still-camera side clips two steps / stride read 0.81–1.11."""
     follow_travel_leg_lengths: float = 1.0
     """Side view: when the pelvis travels less than this many leg lengths across the picture over the whole
     recording (a straight-line fit), the camera follows the walker (a phone panning with the child) or the walker
