@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pytest
 
+from igait_pipeline.layout import PIPELINE_STAGES
 from igait_pipeline_tests.fixtures.media import GOOD_METADATA, REPO
 
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -66,6 +67,8 @@ SERVICES = {
         "http://127.0.0.1:9464/metrics",
 }
 MODEL_VERSION, MODEL_NAME = "2.1.0", "team-net"
+# the README's command that lists what `--select '*'` covers on the per-job code location: its output is checked
+LIST_STAR = ".venv/bin/dagster asset list -m igait_pipeline.definitions --select '*'"
 
 
 def doc_commands(path: Path) -> list[tuple[int, str]]:
@@ -99,7 +102,8 @@ def test_every_doc_command_is_run_or_skipped_with_a_reason():
     cmds = {c for p in DOCS for _, c in doc_commands(p)}
     assert ".venv/bin/igait demo      # 2. run the main job on the public sample walking video (local storage, " \
            "SQLite instance)" in cmds
-    assert any("--select '*' --partition user123_5" in c for c in cmds)
+    assert any(c.startswith(LIST_STAR) for c in cmds)  # what '*' covers, read back by the test below
+    assert any("--select 'gait_cycles*' --partition user123_5" in c for c in cmds)
     run = [c for c in cmds if not skip_reason(c)]
     assert not [c for c in run if re.search(r"\s\[[^\]]*\]", c.split("#")[0])], "optional [..] in a command"
     unused = [p for p in SKIP if not any(c.startswith(p) for c in cmds)]
@@ -238,16 +242,21 @@ def test_readme_and_docs_commands_run_as_written(tmp_path, monkeypatch, sample_v
                                                  side_walk_3s):
     work = tmp_path / "igait-pipeline"
     work.mkdir()
+    t = time.monotonic()
     _fresh_copy(work, sample_video)
+    copied = f"{time.monotonic() - t:6.1f} s  (test) the fresh copy and its instance"
     shutil.copyfile(vtest_approaching_front, work / "FRONT.mp4")
     shutil.copyfile(side_walk_3s, work / "SIDE.mp4")
     (work / "META.json").write_text(json.dumps(GOOD_METADATA))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IGAIT_", "DAGSTER_", "PYTEST_"))}
     shell = Shell(work, env)
+    shell.log.append(copied)
     skipped = []
     for doc in DOCS:
         if doc.name == "research.md":
+            t = time.monotonic()
             model_dir = _research_cohort(work, monkeypatch)
+            shell.log.append(f"{time.monotonic() - t:6.1f} s  (test) the research cohort and the model from elsewhere")
         for line, cmd in doc_commands(doc):
             where = f"{doc.relative_to(REPO)}:{line}"
             if why := skip_reason(cmd):
@@ -261,10 +270,15 @@ def test_readme_and_docs_commands_run_as_written(tmp_path, monkeypatch, sample_v
             if service:
                 shell.service(cmd_run, service, where)
             else:
-                shell.run(cmd_run, where)
+                proc = shell.run(cmd_run, where)
+                if cmd.startswith(LIST_STAR):  # '*' on the per-job location: every stage asset, no cohort asset
+                    assert sorted(proc.stdout.split()) == sorted(k for st in PIPELINE_STAGES for k in st.asset_keys), \
+                        proc.stdout
         if doc.name == "README.md":
-            # the README ran user123_5 whole (`igait run --job-id`, then `--select '*'`): now "Materialize all"
+            # the README ran user123_5 whole (`igait run --job-id`), then stage 5 on: now "Materialize all"
+            t = time.monotonic()
             _materialize_all_through_graphql(work, env, "user123_5")
+            shell.log.append(f"{time.monotonic() - t:6.1f} s  (test) Materialize all through GraphQL")
     print("\n".join(shell.log), "\nskipped:\n" + "\n".join(skipped))
     # what the commands did, read back: the jobs ran to results.zip, the imported model scored user123_5 and the
     # rollback put the reference model back; the backfill was submitted (the daemon would run it)

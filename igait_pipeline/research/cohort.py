@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,29 +62,39 @@ def _overlay(kp: Keypoints, dst: Path, width: int) -> None:
 
 
 def write_cohort(storage: Storage, settings: CohortSettings = CohortSettings()) -> list[CohortJob]:
-    """Write every job's stage 0 metadata and stage 4 files; return the jobs (label file: `cohort_labels`)."""
-    jobs = []
-    for label in (1, 0):
-        for k in range(settings.participants_per_class):
-            number = 2 * k + (1 - label)  # the classes interleave: simkid-000 ASD-like, -001 TD-like, ...
-            participant = f"simkid-{number:03d}"
-            child_seed = settings.seed * 10_000 + number
-            params = synthetic.sample_params(np.random.default_rng(child_seed), label)
-            for j in range(1, settings.jobs_per_participant + 1):
-                job_id = f"{participant}_{j}"
-                w = synthetic.make_walker(child_seed * 100 + j, label=label, job_id=job_id, params=params)
-                meta = {"age": w.metadata.age, "sex": w.metadata.sex, "height": f"{w.metadata.height_cm} cm",
-                        "weight": f"{w.metadata.weight_kg} kg", "ethnicity": "synthetic",
-                        "email": f"{participant}@example.invalid"}
-                for view, kp in (("front", w.front), ("side", w.side)):
-                    storage.write_bytes(job_key(job_id, 4, f"{view}_keypoints.json"), kp.model_dump_json().encode())
-                    if settings.overlay_width:
-                        with tempfile.TemporaryDirectory() as tmp:
-                            out = Path(tmp) / f"{view}_overlay.mp4"
-                            _overlay(kp, out, settings.overlay_width)
-                            storage.upload(out, job_key(job_id, 4, f"{view}_overlay.mp4"))
-                storage.write_bytes(job_key(job_id, 0, "metadata.json"), json.dumps(meta).encode())
-                jobs.append(CohortJob(job_id, participant, "ASD" if label else "NO ASD"))
+    """Write every job's stage 0 metadata and stage 4 files; return the jobs (label file: `cohort_labels`).
+    Per job its stage 4 files first, metadata.json last (as an upload completes). The overlay videos are drawn two
+    at a time (each encoder is an ffmpeg process of its own, mostly starting up for these short clips)."""
+    jobs, pending = [], []
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers=2) as pool:
+        for label in (1, 0):
+            for k in range(settings.participants_per_class):
+                number = 2 * k + (1 - label)  # the classes interleave: simkid-000 ASD-like, -001 TD-like, ...
+                participant = f"simkid-{number:03d}"
+                child_seed = settings.seed * 10_000 + number
+                params = synthetic.sample_params(np.random.default_rng(child_seed), label)
+                for j in range(1, settings.jobs_per_participant + 1):
+                    job_id = f"{participant}_{j}"
+                    w = synthetic.make_walker(child_seed * 100 + j, label=label, job_id=job_id, params=params)
+                    meta = {"age": w.metadata.age, "sex": w.metadata.sex, "height": f"{w.metadata.height_cm} cm",
+                            "weight": f"{w.metadata.weight_kg} kg", "ethnicity": "synthetic",
+                            "email": f"{participant}@example.invalid"}
+                    overlays = []
+                    for view, kp in (("front", w.front), ("side", w.side)):
+                        storage.write_bytes(job_key(job_id, 4, f"{view}_keypoints.json"),
+                                            kp.model_dump_json().encode())
+                        if settings.overlay_width:
+                            out = Path(tmp) / f"{job_id}.{view}_overlay.mp4"
+                            overlays.append((pool.submit(_overlay, kp, out, settings.overlay_width), out,
+                                             job_key(job_id, 4, f"{view}_overlay.mp4")))
+                    pending.append((job_id, overlays, meta))
+                    jobs.append(CohortJob(job_id, participant, "ASD" if label else "NO ASD"))
+        for job_id, overlays, meta in pending:
+            for drawn, out, key in overlays:
+                drawn.result()
+                storage.upload(out, key)
+                out.unlink()
+            storage.write_bytes(job_key(job_id, 0, "metadata.json"), json.dumps(meta).encode())
     return sorted(jobs, key=lambda j: j.job_id)
 
 

@@ -409,7 +409,11 @@ def plot_walks(report: ValidationReport) -> bytes:
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(10.5, 2.4 * len(report.views)), dpi=90)
+    height = 2.4 * len(report.views)
+    fig = Figure(figsize=(10.5, height), dpi=90)
+    # fixed margins (tight_layout drew the figure an extra time to measure them): what it computed for one and
+    # two views, rounded outwards; bottom and top in inches, so they hold for either height
+    fig.subplots_adjust(left=0.08, right=0.985, bottom=0.62 / height, top=1 - 0.36 / height, hspace=0.35)
     axes = fig.subplots(len(report.views), 1, squeeze=False)[:, 0]
     for ax, (view, v) in zip(axes, report.views.items()):
         w = v.walk
@@ -428,7 +432,6 @@ def plot_walks(report: ValidationReport) -> bytes:
                      + f"; seen {v.view_seen}", fontsize=9)
         ax.set_ylabel("body heights", fontsize=8)
     axes[-1].set_xlabel("time (s)")
-    fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()

@@ -193,6 +193,27 @@ def test_plots_are_pngs_drawn_from_the_measurement():
     assert all(p[:8] == b"\x89PNG\r\n\x1a\n" and len(p) > 10_000 for p in pngs.values())
 
 
+def test_plots_fit_their_fixed_margins(monkeypatch):
+    """The figures have fixed margins (no tight_layout): every label, title and legend of both figures, for each
+    view (the front view's longer axis label) and a walk with joints not measured, lies inside the figure."""
+    from igait_pipeline.stages.gait import plot
+
+    drawn = []
+    png = plot._png
+    monkeypatch.setattr(plot, "_png", lambda fig: drawn.append(fig) or png(fig))
+    w = synthetic.make_walker(2, job_id="t1")
+    gait = cycles.measure_gait(w.side, w.front, "t1")
+    plot.plot_events(gait.views["side"], gait.cycles)
+    plot.plot_events(gait.views["front"], gait.cycles)
+    plot.plot_curves(gait.cycles)
+    plot.plot_curves(cycles.measure_gait(side(params(), seed=12, direction=1)[0], None, "t1").cycles)
+    assert len(drawn) == 4
+    for fig in drawn:
+        box = fig.get_tightbbox()  # inches, of everything drawn
+        w_in, h_in = fig.get_size_inches()
+        assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= w_in and box.y1 <= h_in, (box, w_in, h_in)
+
+
 def _slow_start(kp: Keypoints, until: float, factor: float) -> Keypoints:
     """The same walk with its first `until` seconds played `factor` times slower (a walker speeding up: gait
     initiation), resampled at the original frame rate."""

@@ -80,7 +80,7 @@ def test_swapped_slots_are_refused_naming_both(side_view, front_view):
     assert validity.check_views("user8_4", {"front": front_view, "side": side_view}) == ("ok", None)
 
 
-def test_a_side_view_in_the_front_slot_is_refused(side_walk, side_walk_mirrored):
+def test_a_side_view_in_the_front_slot_is_refused(side_walk, side_walk_mirrored, monkeypatch):
     """Two side views (the second mirrored): old code accepted them with a note; now refused naming both."""
     report = validity.validate({"front": side_walk, "side": side_walk_mirrored}, "user8_1")
     assert not report.valid
@@ -95,6 +95,18 @@ def test_a_side_view_in_the_front_slot_is_refused(side_walk, side_walk_mirrored)
     assert len(series["t"]) == len(series["offset"]) == len(series["fit"]) == report.views["front"].walk[
         "rhythm_samples"]
     assert validity.plot_walks(report).startswith(b"\x89PNG")
+    # its fixed margins hold every label, title and legend, with two views and with one
+    from matplotlib.figure import Figure
+
+    drawn = []
+    savefig = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: drawn.append(fig) or savefig(fig, *a, **k))
+    validity.plot_walks(report)
+    validity.plot_walks(report.model_copy(update={"views": {"front": report.views["front"]}}))
+    assert len(drawn) == 2
+    for fig in drawn:
+        box, (w, h) = fig.get_tightbbox(), fig.get_size_inches()
+        assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= w and box.y1 <= h, (box, w, h)
 
 
 def test_the_second_pass_finds_the_walker_between_samples(side_walk, side_view):

@@ -12,19 +12,25 @@ from igait_pipeline.stages.gait.kinematics import JOINTS
 from igait_pipeline.stages.gait.signals import FEET
 
 COLORS = {"left": "tab:blue", "right": "tab:red"}
+# Fixed margins (figure fractions) instead of tight_layout: they are what tight_layout computed for these two
+# figures (rounded outwards), whose sizes, labels and legends do not change; tight_layout drew every figure an
+# extra time to measure it, about 40 % of the stage's plotting time.
+EVENTS_MARGINS = {"left": 0.08, "right": 0.835, "bottom": 0.145, "top": 0.915, "hspace": 0.14}
+CURVES_MARGINS = {"left": 0.075, "right": 0.985, "bottom": 0.095, "top": 0.944, "wspace": 0.15, "hspace": 0.34}
 
 
-def _figure(w: float, h: float):
+def _figure(w: float, h: float, margins: dict):
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(w, h), dpi=90)
+    fig = Figure(figsize=(w, h), dpi=90)
+    fig.subplots_adjust(**margins)
+    return fig
 
 
 def _png(fig) -> bytes:
-    fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
@@ -33,7 +39,7 @@ def _png(fig) -> bytes:
 def plot_events(res: ViewMeasurement, cycles: Cycles) -> bytes:
     """PNG: the view's heel (and ankle) signals per foot with heel strikes (▼) and toe-offs (▲); steady strides as
     solid bars, excluded ones hatched. Pass the measurement of `cycles.view_used`."""
-    fig = _figure(10.5, 4.2)
+    fig = _figure(10.5, 4.2, EVENTS_MARGINS)
     ax, bx = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [4, 1]})
     t = res.t
     for foot in FEET:
@@ -77,7 +83,7 @@ def plot_curves(cycles: Cycles) -> bytes:
     kin = cycles.kinematics or {}
     curves = kin.get("curves", {})
     joints = [j for js in JOINTS.values() for j in js]
-    fig = _figure(10.5, 6.0)
+    fig = _figure(10.5, 6.0, CURVES_MARGINS)
     axes = fig.subplots(2, 2).ravel()
     for ax, j in zip(axes, joints):
         for foot in FEET:
