@@ -14,17 +14,23 @@ from igait_pipeline.stages.gait.parameters import parameters
 from igait_pipeline.stages.gait.settings import DEFAULT
 
 
+def _pelvis_trend(kp: Keypoints) -> tuple[np.ndarray, float, float]:
+    """Times of the frames with landmarks, and the slope and intercept of the pelvis's straight-line x trend."""
+    frames = [f for f in kp.frames if f.landmarks is not None]
+    t = np.array([f.t for f in frames])
+    x = np.array([(f.landmarks[LM["left_hip"]][0] + f.landmarks[LM["right_hip"]][0]) / 2 for f in frames])
+    slope, icpt = np.polyfit(t, x, 1)
+    return t, float(slope), float(icpt)
+
+
 def panning(kp: Keypoints) -> Keypoints:
     """The same walk seen by a camera that pans with the walker at the walker's mean speed: every landmark moves
     by the pelvis's straight-line trend, so the walker stays in the middle of the picture (the pelvis's sway within
     a stride stays)."""
     kp = kp.model_copy(deep=True)
-    frames = [f for f in kp.frames if f.landmarks is not None]
-    t = np.array([f.t for f in frames])
-    x = np.array([(f.landmarks[LM["left_hip"]][0] + f.landmarks[LM["right_hip"]][0]) / 2 for f in frames])
-    slope, icpt = np.polyfit(t, x, 1)
-    for f in frames:
-        for lm in f.landmarks:
+    _, slope, icpt = _pelvis_trend(kp)
+    for f in kp.frames:
+        for lm in f.landmarks or []:
             lm[0] -= slope * f.t + icpt - 0.5
     return kp
 
@@ -89,10 +95,7 @@ def _with_background(kp: Keypoints, share: float) -> Keypoints:
     """The panning view with stage 2's background track: the pan itself (share 1: a camera that turns), or a
     `share` of it (a camera carried along beside the walker: the far background slides less than the walker)."""
     panned = panning(kp)
-    frames = [f for f in kp.frames if f.landmarks is not None]
-    t = np.array([f.t for f in frames])
-    x = np.array([(f.landmarks[LM["left_hip"]][0] + f.landmarks[LM["right_hip"]][0]) / 2 for f in frames])
-    slope = np.polyfit(t, x, 1)[0]
+    t, slope, _ = _pelvis_trend(kp)
     panned.background = [[float(s), float(-share * slope * (s - t[0]))] for s in t[::10]]
     return panned
 

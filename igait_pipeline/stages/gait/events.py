@@ -653,12 +653,13 @@ def _strides(res: ViewMeasurement, settings: GaitSettings) -> None:
         res.warnings.append(f"{res.view} view: {implausible} stride(s) dropped as implausible (outside {lo}–{hi} s "
                             f"or over {st.missed_event_ratio}× the median stride: a missed heel strike)")
     t = res.t
-    ground = _ground_speed(res) if res.extras.get("camera_follows_walker") else None
+    follows = res.extras.get("camera_follows_walker")
+    ground = _ground_speed(res) if follows else None
     for s in res.strides:
         sel = (t >= s.start) & (t <= s.end)
         if res.in_frame is not None and not res.in_frame[sel].all():
             s.steady, s.excluded = False, "cut by the frame edge"
-        if res.extras.get("camera_follows_walker"):
+        if follows:
             s.speed_norm = round(float(np.nanmean(ground[sel])), 4) if np.isfinite(ground[sel]).any() else None
         elif "pelvis_forward_norm" in res.extras:
             x = res.extras["pelvis_forward_norm"]
@@ -667,7 +668,7 @@ def _strides(res: ViewMeasurement, settings: GaitSettings) -> None:
     # Gait initiation / termination: strides much slower (or faster) than the median stride of the walk.
     speeds = [s.speed_norm for s in res.strides if s.steady and s.speed_norm is not None]
     ref = float(np.median(speeds)) if speeds else None
-    what = "speed over the ground" if res.extras.get("camera_follows_walker") else "pelvis speed"
+    what = "speed over the ground" if follows else "pelvis speed"
     for s in res.strides:
         if ref and s.steady and s.speed_norm is not None and abs(s.speed_norm / ref - 1) > st.speed_tolerance:
             s.steady = False

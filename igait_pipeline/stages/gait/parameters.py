@@ -29,8 +29,11 @@ METHODS = {
                         "in leg lengths",
     "walking_speed_norm": "side view: pelvis (mid-hip) horizontal displacement over the steady strides divided by "
                           "their duration, in leg lengths per second; leg length = median over used frames of the "
-                          "2-D hip–knee plus knee–ankle distance in pixels (mean of both legs); null when the camera "
-                          "follows the walker (StrideSettings.follow_travel_leg_lengths)",
+                          "2-D hip–knee plus knee–ankle distance in pixels (mean of both legs); against the "
+                          "background when the camera pans (Keypoints.background); null when the camera follows the "
+                          "walker and its pan is not known (StrideSettings.follow_travel_leg_lengths), or when against "
+                          "a moving camera's background the stride disagrees with two steady steps "
+                          "(StrideSettings.moving_camera_stride_tolerance)",
     "stride_length_norm": "walking_speed_norm × stride_time_mean_s, in leg lengths",
     "base_width_ratio": "front view: per steady stride, the 90th percentile (FrontSettings.base_width_percentile) of "
                         "the frame-by-frame horizontal ankle separation over hip separation (both in the same "
